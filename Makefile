@@ -1,0 +1,38 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+# Both are idempotent: set-up is skipped when the venv stamp is newer than its inputs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.edgeforge-installed
+DIGITS := examples/digits
+DEMO_OUT := build/digits-pixel-8
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+$(DIGITS)/model.pt2 $(DIGITS)/data.npz: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py
+	$(PY) $(DIGITS)/train.py --out $(DIGITS)
+
+$(DEMO_OUT)/report.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz
+	$(VENV)/bin/sdkgen compress $(DIGITS)/model.pt2 --profile pixel-8 --data $(DIGITS)/data.npz --out $(DEMO_OUT)
+
+demo: $(DEMO_OUT)/report.json
+	@echo "demo output: $(DEMO_OUT)"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(DIGITS)/model.pt2
+	$(PY) bench/compress.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,101 @@
+"""Sample data: ``.npz`` archives read without pickle and matched to a model's inputs."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compressor.errors import DataMismatchError, InvalidInputError
+from compressor.tensors import TensorSpec
+
+LABELS_KEY = "labels"
+SINGLE_INPUT_KEY = "x"
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """Model inputs by name (each with a leading sample axis) and optional integer labels."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def take(self, start: int, stop: int) -> "SampleData":
+        labels = None if self.labels is None else self.labels[start:stop]
+        return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels)
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file; object (pickled) arrays are refused, never loaded."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"data file {path} does not exist; pass an .npz written by numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InvalidInputError(
+                f"data file {path} holds object arrays, which can only be read by unpickling; EdgeForge never "
+                "unpickles user data. Save plain numeric arrays instead, e.g. np.savez(path, x=x.astype(np.float32), "
+                "labels=y.astype(np.int64))"
+            ) from None
+        raise InvalidInputError(f"data file {path} is not a readable .npz archive: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InvalidInputError(f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez") from None
+
+
+def match_inputs(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...], source: str) -> SampleData:
+    """Pair arrays with the model's input specs by name (``x`` for a single input) and check shapes and dtypes."""
+    arrays = dict(arrays)
+    labels = arrays.pop(LABELS_KEY, None)
+    expected = ", ".join(s.describe() for s in specs)
+    if len(specs) == 1 and set(arrays) == {SINGLE_INPUT_KEY}:
+        arrays = {specs[0].name: arrays[SINGLE_INPUT_KEY]}
+    names = {s.name for s in specs}
+    if set(arrays) != names:
+        hint = f" (or '{SINGLE_INPUT_KEY}' for a single-input model)" if len(specs) == 1 else ""
+        raise DataMismatchError(
+            f"{source} has arrays {sorted(arrays) or '(none)'} besides '{LABELS_KEY}'; the model takes inputs "
+            f"{expected}. Name one array per model input{hint}, plus an optional '{LABELS_KEY}' array."
+        )
+    matched: dict[str, np.ndarray] = {}
+    for spec in specs:
+        matched[spec.name] = _match_one(arrays[spec.name], spec, source)
+    counts = {len(a) for a in matched.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise DataMismatchError(f"{source}: every input array needs the same number (> 0) of samples, got {sorted(counts)}")
+    if labels is not None:
+        labels = _match_labels(labels, counts.pop(), source)
+    return SampleData(matched, labels)
+
+
+def _match_one(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
+    got = f"array '{spec.name}' of shape {list(array.shape)} and dtype {array.dtype}"
+    if array.ndim != len(spec.shape) or any(
+        want is not None and have != want for have, want in zip(array.shape[1:], spec.shape[1:])
+    ):
+        raise DataMismatchError(
+            f"{source}: {got} does not match model input {spec.describe()}; the first axis counts samples, "
+            "the others must equal the model's"
+        )
+    want = np.dtype(spec.dtype)
+    if array.dtype == want:
+        return array
+    if np.can_cast(array.dtype, want, casting="same_kind"):
+        return array.astype(want)
+    raise DataMismatchError(f"{source}: {got} cannot be used for model input {spec.describe()}; save it as {want}")
+
+
+def _match_labels(labels: np.ndarray, count: int, source: str) -> np.ndarray:
+    if labels.ndim != 1 or len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
+        raise DataMismatchError(
+            f"{source}: '{LABELS_KEY}' must be a 1-D integer array with one class index per sample "
+            f"({count}); got shape {list(labels.shape)} and dtype {labels.dtype}"
+        )
+    return labels.astype(np.int64)

@@ -1,0 +1,116 @@
+"""Convert the source model to TFLite once in fp32, then quantize it with ai-edge-quantizer per precision.
+
+PyTorch sources (and ONNX ones, through onnx2torch) go through litert-torch;
+Keras sources through TensorFlow's TFLiteConverter.  Every precision is
+derived from the same fp32 flatbuffer: fp16 by casting weights, int8-dynamic by
+per-channel int8 weights with float activations, int8-full by per-channel int8
+weights and int8 activations calibrated on the user's data (int8 model inputs
+and outputs included, as integer-only accelerators need).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from compressor.errors import ConversionError, EdgeForgeError
+from compressor.native_output import captured
+from compressor.profiles import Format, Precision
+from compressor.state import BuildState, Candidate
+
+FORMAT = Format.TFLITE
+
+
+def run(state: BuildState) -> None:
+    precisions = state.precisions_for(FORMAT)
+    stage = state.progress.stage("convert tflite", len(precisions) + 1)
+    base = state.workdir / "fp32-base.tflite"
+    with captured(state.workdir / "converter.log"):
+        convert_fp32(state, base)
+    stage.advance("fp32 flatbuffer")
+    for precision in precisions:
+        candidate = Candidate(FORMAT, precision, state.workdir / "candidates" / f"{precision.value}.tflite")
+        candidate.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with captured(state.workdir / "converter.log"):
+                quantize(base, candidate.path, precision, state)
+        except EdgeForgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed precision must not sink the others
+            candidate.error = f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}"
+        state.candidates.append(candidate)
+        stage.advance(precision.value)
+
+
+def convert_fp32(state: BuildState, out) -> None:
+    """Write the plain fp32 TFLite conversion of the source model to ``out`` (batch of one, static shapes)."""
+    try:
+        if state.source.family == "keras":
+            _convert_keras(state, out)
+        else:
+            _convert_torch(state, out)
+    except EdgeForgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(
+            f"converting {state.source.format} model to TFLite failed ({type(exc).__name__}: {str(exc)[:400]}); "
+            "see converter.log in the work directory"
+        ) from exc
+
+
+def _convert_torch(state: BuildState, out) -> None:
+    import litert_torch
+
+    litert_torch._config.config.show_progress = False  # noqa: SLF001 - keep the user's terminal for our bars
+    module = state.source.torch_module()
+    edge_model = litert_torch.convert(module, state.torch_sample_args())
+    edge_model.export(str(out))
+
+
+def _convert_keras(state: BuildState, out) -> None:
+    import tensorflow as tf
+
+    model = state.source.handle
+    specs = [tf.TensorSpec(s.with_batch(1).shape, tf.dtypes.as_dtype(s.dtype), name=s.name) for s in state.source.inputs]
+    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function(*specs)], model)
+    out.write_bytes(converter.convert())
+
+
+def _recipe(precision: Precision):
+    from ai_edge_quantizer import qtyping, recipe, recipe_manager
+
+    if precision is Precision.FP16:
+        manager = recipe_manager.RecipeManager()
+        manager.add_weight_only_config(
+            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16, algorithm_key="float_casting"
+        )
+        return manager.get_quantization_recipe()
+    if precision is Precision.INT8_DYNAMIC:
+        return recipe.dynamic_wi8_afp32()
+    return recipe.static_wi8_ai8()
+
+
+def quantize(base, out, precision: Precision, state: BuildState) -> None:
+    """Derive the ``precision`` artifact from the fp32 flatbuffer ``base``."""
+    if precision is Precision.FP32:
+        shutil.copyfile(base, out)
+        return
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import quantizer
+
+    engine = quantizer.Quantizer(str(base), _recipe(precision))
+    calibration = None
+    if engine.need_calibration:
+        interpreter = Interpreter(model_path=str(base))
+        key = next(iter(interpreter.get_signature_list()))
+        by_tensor = {d["index"]: name for name, d in interpreter.get_signature_runner(key).get_input_details().items()}
+        names = [by_tensor[d["index"]] for d in interpreter.get_input_details()]  # positional order
+        data = state.calibration()
+        samples = [
+            {name: np.ascontiguousarray(array[i : i + 1]) for name, array in zip(names, data.inputs.values())}
+            for i in range(len(data))
+        ]
+        calibration = engine.calibrate({key: samples})
+    engine.quantize(calibration, enable_progress_report=False).export_model(str(out), overwrite=True)

@@ -1,0 +1,145 @@
+"""Named hardware profiles: one TOML file per device, validated by one schema.
+
+Profiles are data.  Code asks a profile what it accepts (formats, precisions,
+static shapes, an op allow-list), what it can hold (budgets), how fast it is
+(compute figures for latency estimates) and how it is connected (network
+figures for the split planner); code never branches on a profile's name.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from compressor.errors import ProfileError, UnknownNameError
+
+PROFILE_DIR = Path(__file__).parent
+SCHEMA_VERSION = 1
+
+
+class Format(str, Enum):
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+
+class Precision(str, Enum):
+    """Weight/activation precision of an artifact, ordered from largest to smallest."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8_DYNAMIC = "int8-dynamic"
+    INT8_FULL = "int8-full"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class Accepts(_Frozen):
+    """What the device's runtime can load."""
+
+    formats: tuple[Format, ...] = Field(min_length=1, description="formats shipped to the device, all of them")
+    precisions: tuple[Precision, ...] = Field(min_length=1)
+    static_shapes: bool = Field(False, description="every tensor shape must be known at conversion time")
+    integer_only: bool = Field(False, description="int8 everywhere, model inputs and outputs included")
+    op_allowlist: tuple[str, ...] = Field((), description="TFLite builtin ops allowed; empty means any")
+
+    @model_validator(mode="after")
+    def _integer_only_means_int8_full(self) -> "Accepts":
+        if self.integer_only and set(self.precisions) != {Precision.INT8_FULL}:
+            raise ValueError("integer_only profiles accept precisions = ['int8-full'] only")
+        return self
+
+
+class Budgets(_Frozen):
+    memory_mb: float = Field(gt=0, description="RAM a model may use: weights plus peak activations")
+    storage_mb: float = Field(gt=0, description="largest artifact the app may ship")
+
+
+class Compute(_Frozen):
+    """Effective throughput figures used to estimate latency on the device."""
+
+    gmacs: dict[Precision, float] = Field(description="effective giga multiply-accumulates per second")
+    memory_bandwidth_gbps: float = Field(gt=0)
+    op_overhead_us: float = Field(ge=0, description="fixed cost per operator dispatch")
+    estimate: bool = Field(description="true when figures are derived from spec sheets, not measured")
+    source: str = Field(min_length=1, description="where the figures come from")
+
+
+class Network(_Frozen):
+    uplink_mbps: float = Field(gt=0)
+    downlink_mbps: float = Field(gt=0)
+    rtt_ms: float = Field(ge=0)
+
+
+class Power(_Frozen):
+    """Optional power figures for the energy objective of the split planner."""
+
+    compute_w: float = Field(gt=0)
+    radio_tx_w: float = Field(gt=0)
+    idle_w: float = Field(ge=0)
+
+
+class Profile(_Frozen):
+    """A named hardware target."""
+
+    schema_version: Literal[1]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    display_name: str
+    platform: Literal["android", "ios", "linux"]
+    runtime: str
+    delegates: tuple[str, ...] = ()
+    accepts: Accepts
+    budgets: Budgets
+    compute: Compute
+    network: Network
+    power: Power | None = None
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _every_precision_has_a_figure(self) -> "Profile":
+        missing = [p.value for p in self.accepts.precisions if p not in self.compute.gmacs]
+        if missing:
+            raise ValueError(f"compute.gmacs lacks a figure for accepted precision(s) {missing}")
+        return self
+
+    def estimate_latency_ms(self, macs: int, weight_bytes: int, n_ops: int, precision: Precision) -> float:
+        """Roofline-style estimate: compute or weight traffic, whichever dominates, plus dispatch costs."""
+        compute_s = macs / (self.compute.gmacs[precision] * 1e9)
+        memory_s = weight_bytes / (self.compute.memory_bandwidth_gbps * 1e9)
+        return (max(compute_s, memory_s) + n_ops * self.compute.op_overhead_us * 1e-6) * 1e3
+
+
+def _read(path: Path) -> Profile:
+    try:
+        raw = tomllib.loads(path.read_text())
+        profile = Profile.model_validate(raw)
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ProfileError(f"hardware profile {path} is invalid: {exc}") from exc
+    if profile.name != path.stem:
+        raise ProfileError(f"hardware profile {path} declares name {profile.name!r}; it must match the file name")
+    return profile
+
+
+@functools.cache
+def all_profiles() -> dict[str, Profile]:
+    """Every bundled profile by name."""
+    return {p.stem: _read(p) for p in sorted(PROFILE_DIR.glob("*.toml"))}
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name``; raise :class:`UnknownNameError` listing the known ones."""
+    profiles = all_profiles()
+    if name not in profiles:
+        raise UnknownNameError(f"unknown hardware profile {name!r}; known profiles: {', '.join(profiles)}")
+    return profiles[name]
+
+
+def json_schema() -> dict:
+    """The JSON Schema every profile file satisfies (written to profile.schema.json)."""
+    return Profile.model_json_schema()

@@ -1,0 +1,202 @@
+"""Run models and artifacts in their real runtimes behind one small interface.
+
+Every runner takes float (or integer) arrays with a leading sample axis, keyed
+by input name, and returns the outputs as float arrays in model order.  Runners
+for artifacts with a fixed batch of one loop over samples; int8 model inputs and
+outputs are (de)quantized with the artifact's own scale and zero point.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from compressor.tensors import TensorSpec
+
+HOST_THREADS = 1  # latency figures are single-threaded so runs on a 2-core host are comparable
+
+
+class Runner(Protocol):
+    inputs: tuple[TensorSpec, ...]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run every sample of ``feeds``; return the outputs stacked along the sample axis."""
+
+
+def per_sample(fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Call ``fn`` one sample at a time and stack the results."""
+    count = len(next(iter(feeds.values())))
+    rows = [fn({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
+    return [np.concatenate([row[j] for row in rows]) for j in range(len(rows[0]))]
+
+
+def in_chunks(fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray], size: int = 256) -> list[np.ndarray]:
+    count = len(next(iter(feeds.values())))
+    parts = [fn({k: v[i : i + size] for k, v in feeds.items()}) for i in range(0, count, size)]
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+
+
+def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: int = 10, repeats: int = 50) -> dict[str, float]:
+    """p50/p90 wall time of ``runner.run`` on one sample, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        runner.run(sample)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner.run(sample)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
+
+
+def _quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+class TFLiteRunner:
+    """A ``.tflite`` file in the LiteRT interpreter (XNNPACK on the CPU)."""
+
+    def __init__(self, path: str | Path, num_threads: int = HOST_THREADS, delegates: bool = True) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads, experimental_op_resolver_type=resolver)
+        self.interpreter.allocate_tensors()
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        self.inputs = tuple(TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._in)
+        self.outputs = tuple(TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._out)
+
+    def quantization(self, which: str) -> list[dict | None]:
+        """Scale/zero point of each integer model input or output (``None`` for float tensors)."""
+        details = self._in if which == "inputs" else self._out
+        result = []
+        for d in details:
+            scale, zero_point = d["quantization"]
+            result.append({"scale": float(scale), "zero_point": int(zero_point)} if scale else None)
+        return result
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        for detail, array in zip(self._in, feeds.values()):
+            scale, zero_point = detail["quantization"]
+            dtype = np.dtype(detail["dtype"])
+            if scale and array.dtype != dtype:
+                array = _quantize(array, scale, zero_point, dtype)
+            self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(array, dtype=dtype))
+        self.interpreter.invoke()
+        results = []
+        for detail in self._out:
+            value = self.interpreter.get_tensor(detail["index"])
+            scale, zero_point = detail["quantization"]
+            if scale:
+                value = (value.astype(np.float32) - zero_point) * scale
+            results.append(np.array(value))
+        return results
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feeds = dict(zip([s.name for s in self.inputs], feeds.values()))
+        if all(s.shape and s.shape[0] == 1 for s in self.inputs):
+            return per_sample(self._invoke, feeds)
+        return self._invoke(feeds)
+
+    def op_names(self) -> list[str]:
+        """Builtin operator names in execution order (without delegate partitioning)."""
+        return [op["op_name"] for op in self.interpreter._get_ops_details()]  # noqa: SLF001 - public in tflite's analyzer
+
+
+class OnnxRunner:
+    """An ``.onnx`` file in onnxruntime on the CPU."""
+
+    def __init__(self, path: str | Path, num_threads: int = HOST_THREADS) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = tuple(_ort_spec(i) for i in self.session.get_inputs())
+        self.outputs = tuple(_ort_spec(o) for o in self.session.get_outputs())
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        named = {spec.name: np.asarray(v, dtype=spec.dtype) for spec, v in zip(self.inputs, feeds.values())}
+        return [np.asarray(o, dtype=np.float32) if np.issubdtype(o.dtype, np.floating) else o for o in self.session.run(None, named)]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if all(s.shape and s.shape[0] is None for s in self.inputs):
+            return in_chunks(self._invoke, feeds)
+        return per_sample(self._invoke, feeds)
+
+
+_ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
+
+
+def _ort_spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
+    return TensorSpec(arg.name, shape, _ORT_DTYPES.get(arg.type, "float32"))
+
+
+class TorchRunner:
+    """An eager ``torch.nn.Module``: the reference for PyTorch sources."""
+
+    def __init__(self, module, inputs: tuple[TensorSpec, ...]) -> None:
+        self.module = module
+        self.inputs = inputs
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            result = self.module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()))
+        return [t.detach().float().numpy() if t.is_floating_point() else t.numpy() for t in _flatten(result)]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return in_chunks(self._invoke, feeds)
+
+
+class KerasRunner:
+    """A Keras model called eagerly in TensorFlow: the reference for Keras sources."""
+
+    def __init__(self, model, inputs: tuple[TensorSpec, ...]) -> None:
+        self.model = model
+        self.inputs = inputs
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        args = list(feeds.values())
+        result = self.model(args[0] if len(args) == 1 else args, training=False)
+        return [np.asarray(t) for t in _flatten(result)]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return in_chunks(self._invoke, feeds)
+
+
+def _flatten(result) -> Sequence:
+    if isinstance(result, (list, tuple)):
+        return [t for item in result for t in _flatten(item)]
+    if isinstance(result, dict):
+        return [t for key in sorted(result) for t in _flatten(result[key])]
+    return [result]
+
+
+def open_artifact(path: str | Path, fmt: str) -> Runner:
+    """A runner for an artifact file of format ``tflite`` or ``onnx``."""
+    if fmt == "tflite":
+        return TFLiteRunner(path)
+    if fmt == "onnx":
+        return OnnxRunner(path)
+    raise ValueError(f"no runtime for artifact format {fmt!r}")
+
+
+def quiet_native_logs() -> None:
+    """Lower TensorFlow/absl chatter; called once before the heavy imports."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

@@ -1,0 +1,79 @@
+"""The state every pass reads and extends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compressor.data import SampleData
+from compressor.loaders import SourceModel
+from compressor.options import CompressOptions
+from compressor.profiles import Format, Precision, Profile
+from compressor.progress import Progress
+
+
+@dataclass
+class Candidate:
+    """One converted artifact and everything measured about it."""
+
+    format: Format
+    precision: Precision
+    path: Path
+    error: str | None = None
+    metrics: dict | None = None
+    passed_gate: bool = False
+    size_bytes: int = 0
+    download_size_bytes: int = 0
+    sha256: str = ""
+    n_ops: int = 0
+    op_types: tuple[str, ...] = ()
+    weight_bytes: int = 0
+    peak_activation_bytes: int = 0
+    host_latency_ms: dict | None = None
+    estimated_device_latency_ms: float | None = None
+    fit_problems: list[str] = field(default_factory=list)
+    io: dict = field(default_factory=dict)  # inputs/outputs with dtype and quantization, for manifests
+
+    @property
+    def name(self) -> str:
+        return f"{self.precision.value}.{self.format.value}"
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None and self.passed_gate and not self.fit_problems
+
+
+@dataclass
+class BuildState:
+    source: SourceModel
+    profile: Profile
+    options: CompressOptions
+    data: SampleData
+    workdir: Path
+    progress: Progress
+    macs: int | None = None
+    reference_outputs: list[np.ndarray] | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    selected: dict[Format, int] = field(default_factory=dict)
+
+    def precisions_for(self, fmt: Format) -> list[Precision]:
+        """The profile's precisions for ``fmt``, narrowed by the options, largest first."""
+        wanted = self.options.precisions or tuple(Precision)
+        return [p for p in Precision if p in self.profile.accepts.precisions and p in wanted]
+
+    def calibration(self) -> SampleData:
+        return self.data.take(0, min(len(self.data), self.options.calibration_samples))
+
+    def sample(self) -> dict[str, np.ndarray]:
+        return self.data.take(0, 1).inputs
+
+    def torch_sample_args(self) -> tuple:
+        import torch
+
+        return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in self.sample().values())
+
+
+Pass = Callable[[BuildState], None]

@@ -1,0 +1,31 @@
+"""Tensor descriptions shared by loaders, runtimes, reports and manifests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A named tensor; ``None`` in ``shape`` marks a dimension fixed only at run time."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"'{self.name}' [{dims}] {self.dtype}"
+
+    def with_batch(self, batch: int) -> "TensorSpec":
+        return TensorSpec(self.name, (batch, *self.shape[1:]), self.dtype)
+
+    @property
+    def nbytes_per_sample(self) -> int:
+        count = int(np.prod([d for d in self.shape[1:] if d is not None], dtype=np.int64))
+        return count * np.dtype(self.dtype).itemsize
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}

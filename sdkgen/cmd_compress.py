@@ -1,0 +1,47 @@
+"""``sdkgen compress``: compress a model for a hardware profile."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from compressor.api import compress
+from compressor.options import CompressOptions
+from compressor.profiles import Precision
+from compressor.report import summary_table
+from sdkgen.commands import command
+from sdkgen.console import console, out, stage_bars
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by every command that builds from a model."""
+    parser.add_argument("model", type=Path, help="model file: .pt2 (torch.export.save), .pt (TorchScript), .onnx or .keras")
+    parser.add_argument("--profile", required=True, help="hardware profile name (see `sdkgen profiles`)")
+    parser.add_argument("--data", type=Path, help=".npz with one array per model input (or 'x') and optional 'labels'")
+    parser.add_argument("--max-accuracy-drop", type=float, default=1.0, help="accuracy gate in percentage points (default 1.0)")
+    parser.add_argument("--min-cosine", type=float, default=0.99, help="gate for unlabeled data: minimum mean cosine (default 0.99)")
+    parser.add_argument("--precision", action="append", choices=[p.value for p in Precision], help="only try these precisions (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (created or replaced atomically)")
+
+
+def options_from(args: argparse.Namespace) -> CompressOptions:
+    return CompressOptions(
+        max_accuracy_drop=args.max_accuracy_drop,
+        min_cosine=args.min_cosine,
+        precisions=tuple(Precision(p) for p in args.precision) if args.precision else None,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+
+
+@command("compress", "Compress, convert and validate a model for a hardware profile; write the artifact(s) and report.")
+def run(args: argparse.Namespace) -> int:
+    with stage_bars() as sink:
+        result = compress(args.model, args.profile, args.out, data=args.data, options=options_from(args), progress=sink)
+    out.print(summary_table(result.report))
+    for fmt, rel in result.report["outputs"].items():
+        console.print(f"[green]wrote[/] {result.out_dir / rel}")
+    console.print(f"[green]wrote[/] {result.out_dir / 'report.json'}")
+    return 0

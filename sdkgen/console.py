@@ -1,0 +1,35 @@
+"""Terminal output for the CLI: a console that survives converters' fd redirection, and stage progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from compressor.progress import ProgressEvent, ProgressSink
+
+# A private duplicate of stderr: converters' output is captured at the fd level, our bars are not.
+_WIDE = 160  # tables stay readable when output goes to a file or CI log
+console = Console(file=os.fdopen(os.dup(2), "w", buffering=1), stderr=True, width=None if sys.stderr.isatty() else _WIDE)
+out = Console(width=None if sys.stdout.isatty() else _WIDE)
+
+
+@contextlib.contextmanager
+def stage_bars() -> Iterator[ProgressSink]:
+    """Yield a progress sink that draws one bar per pipeline stage."""
+    columns = (
+        TextColumn("[bold]{task.fields[stage]:<16}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[note]}"),
+    )
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=console, transient=False) as bars:
+        def sink(event: ProgressEvent) -> None:
+            if event.stage not in tasks:
+                tasks[event.stage] = bars.add_task("", total=event.total, stage=event.stage, note="")
+            bars.update(tasks[event.stage], completed=event.done, total=event.total, note=event.message)
+
+        yield sink
