@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny real models trained in seconds, and the digits example."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples" / "digits"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when an optional tool is missing; in CI a missing tool is a failure, never a skip."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    from model import load_digits_split
+
+    return load_digits_split()
+
+
+@pytest.fixture(scope="session")
+def digits_module(digits_split):
+    """The example CNN, trained briefly (same architecture as examples/digits)."""
+    from model import DigitsCNN, train
+
+    x_train, y_train, _, _ = digits_split
+    return train(DigitsCNN(width=8), x_train, y_train, epochs=8)
+
+
+@pytest.fixture(scope="session")
+def digits_files(tmp_path_factory, digits_module, digits_split):
+    """``model.pt2``, ``data.npz`` (held-out x + labels) and ``labels.txt`` for the small digits CNN."""
+    import torch
+
+    from model import CLASSES
+
+    _, _, x_test, y_test = digits_split
+    root = tmp_path_factory.mktemp("digits")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(digits_module, (torch.from_numpy(x_test[:2]),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, root / "model.pt2")
+    np.savez(root / "data.npz", x=x_test[:120], labels=y_test[:120])
+    (root / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    return root
