@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m server.stubs
 	touch $@
 
 $(DIGITS)/model.pt2 $(DIGITS)/data.npz: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py

@@ -1,0 +1,69 @@
+"""Build the gRPC server: ``create_server(address, config) -> (server, port)``; ``serve()`` runs it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.config import ServerConfig
+from server.inference.repository import ModelRepository
+from server.inference.servicer import InferenceServicer, add_to_server as add_inference
+from server.interceptors import ErrorInterceptor
+
+VERSION = "0.1.0"
+
+
+def _options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def _bind(server: grpc.Server, address: str, config: ServerConfig) -> int:
+    if config.tls_cert and config.tls_key:
+        creds = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: address in use or not available")
+    return port
+
+
+def create_server(address: str = "[::]:0", config: ServerConfig | None = None,
+                  repository: ModelRepository | None = None) -> tuple[grpc.Server, int]:
+    """A configured, not yet started server and the port it is bound to (``address`` may end in ``:0``)."""
+    config = config or ServerConfig()
+    repository = repository or ModelRepository(config.inference_threads)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.rpc_threads),
+                         interceptors=[ErrorInterceptor()], options=_options(config))
+    services = [add_inference(InferenceServicer(repository, VERSION), server)]
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *services):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    server.health = health_servicer  # so shutdown can report NOT_SERVING first
+    return server, _bind(server, address, config)
+
+
+def serve(address: str, config: ServerConfig, ready: threading.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then stop accepting calls and give in-flight ones ``config.grace_s``."""
+    server, port = create_server(address, config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    print(f"edgeforge server listening on port {port}", flush=True)
+    if ready:
+        ready.set()
+    stop.wait()
+    server.health.enter_graceful_shutdown()
+    server.stop(config.grace_s).wait()

@@ -1,0 +1,54 @@
+"""GRPCInferenceService (OIP v2): thin proto <-> repository glue."""
+
+from __future__ import annotations
+
+from server import stubs
+from server.errors import NotFoundError
+from server.inference.codec import feeds_from, fill_response
+from server.inference.repository import ModelRepository
+
+stubs.generate()
+from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc  # noqa: E402
+
+SERVER_NAME = "edgeforge"
+
+
+class InferenceServicer(rpc.GRPCInferenceServiceServicer):
+    def __init__(self, repository: ModelRepository, version: str) -> None:
+        self.repository, self.version = repository, version
+
+    def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=True)
+
+    def ModelReady(self, request, context):
+        try:
+            self.repository.get(request.name, request.version)
+        except NotFoundError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version, extensions=["model_repository"])
+
+    def ModelMetadata(self, request, context):
+        model = self.repository.get(request.name, request.version)
+        meta = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=model.name, versions=self.repository.versions(model.name), platform="onnxruntime_onnx",
+            inputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.inputs],
+            outputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.outputs],
+        )
+
+    def ModelInfer(self, request, context):
+        model = self.repository.get(request.model_name, request.model_version)
+        feeds, names = feeds_from(model, request)
+        return fill_response(pb.ModelInferResponse(), model, request.id, names, model.run(feeds, names))
+
+
+def add_to_server(servicer: InferenceServicer, server) -> str:
+    """Register the servicer; return its full service name (for health and reflection)."""
+    rpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
+    return pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
