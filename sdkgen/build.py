@@ -1,0 +1,149 @@
+"""Build SDKs: compress a model, then write the bundle, manifest, cloud model and one SDK per platform.
+
+:func:`build` is the reusable entry point (the CLI's ``sdkgen build`` and the server's job worker call it).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compressor.api import load_source, run_build, write_bundle
+from compressor.errors import InvalidInputError
+from compressor.manifest import MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, SCHEMA_PATH, check_labels, oip_tensor, write_manifest
+from compressor.options import CompressOptions
+from compressor.native_output import captured
+from compressor.outdir import atomic_output_dir
+from compressor.passes.convert_onnx_pass import export_fp32
+from compressor.profiles import Profile, get_profile
+from compressor.progress import ProgressSink
+from compressor.runtimes import OnnxRunner
+from compressor.state import BuildState
+from sdkgen.platforms import platforms
+from sdkgen.render import PROTO, context_for, render_platform
+from sdkgen.spec import SdkSpec
+
+CLOUD_MODEL = "cloud/model.onnx"
+PIXEL_SCALE = 1.0 / 255.0
+
+
+@dataclass(frozen=True)
+class SdkBuildResult:
+    """Where the build went and what it wrote: ``report`` and ``manifest`` as dicts, SDK dirs by platform."""
+
+    out_dir: Path
+    report: dict
+    manifest: dict
+    sdk_dirs: dict[str, Path]
+
+
+def build(
+    model,
+    profile: str | Profile,
+    out: str | Path,
+    spec: SdkSpec,
+    *,
+    data: str | Path | dict | None = None,
+    example_inputs: tuple | None = None,
+    options: CompressOptions | None = None,
+    progress: ProgressSink | None = None,
+) -> SdkBuildResult:
+    """Compress ``model`` for ``profile`` and generate the SDKs named in ``spec.platforms`` into ``out``.
+
+    ``out`` receives, atomically: the compressor bundle (``model.<fmt>``, ``candidates/``, ``report.json``,
+    ``summary.txt``), ``model-manifest.json``, ``cloud/model.onnx`` (the fp32 model for the inference
+    server) and one directory per platform.  Names, platforms, labels and formats are checked before
+    any conversion runs.  Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    edge_format = _edge_format(profile, spec)
+    source, samples = load_source(model, example_inputs, data)
+    _check_labels_early(source, samples, spec)
+    with tempfile.TemporaryDirectory(prefix="edgeforge-sdk-") as work, atomic_output_dir(out) as staging:
+        state = run_build(source, samples, profile, options, progress, Path(work))
+        report = write_bundle(state, staging)
+        (staging / CLOUD_MODEL).parent.mkdir()
+        with captured(Path(work) / "converter.log"):
+            export_fp32(state, staging / CLOUD_MODEL, dynamic_batch=True)
+        manifest = manifest_for(spec, state, report, edge_format, staging)
+        write_manifest(manifest, staging / MANIFEST_FILE)
+        ctx = context_for(spec, manifest)
+        assets = {"model": staging / manifest["model"]["file"], "manifest": staging / MANIFEST_FILE,
+                  "schema": SCHEMA_PATH, "proto": PROTO}
+        for platform in spec.platforms:
+            render_platform(platform, ctx, assets, staging / platform)
+    out = Path(out).resolve()
+    return SdkBuildResult(out, report, manifest, {p: out / p for p in spec.platforms})
+
+
+def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: str, bundle: Path) -> dict:
+    """The manifest for the selected ``edge_format`` artifact in ``bundle`` and the cloud model beside it."""
+    artifact = report["artifacts"][report["selected_by_format"][edge_format]]
+    cloud = OnnxRunner(bundle / CLOUD_MODEL)
+    layout = state.source.layout if len(state.source.inputs[0].shape) == 4 else "NC"
+    channels = state.source.inputs[0].shape[1 if layout == "NCHW" else -1] if len(state.source.inputs[0].shape) == 4 else None
+    return {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "name": spec.name,
+        "profile": state.profile.name,
+        "task": spec.resolved_task,
+        "model": {
+            "file": report["outputs"][edge_format],
+            "sha256": artifact["sha256"],
+            "format": edge_format,
+            "precision": artifact["precision"],
+            "size_bytes": artifact["size_bytes"],
+        },
+        "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
+        "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],
+        "labels": list(spec.labels) if spec.labels else None,
+        "preprocessing": {"layout": layout, "pixel_scale": PIXEL_SCALE, "pixel_offset": 0.0, "channels": channels},
+        "postprocessing": {"activation": "softmax" if spec.resolved_task == "classification" else "none"},
+        "policy": {
+            "mode": spec.mode,
+            "confidence_threshold": spec.confidence_threshold if spec.resolved_task == "classification" else None,
+            "timeout_ms": spec.timeout_ms,
+            "retries": spec.retries,
+        },
+        "cloud": {
+            "endpoint": spec.cloud_endpoint,
+            "model_name": spec.python_package,
+            "model_version": spec.model_version,
+            "file": CLOUD_MODEL,
+            "sha256": _sha256(bundle / CLOUD_MODEL),
+            "inputs": [oip_tensor(s.to_json()) for s in cloud.inputs],
+            "outputs": [oip_tensor(s.to_json()) for s in cloud.outputs],
+        },
+        "split": None,
+    }
+
+
+def _edge_format(profile: Profile, spec: SdkSpec) -> str:
+    """The artifact format every requested platform can load, from the profile's formats in its order."""
+    offered = [f.value for f in profile.accepts.formats]
+    for fmt in offered:
+        if all(fmt in platforms.get(p).formats for p in spec.platforms):
+            return fmt
+    needs = "; ".join(f"{p} loads {', '.join(platforms.get(p).formats)}" for p in spec.platforms)
+    raise InvalidInputError(
+        f"profile {profile.name!r} ships {', '.join(offered)} only, and no format suits every platform ({needs}); "
+        "build each platform separately or choose a profile that ships a format they share"
+    )
+
+
+def _check_labels_early(source, samples, spec: SdkSpec) -> None:
+    """Run the source model on one sample so labels-vs-outputs mistakes fail before anything is converted."""
+    if spec.resolved_task != "classification":
+        return
+    outputs = source.reference_runner().run(samples.take(0, 1).inputs)
+    shapes = [{"name": f"output {i}", "shape": list(np.shape(o))} for i, o in enumerate(outputs)]
+    check_labels(list(spec.labels) if spec.labels else None, shapes, "classification")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

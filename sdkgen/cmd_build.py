@@ -1,0 +1,57 @@
+"""``sdkgen build``: compress a model and generate its Android, iOS and Python SDKs."""
+
+from __future__ import annotations
+
+import argparse
+
+from compressor.manifest import MODES, TASKS
+from compressor.report import summary_table
+from sdkgen.build import build
+from sdkgen.cmd_compress import add_model_arguments, options_from
+from sdkgen.commands import command
+from sdkgen.console import console, out, stage_bars
+from sdkgen.platforms import platforms
+from sdkgen.spec import SdkSpec, read_labels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--platform", default=",".join(platforms.names()),
+                        help=f"comma-separated SDK platforms (default all: {','.join(platforms.names())})")
+    parser.add_argument("--name", default="Model", help="SDK class name, UpperCamelCase (default Model)")
+    parser.add_argument("--package", default="com.example.model", help="Kotlin package / SDK namespace (default com.example.model)")
+    parser.add_argument("--labels", help="text file with one class name per line, in output order (makes a classifier)")
+    parser.add_argument("--task", choices=TASKS, help="model task (default: classification with --labels, raw otherwise)")
+    parser.add_argument("--mode", choices=MODES, default="edge", help="fallback policy mode (default edge)")
+    parser.add_argument("--cloud-endpoint", help="HOST:PORT of an Open Inference Protocol v2 gRPC server for fallback")
+    parser.add_argument("--confidence-threshold", type=float, default=0.6, help="below it a classifier asks the cloud (default 0.6)")
+    parser.add_argument("--timeout-ms", type=int, default=2000, help="cloud call timeout (default 2000)")
+    parser.add_argument("--retries", type=int, default=1, help="cloud call retries (default 1)")
+
+
+def spec_from(args: argparse.Namespace) -> SdkSpec:
+    return SdkSpec(
+        name=args.name,
+        package=args.package,
+        platforms=tuple(p.strip() for p in args.platform.split(",") if p.strip()),
+        labels=read_labels(args.labels) if args.labels else None,
+        task=args.task,
+        mode=args.mode,
+        confidence_threshold=args.confidence_threshold,
+        timeout_ms=args.timeout_ms,
+        retries=args.retries,
+        cloud_endpoint=args.cloud_endpoint,
+    )
+
+
+@command("build", "Compress a model and generate SDKs (Android, iOS, Python) with the model and an edge-cloud fallback.")
+def run(args: argparse.Namespace) -> int:
+    spec = spec_from(args)
+    options = options_from(args)
+    with stage_bars() as sink:
+        result = build(args.model, args.profile, args.out, spec, data=args.data, options=options, progress=sink)
+    out.print(summary_table(result.report))
+    for platform, path in result.sdk_dirs.items():
+        console.print(f"[green]wrote[/] {platform} SDK: {path}")
+    console.print(f"[green]wrote[/] {result.out_dir / 'model-manifest.json'}")
+    return 0

@@ -1,0 +1,163 @@
+"""Render ``templates/<platform>/`` into an SDK directory.
+
+Python builds a typed :class:`RenderContext`; the templates own every line and every
+output path (a template's path is itself a template).  Each platform's ``_files.j2``
+renders to directives for files that are not text templates: ``copy ASSET DEST``
+copies a build asset (model, manifest, schema, proto) and ``protoc-python ROOT PREFIX``
+generates Python gRPC stubs for the inference proto under ``ROOT/PREFIX``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from compressor.errors import InvalidInputError
+from compressor.registry import Registry
+from sdkgen.spec import SdkSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = ROOT / "templates"
+PROTO = ROOT / "protos" / "inference" / "grpc_service.proto"
+DIRECTIVES = "_files.j2"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    quantization: dict | None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: the batch axis dropped, dynamic dimensions read as 1."""
+        return tuple(d or 1 for d in self.shape[1:])
+
+    @property
+    def sample_size(self) -> int:
+        size = 1
+        for d in self.sample_shape:
+            size *= d
+        return size
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a template may use; templates see it as ``ctx``."""
+
+    name: str
+    package: str
+    python_package: str
+    task: str
+    labels: tuple[str, ...] | None
+    model_file: str
+    model_format: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    cloud_model_name: str
+    versions: dict[str, str]
+
+    @property
+    def package_path(self) -> str:
+        return self.package.replace(".", "/")
+
+    @property
+    def dist_name(self) -> str:
+        return self.python_package.replace("_", "-")
+
+    @property
+    def input(self) -> TensorInfo:
+        return self.inputs[0]
+
+
+def context_for(spec: SdkSpec, manifest: dict) -> RenderContext:
+    """The render context for ``spec`` and the (validated) ``manifest``."""
+
+    def tensors(entries: list[dict]) -> tuple[TensorInfo, ...]:
+        return tuple(TensorInfo(t["name"], tuple(t["shape"]), t["dtype"], t["quantization"]) for t in entries)
+
+    return RenderContext(
+        name=spec.name,
+        package=spec.package,
+        python_package=spec.python_package,
+        task=manifest["task"],
+        labels=tuple(manifest["labels"]) if manifest["labels"] else None,
+        model_file=manifest["model"]["file"],
+        model_format=manifest["model"]["format"],
+        inputs=tensors(manifest["inputs"]),
+        outputs=tensors(manifest["outputs"]),
+        cloud_model_name=manifest["cloud"]["model_name"],
+        versions=_versions(),
+    )
+
+
+def _versions() -> dict[str, str]:
+    names = {"grpcio": "grpcio", "protobuf": "protobuf", "numpy": "numpy", "ai_edge_litert": "ai-edge-litert",
+             "onnxruntime": "onnxruntime", "jsonschema": "jsonschema", "edgeforge": "edgeforge"}
+    return {key: importlib.metadata.version(dist) for key, dist in names.items()}
+
+
+def environment(platform: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES / platform),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_platform(platform: str, ctx: RenderContext, assets: dict[str, Path], dest: Path) -> list[Path]:
+    """Write the ``platform`` SDK into ``dest``; return the paths (relative to ``dest``) rendered from templates."""
+    env = environment(platform)
+    rendered = []
+    for template in sorted((TEMPLATES / platform).rglob("*.j2")):
+        rel = template.relative_to(TEMPLATES / platform).as_posix()
+        if rel == DIRECTIVES:
+            continue
+        out_rel = Path(env.from_string(rel[: -len(".j2")]).render(ctx=ctx))
+        target = dest / out_rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(env.get_template(rel).render(ctx=ctx))
+        rendered.append(out_rel)
+    for line in env.get_template(DIRECTIVES).render(ctx=ctx).splitlines():
+        if line.strip():
+            verb, *args = line.split()
+            file_actions.get(verb)(assets, dest, *args)
+    return rendered
+
+
+FileAction = Callable[..., None]
+file_actions: Registry[FileAction] = Registry("SDK file directive")
+
+
+@file_actions.register("copy")
+def _copy(assets: dict[str, Path], dest: Path, key: str, rel: str) -> None:
+    if key not in assets:
+        raise InvalidInputError(f"template directive copies unknown asset {key!r}; known: {', '.join(sorted(assets))}")
+    target = dest / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(assets[key], target)
+
+
+@file_actions.register("protoc-python")
+def _protoc_python(assets: dict[str, Path], dest: Path, root: str, prefix: str) -> None:
+    """Generate ``*_pb2.py``/``*_pb2_grpc.py`` so that they import each other as ``prefix`` (dotted)."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    out = dest / root
+    out.mkdir(parents=True, exist_ok=True)
+    proto = f"{prefix}/inference/{PROTO.name}"
+    args = ["grpc_tools.protoc", f"-I{prefix}={PROTO.parent.parent}", f"-I{include}",
+            f"--python_out={out}", f"--grpc_python_out={out}", proto]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"grpc_tools.protoc failed on {proto}")
