@@ -10,7 +10,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from server.auth import AuthInterceptor
+from server.compression import CompressionServicer, add_to_server as add_compression
 from server.config import ServerConfig
+from server.jobs.service import JobService
 from server.inference.repository import ModelRepository
 from server.inference.servicer import InferenceServicer, add_to_server as add_inference
 from server.interceptors import ErrorInterceptor
@@ -42,9 +45,15 @@ def create_server(address: str = "[::]:0", config: ServerConfig | None = None,
     """A configured, not yet started server and the port it is bound to (``address`` may end in ``:0``)."""
     config = config or ServerConfig()
     repository = repository or ModelRepository(config.inference_threads)
+    interceptors = [ErrorInterceptor(), *([AuthInterceptor(config.tenants)] if config.tenants else [])]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.rpc_threads),
-                         interceptors=[ErrorInterceptor()], options=_options(config))
+                         interceptors=interceptors, options=_options(config))
     services = [add_inference(InferenceServicer(repository, VERSION), server)]
+    server.jobs = None  # shutdown() stops the job runner too
+    if config.data_dir is not None:
+        server.jobs = JobService(config.data_dir, config, repository)
+        services.append(add_compression(CompressionServicer(server.jobs), server))
+        server.jobs.start()
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *services):
@@ -65,5 +74,12 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
     if ready:
         ready.set()
     stop.wait()
+    shutdown(server, config.grace_s)
+
+
+def shutdown(server: grpc.Server, grace_s: float) -> None:
+    """Report NOT_SERVING, let in-flight RPCs finish for ``grace_s``, then stop running jobs (they fail as interrupted)."""
     server.health.enter_graceful_shutdown()
-    server.stop(config.grace_s).wait()
+    server.stop(grace_s).wait()
+    if server.jobs is not None:
+        server.jobs.stop()

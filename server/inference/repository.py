@@ -55,11 +55,11 @@ class ModelRepository:
 
     def __init__(self, intra_op_threads: int = 1) -> None:
         self._threads = intra_op_threads
-        self._models: dict[str, dict[str, ServedModel]] = {}
-        self._lock = threading.Lock()
+        self._models: dict[tuple[str, str], dict[str, ServedModel]] = {}
+        self._lock = threading.RLock()
 
-    def register(self, name: str, version: str, onnx_path: str | Path) -> ServedModel:
-        """Load ``onnx_path`` and serve it as ``name`` version ``version`` (replacing that version)."""
+    def register(self, name: str, version: str, onnx_path: str | Path, tenant: str = "default") -> ServedModel:
+        """Load ``onnx_path`` and serve it to ``tenant`` as ``name`` version ``version`` (replacing that version)."""
         if not name or "/" in name:
             raise InvalidInputError(f"model name {name!r} is not servable: use a non-empty name without '/'")
         path = Path(onnx_path)
@@ -71,17 +71,17 @@ class ModelRepository:
             session,
         )
         with self._lock:
-            versions = self._models.setdefault(name, {})
+            versions = self._models.setdefault((tenant, name), {})
             versions.pop(model.version, None)
             versions[model.version] = model
         return model
 
-    def get(self, name: str, version: str = "") -> ServedModel:
-        """The model ``name`` at ``version`` (latest when empty); NotFoundError lists what is served."""
+    def get(self, name: str, version: str = "", tenant: str = "default") -> ServedModel:
+        """The model ``name`` at ``version`` (latest when empty); NotFoundError lists what ``tenant`` is served."""
         with self._lock:
-            versions = self._models.get(name)
+            versions = self._models.get((tenant, name))
             if not versions:
-                served = ", ".join(sorted(self._models)) or "(none yet: models appear when a job completes)"
+                served = ", ".join(self.names(tenant)) or "(none yet: models appear when a job completes)"
                 raise NotFoundError(f"no model named {name!r} is served; served models: {served}")
             if not version:
                 return list(versions.values())[-1]
@@ -90,10 +90,10 @@ class ModelRepository:
                                     f"{', '.join(versions)}")
             return versions[version]
 
-    def versions(self, name: str) -> list[str]:
+    def versions(self, name: str, tenant: str = "default") -> list[str]:
         with self._lock:
-            return list(self._models.get(name, {}))
+            return list(self._models.get((tenant, name), {}))
 
-    def names(self) -> list[str]:
+    def names(self, tenant: str = "default") -> list[str]:
         with self._lock:
-            return sorted(self._models)
+            return sorted(name for owner, name in self._models if owner == tenant)

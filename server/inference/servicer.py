@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server import stubs
+from server.auth import tenant
 from server.errors import NotFoundError
 from server.inference.codec import feeds_from, fill_response
 from server.inference.repository import ModelRepository
@@ -25,7 +26,7 @@ class InferenceServicer(rpc.GRPCInferenceServiceServicer):
 
     def ModelReady(self, request, context):
         try:
-            self.repository.get(request.name, request.version)
+            self.repository.get(request.name, request.version, tenant())
         except NotFoundError:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
@@ -34,16 +35,16 @@ class InferenceServicer(rpc.GRPCInferenceServiceServicer):
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=self.version, extensions=["model_repository"])
 
     def ModelMetadata(self, request, context):
-        model = self.repository.get(request.name, request.version)
+        model = self.repository.get(request.name, request.version, tenant())
         meta = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=model.name, versions=self.repository.versions(model.name), platform="onnxruntime_onnx",
+            name=model.name, versions=self.repository.versions(model.name, tenant()), platform="onnxruntime_onnx",
             inputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.inputs],
             outputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.outputs],
         )
 
     def ModelInfer(self, request, context):
-        model = self.repository.get(request.model_name, request.model_version)
+        model = self.repository.get(request.model_name, request.model_version, tenant())
         feeds, names = feeds_from(model, request)
         return fill_response(pb.ModelInferResponse(), model, request.id, names, model.run(feeds, names))
 

@@ -1,0 +1,103 @@
+"""A CompressionService client: upload a job, follow its progress, download its results into a build folder."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from compressor.errors import EdgeForgeError, InvalidInputError
+from compressor.outdir import atomic_output_dir
+from compressor.progress import ProgressEvent, ProgressSink
+from server import stubs
+from server.errors import ChecksumError
+from server.jobs.artifacts import sha256_of, unzip_dir
+
+stubs.generate()
+from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc  # noqa: E402
+
+CHUNK = 1 << 20
+MAX_MESSAGE = 64 << 20
+RETRIES = 5
+
+
+class RemoteJobError(EdgeForgeError, RuntimeError):
+    """The server ran the job and it did not succeed; the message is the server's reason."""
+
+
+def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:
+    yield pb.SubmitJobRequest(spec=spec)
+    for role, path in files:
+        yield pb.SubmitJobRequest(file=pb.FileHeader(role=role, filename=path.name, size=path.stat().st_size,
+                                                     sha256=sha256_of(path)))
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                yield pb.SubmitJobRequest(chunk=block)
+
+
+class CompressionClient:
+    def __init__(self, address: str, token: str | None = None, tls_ca: Path | None = None) -> None:
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+        if tls_ca:
+            self.channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(tls_ca.read_bytes()), options)
+        else:
+            self.channel = grpc.insecure_channel(address, options)
+        self.stub = rpc.CompressionServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def submit(self, spec, model: Path, data: Path | None = None):
+        """Upload ``model`` (and ``data``) with ``spec``; return the queued Job."""
+        for path in (model, data):
+            if path is not None and not Path(path).is_file():
+                raise InvalidInputError(f"{path} does not exist or is not a file")
+        files = [(pb.FileHeader.MODEL, Path(model))] + ([(pb.FileHeader.DATA, Path(data))] if data else [])
+        return self.stub.SubmitJob(_upload(spec, files), metadata=self.metadata)
+
+    def watch(self, job_id: str, progress: ProgressSink | None = None):
+        """Follow a job to its end (reconnecting from the last event seen); return the final Job."""
+        seen = 0
+        while True:
+            try:
+                for event in self.stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_seq=seen), metadata=self.metadata):
+                    seen = event.seq
+                    if event.HasField("job"):
+                        return event.job
+                    if progress:
+                        progress(ProgressEvent(event.stage, event.done, event.total, event.message))
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+
+    def download(self, job, out: Path) -> Path:
+        """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``), atomically."""
+        if job.state != pb.SUCCEEDED:
+            raise RemoteJobError(f"job {job.id} {pb.JobState.Name(job.state).lower()}: {job.error}")
+        with atomic_output_dir(out) as staging:
+            for artifact in job.artifacts:
+                target = staging / artifact.name
+                self.download_artifact(job.id, artifact, target)
+                if artifact.archive:
+                    unzip_dir(target, staging / artifact.name.removesuffix(".zip"))
+                    target.unlink()
+        return Path(out).resolve()
+
+    def download_artifact(self, job_id: str, artifact, target: Path) -> None:
+        """Stream one artifact to ``target``, resuming after a dropped connection; check size and sha256."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as f:
+            for attempt in range(RETRIES):
+                try:
+                    request = pb.DownloadArtifactRequest(job_id=job_id, name=artifact.name, offset=f.tell())
+                    for chunk in self.stub.DownloadArtifact(request, metadata=self.metadata):
+                        f.write(chunk.data)
+                    break
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:
+                        raise
+        if sha256_of(target) != artifact.sha256:
+            raise ChecksumError(f"downloaded {artifact.name} does not match its sha256; download it again")

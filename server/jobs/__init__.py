@@ -1,0 +1,1 @@
+"""Compression jobs: persistent store, uploads, artifacts, and isolated worker processes."""

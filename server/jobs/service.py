@@ -1,0 +1,90 @@
+"""Jobs as the servicer sees them: submit, look up, watch, cancel, download; every call scoped to a tenant."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from server.config import ServerConfig
+from server.errors import NotReadyError
+from server.inference.repository import ModelRepository
+from server.jobs import uploads
+from server.jobs.artifacts import ArtifactInfo, ArtifactStore
+from server.jobs.runner import JobRunner
+from server.jobs.spec import from_proto, to_dict
+from server.jobs.store import SUCCEEDED, JobRecord, JobStore
+
+WATCH_POLL_S = 1.0
+
+
+class JobService:
+    def __init__(self, data_dir: Path, config: ServerConfig, repository: ModelRepository) -> None:
+        self.config, self.repository = config, repository
+        self.store = JobStore(data_dir / "jobs.sqlite")
+        self.artifacts = ArtifactStore(data_dir / "artifacts")
+        self.runner = JobRunner(self.store, self.artifacts, data_dir / "work", concurrency=config.max_concurrent_jobs,
+                                timeout_s=config.job_timeout_s, on_success=self.serve_model)
+
+    def start(self) -> None:
+        """Serve every finished job's cloud model again, recover interrupted jobs, start running queued ones."""
+        for job in self.store.in_state(SUCCEEDED):
+            self.serve_model(job)
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.store.close()
+
+    def serve_model(self, job: JobRecord) -> None:
+        if job.cloud_model and job.model_name:
+            self.repository.register(job.model_name, job.model_version, job.cloud_model, tenant=job.tenant)
+
+    def submit(self, tenant: str, spec, parts: Iterator) -> JobRecord:
+        """Check the spec, receive the files (verified), then queue the job; nothing is kept on any error."""
+        from_proto(spec)
+        incoming = self.runner.uploads_root
+        incoming.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=incoming))
+        try:
+            uploads.receive(parts, staging, self.config.max_upload_bytes)
+            job = self.store.create(tenant, to_dict(spec))
+            os.replace(staging, self.runner.upload_dir(job.id))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.runner.submit(job.id)
+        return job
+
+    def get(self, tenant: str, job_id: str) -> JobRecord:
+        return self.store.get(job_id, tenant)
+
+    def list(self, tenant: str, state: str | None, limit: int) -> list[JobRecord]:
+        return self.store.list(tenant, state, limit)
+
+    def cancel(self, tenant: str, job_id: str) -> JobRecord:
+        self.runner.cancel(self.store.get(job_id, tenant))
+        return self.store.get(job_id, tenant)
+
+    def artifact_list(self, job: JobRecord) -> list[ArtifactInfo]:
+        return self.artifacts.list(job.id) if job.state == SUCCEEDED else []
+
+    def watch(self, tenant: str, job_id: str, after_seq: int, active) -> Iterator[tuple[int, object, JobRecord | None]]:
+        """Yield (seq, ProgressEvent, None) from ``after_seq`` on, then (seq, None, job) once the job has ended."""
+        while active():
+            job = self.store.get(job_id, tenant)
+            for seq, event in self.store.events(job_id, after_seq):
+                after_seq = seq
+                yield seq, event, None
+            if job.finished:
+                yield after_seq, None, job
+                return
+            self.store.wait_for_change(WATCH_POLL_S)
+
+    def download(self, tenant: str, job_id: str, name: str, offset: int):
+        """Yield (info, offset, bytes) of a succeeded job's artifact."""
+        job = self.store.get(job_id, tenant)
+        if job.state != SUCCEEDED:
+            raise NotReadyError(f"job {job_id} is {job.state}; artifacts can be downloaded once it has SUCCEEDED")
+        yield from self.artifacts.read_chunks(job_id, name, offset, self.config.chunk_bytes)

@@ -1,0 +1,56 @@
+"""The body of one job, run in its own spawned process: build, and report back over a pipe.
+
+Messages sent to the parent: ("progress", stage, done, total, message), then exactly one of
+("done", {summary, model_name, model_version, cloud_file}) or ("error", message).  A crash
+(segfault, OOM kill) sends nothing; the runner then fails the job from the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import traceback
+from pathlib import Path
+
+from compressor.errors import EdgeForgeError
+from compressor.progress import ProgressEvent
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the server process dies (no orphaned builds after a crash)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run(spec_dict: dict, model: str, data: str | None, out: str, conn) -> None:
+    """Entry point of the worker process."""
+    _die_with_parent()
+    try:
+        result = _build(spec_dict, Path(model), Path(data) if data else None, Path(out), conn)
+        conn.send(("done", result))
+    except EdgeForgeError as exc:
+        conn.send(("error", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
+        conn.send(("error", f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
+    finally:
+        conn.close()
+
+
+def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> dict:
+    from sdkgen.build import build
+    from server.jobs.spec import from_dict, from_proto
+
+    request = from_proto(from_dict(spec_dict))
+
+    def progress(event: ProgressEvent) -> None:
+        conn.send(("progress", event.stage, event.done, event.total, event.message))
+
+    result = build(model, request.profile, out, request.sdk, data=data, options=request.options, progress=progress)
+    cloud = result.manifest.get("cloud") or {}
+    summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else json.dumps(result.report)[:2000]
+    return {"summary": summary, "model_name": cloud.get("model_name", ""),
+            "model_version": cloud.get("model_version", ""), "cloud_file": cloud.get("file", "")}
