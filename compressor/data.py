@@ -87,7 +87,7 @@ def _match_one(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     want = np.dtype(spec.dtype)
     if array.dtype == want:
         return array
-    if np.can_cast(array.dtype, want, casting="same_kind"):
+    if array.dtype.kind == want.kind:  # float64 -> float32 and the like: same kind, only the width differs
         return array.astype(want)
     raise DataMismatchError(f"{source}: {got} cannot be used for model input {spec.describe()}; save it as {want}")
 

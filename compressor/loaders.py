@@ -196,7 +196,7 @@ def _load_torchscript(path: Path, hint: dict[str, np.ndarray] | None) -> SourceM
             f"TorchScript file {path} records no input shapes; pass sample data (--data D.npz with arrays "
             f"{', '.join(repr(n) for n in names)}) so EdgeForge can trace it, or submit an ExportedProgram (.pt2)"
         )
-    arrays = list(hint.values()) if set(hint) - {"labels"} == {"x"} else [hint.get(n) for n in names]
+    arrays = [hint["x"]] if len(names) == 1 and set(hint) - {"labels"} == {"x"} else [hint.get(n) for n in names]
     if any(a is None for a in arrays) or len(arrays) != len(names):
         raise InvalidInputError(f"TorchScript file {path} takes inputs {names}; the data has {sorted(hint)}")
     specs = tuple(TensorSpec(n, (None, *a.shape[1:]), _float32(a).dtype.name) for n, a in zip(names, arrays))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from compressor.passes import (
+    check_targets_pass,
     convert_onnx_pass,
     convert_tflite_pass,
+    convert_variants_pass,
+    distill_model_pass,
     measure_artifacts_pass,
     measure_source_pass,
+    prune_model_pass,
     select_artifact_pass,
     validate_artifacts_pass,
 )
@@ -22,12 +26,16 @@ converters.register(Format.ONNX.value)(convert_onnx_pass.run)
 
 def build_pipeline(options: CompressOptions, profile: Profile) -> list[Pass]:
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
-    del options  # later recipes add pruning and distillation passes here
+    pruned = options.prune != "none"
     return [
         measure_source_pass.run,
+        *([prune_model_pass.run] if pruned else []),
+        *([distill_model_pass.run] if options.distill else []),
         *(converters.get(fmt.value) for fmt in profile.accepts.formats),
+        *([convert_variants_pass.run] if pruned else []),
         validate_artifacts_pass.run,
         measure_artifacts_pass.run,
+        *([check_targets_pass.run] if options.searching else []),
         select_artifact_pass.run,
     ]
 

@@ -31,13 +31,16 @@ def tool_versions() -> dict[str, str | None]:
 def artifact_entry(candidate: Candidate, state: BuildState, rel_path: str | None) -> dict:
     return {
         "path": rel_path,
+        "name": candidate.name,
+        "variant": candidate.variant or None,
+        "technique": candidate.technique,
         "format": candidate.format.value,
         "precision": candidate.precision.value,
         "size_bytes": candidate.size_bytes or None,
         "download_size_bytes": candidate.download_size_bytes or None,
         "sha256": candidate.sha256 or None,
-        "params": state.source.params,
-        "macs": state.macs,
+        "params": candidate.params if candidate.params is not None else state.source.params,
+        "macs": candidate.macs if candidate.macs is not None else state.macs,
         "weight_bytes": candidate.weight_bytes or None,
         "peak_activation_bytes": candidate.peak_activation_bytes or None,
         "n_ops": candidate.n_ops or None,
@@ -103,7 +106,7 @@ def summary_table(report: dict):
         status = a["error"] or ("ok" if a["passed_gate"] and a["fits_profile"] else ("gate" if not a["passed_gate"] else "; ".join(a["fit_problems"])))
         table.add_row(
             "*" if i in chosen else "",
-            f"{a['precision']}.{a['format']}",
+            a.get("name") or f"{a['precision']}.{a['format']}",
             _kb(a["size_bytes"]),
             f"{a['size_bytes'] / source['size_bytes']:.2f}" if a["size_bytes"] else "-",
             _pct(m.get("accuracy")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +37,30 @@ class Candidate:
     estimated_device_latency_ms: float | None = None
     fit_problems: list[str] = field(default_factory=list)
     io: dict = field(default_factory=dict)  # inputs/outputs with dtype and quantization, for manifests
+    variant: str = ""  # empty for the model as submitted; e.g. "structured-50-l2-distill" for a pruned one
+    technique: dict | None = None  # how the variant was made (pruning, fine-tuning, per-layer precisions)
+    params: int | None = None  # the variant's own figures; None means the source model's
+    macs: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.precision.value}.{self.format.value}"
+        base = f"{self.precision.value}.{self.format.value}"
+        return f"{self.variant}.{base}" if self.variant else base
 
     @property
     def usable(self) -> bool:
         return self.error is None and self.passed_gate and not self.fit_problems
+
+
+@dataclass
+class Variant:
+    """A transformed copy of the source model (pruned, distilled) that the converters turn into more candidates."""
+
+    label: str
+    module: Any  # torch.nn.Module
+    params: int
+    technique: dict = field(default_factory=dict)
+    masks: dict | None = None  # unstructured pruning: parameter name -> 0/1 mask that training must keep
 
 
 @dataclass
@@ -58,6 +75,7 @@ class BuildState:
     reference_outputs: list[np.ndarray] | None = None
     candidates: list[Candidate] = field(default_factory=list)
     selected: dict[Format, int] = field(default_factory=dict)
+    variants: list[Variant] = field(default_factory=list)
 
     def precisions_for(self, fmt: Format) -> list[Precision]:
         """The profile's precisions for ``fmt``, narrowed by the options, largest first."""

@@ -69,13 +69,13 @@ def _convert_torch(state: BuildState, out) -> None:
 
 
 def _convert_keras(state: BuildState, out) -> None:
+    """Keras -> SavedModel (Keras' own export, batch of one) -> TFLite with TensorFlow's converter."""
     import tensorflow as tf
 
-    model = state.source.handle
+    saved = state.workdir / "keras-saved-model"
     specs = [tf.TensorSpec(s.with_batch(1).shape, tf.dtypes.as_dtype(s.dtype), name=s.name) for s in state.source.inputs]
-    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function(*specs)], model)
-    out.write_bytes(converter.convert())
+    state.source.handle.export(str(saved), format="tf_saved_model", input_signature=specs, verbose=False)
+    out.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
 
 
 def _recipe(precision: Precision):

@@ -143,3 +143,4 @@ def get_profile(name: str) -> Profile:
 def json_schema() -> dict:
     """The JSON Schema every profile file satisfies (written to profile.schema.json)."""
     return Profile.model_json_schema()
+

@@ -1,0 +1,155 @@
+"""Fine-tuning and knowledge distillation: one bounded training loop for pruned models.
+
+The loss is cross-entropy on hard labels, the teacher's soft targets at a
+temperature (Hinton et al.), or both mixed by ``alpha``; without labels only the
+teacher's outputs are used, so unlabeled data works.  Training stops after the
+epochs or the wall-clock bound, whichever comes first, and reports each epoch
+as a progress event.  Pruning masks, when given, are re-applied after every
+step so pruned weights stay zero.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from compressor.data import SampleData, match_inputs, read_npz
+from compressor.progress import Stage
+
+BATCH = 64
+LEARNING_RATE = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and on what loss to train; ``teacher`` None means hard labels only."""
+
+    epochs: int
+    seconds: float
+    seed: int = 0
+    temperature: float = 4.0
+    alpha: float = 0.7
+    learning_rate: float = LEARNING_RATE
+
+
+def training_data(state) -> SampleData:
+    """The options' ``train_data`` matched to the model's inputs, or the build's own sample data."""
+    if state.options.train_data is None:
+        return state.data
+    return match_inputs(read_npz(state.options.train_data), state.source.inputs, f"train data {state.options.train_data}")
+
+
+def tensors(data: SampleData) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    inputs = [torch.from_numpy(np.ascontiguousarray(v)) for v in data.inputs.values()]
+    return inputs, None if data.labels is None else torch.from_numpy(data.labels)
+
+
+def first_output(result) -> torch.Tensor:
+    while isinstance(result, (tuple, list)):
+        result = result[0]
+    return result
+
+
+def is_classifier_output(output: torch.Tensor, labels: torch.Tensor | None) -> bool:
+    return labels is not None or (output.dim() == 2 and output.shape[1] > 1)
+
+
+def task_loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """The loss a gradient-based importance criterion differentiates: cross-entropy on labels, or on the model's own top-1."""
+    if labels is not None:
+        return nn.functional.cross_entropy(output, labels)
+    if is_classifier_output(output, None):
+        return nn.functional.cross_entropy(output, output.detach().argmax(1))
+    return output.pow(2).mean()
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig) -> torch.Tensor:
+    """Soft-target KL at temperature T (scaled by T^2) mixed with hard-label cross-entropy; MSE for non-classifiers."""
+    if not is_classifier_output(teacher, labels):
+        return nn.functional.mse_loss(student, teacher)
+    t = config.temperature
+    soft = nn.functional.kl_div(
+        nn.functional.log_softmax(student / t, dim=1), nn.functional.log_softmax(teacher / t, dim=1),
+        reduction="batchmean", log_target=True,
+    ) * (t * t)
+    if labels is None:
+        return soft
+    return config.alpha * soft + (1 - config.alpha) * nn.functional.cross_entropy(student, labels)
+
+
+@torch.no_grad()
+def predict(module: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
+    """The first output of ``module`` over all samples, in batches."""
+    _set_mode(module, training=False)
+    count = len(inputs[0])
+    return torch.cat([first_output(module(*(x[i : i + BATCH * 4] for x in inputs))) for i in range(0, count, BATCH * 4)])
+
+
+def train(
+    student: nn.Module,
+    data: SampleData,
+    config: TrainConfig,
+    *,
+    teacher: nn.Module | None = None,
+    masks: dict[str, torch.Tensor] | None = None,
+    stage: Stage | None = None,
+) -> dict:
+    """Train ``student`` in place; return what happened (epochs run, seconds, last loss, whether time ran out)."""
+    torch.manual_seed(config.seed)
+    inputs, labels = tensors(data)
+    targets = predict(teacher, inputs) if teacher is not None else None
+    if targets is None and labels is None:
+        raise ValueError("fine-tuning without labels needs a teacher to learn from")
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(config.epochs, 1))
+    generator = torch.Generator().manual_seed(config.seed)
+    named = dict(student.named_parameters())
+    started, epochs_run, last_loss, out_of_time = time.monotonic(), 0, float("nan"), False
+    _set_mode(student, training=True)
+    for epoch in range(config.epochs):
+        for idx in torch.randperm(len(inputs[0]), generator=generator).split(BATCH):
+            optimizer.zero_grad()
+            output = first_output(student(*(x[idx] for x in inputs)))
+            batch_labels = None if labels is None else labels[idx]
+            if targets is None:
+                loss = nn.functional.cross_entropy(output, batch_labels)
+            else:
+                loss = distillation_loss(output, targets[idx], batch_labels, config)
+            loss.backward()
+            optimizer.step()
+            _apply_masks(named, masks)
+            last_loss = loss.item()
+            if time.monotonic() - started > config.seconds:
+                out_of_time = True
+                break
+        scheduler.step()
+        epochs_run = epoch + 1
+        if stage is not None:
+            stage.advance(f"epoch {epochs_run}: loss {last_loss:.4f}" + (" (time bound reached)" if out_of_time else ""))
+        if out_of_time:
+            break
+    _set_mode(student, training=False)
+    return {
+        "epochs": epochs_run, "seconds": round(time.monotonic() - started, 2), "stopped_by_time_bound": out_of_time,
+        "final_loss": round(last_loss, 6), "loss": "distillation" if teacher is not None else "cross-entropy",
+        "samples": len(inputs[0]),
+    }
+
+
+@torch.no_grad()
+def _apply_masks(named: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None) -> None:
+    for name, mask in (masks or {}).items():
+        named[name].mul_(mask)
+
+
+def _set_mode(module: nn.Module, training: bool) -> None:
+    """Switch train/eval mode where the module supports it (an ExportedProgram's module is fixed in eval form)."""
+    try:
+        module.train(training)
+    except NotImplementedError:
+        pass
