@@ -1,0 +1,57 @@
+"""Session fixtures for the SDK tests: one real `sdkgen build` of the digits CNN, its SDKs and a real OIP server."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+SDK_NAME = "DigitsClassifier"
+SDK_PACKAGE = "com.example.digits"
+
+
+@pytest.fixture(scope="session")
+def sdk_build(digits_files, tmp_path_factory):
+    """All three SDKs for the digits CNN (int8-full LiteRT model for pixel-8), built once per session."""
+    from compressor.options import CompressOptions
+    from compressor.profiles import Precision
+    from sdkgen.build import build
+    from sdkgen.spec import SdkSpec, read_labels
+
+    spec = SdkSpec(name=SDK_NAME, package=SDK_PACKAGE, platforms=("android", "ios", "python"),
+                   labels=read_labels(digits_files / "labels.txt"))
+    out = tmp_path_factory.mktemp("sdk") / "digits"
+    return build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz",
+                 options=CompressOptions(precisions=(Precision.INT8_FULL,)))
+
+
+@pytest.fixture(scope="session")
+def python_sdk(sdk_build):
+    """The generated Python package, imported from the build's source tree."""
+    sys.path.insert(0, str(sdk_build.sdk_dirs["python"] / "src"))
+    return importlib.import_module("digits_classifier")
+
+
+@pytest.fixture(scope="session")
+def oip_server(sdk_build):
+    """The project's gRPC server serving the build's cloud/model.onnx under the manifest's cloud name and version."""
+    from server.app import create_server
+    from server.inference.repository import ModelRepository
+
+    cloud = sdk_build.manifest["cloud"]
+    repository = ModelRepository()
+    repository.register(cloud["model_name"], cloud["model_version"], sdk_build.out_dir / cloud["file"])
+    server, port = create_server("127.0.0.1:0", repository=repository)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def digits_samples(digits_files):
+    import numpy as np
+
+    with np.load(digits_files / "data.npz") as data:
+        return data["x"][:24], data["labels"][:24]

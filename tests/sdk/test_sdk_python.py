@@ -1,0 +1,155 @@
+"""The generated Python SDK: real edge predictions, integrity, fallback vectors and the cloud path on the real server."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compressor.runtimes import TFLiteRunner
+from sdk_support import MODEL_BYTES, cases, fallback_vectors, mismatches
+
+
+def test_edge_predictions_equal_the_compressors_runtime_outputs(python_sdk, sdk_build, digits_samples):
+    x, y = digits_samples
+    expected = TFLiteRunner(sdk_build.out_dir / "model.tflite").run({"x": x})[0]
+    model = python_sdk.DigitsClassifier()
+    results = [model.predict(sample) for sample in x]
+    got = np.concatenate([r.outputs[0] for r in results])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert [r.source for r in results] == ["edge"] * len(x)
+    assert [r.label for r in results] == [str(i) for i in expected.argmax(1)]
+    assert np.mean([r.label == str(t) for r, t in zip(results, y)]) > 0.9
+    assert all(r.fallback_reason is None and 0 < r.latency_ms < 1000 for r in results)
+
+
+def test_tampered_model_is_never_run(python_sdk, sdk_build, tmp_path, digits_samples):
+    tampered = tmp_path / "model.tflite"
+    data = bytearray((sdk_build.out_dir / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    model = python_sdk.DigitsClassifier(model_path=tampered)
+    assert model.edge_problem == "model_integrity_failed"
+    assert model._predictor.engine is None  # never loaded, so never run
+    with pytest.raises(python_sdk.PredictionError, match="model_integrity_failed.*not_configured"):
+        model.predict(digits_samples[0][0])
+
+
+def test_bad_input_shape_is_a_clear_error(python_sdk):
+    with pytest.raises(ValueError, match=r"must have shape \[1, 8, 8\].*got \[3, 8\]"):
+        python_sdk.DigitsClassifier().predict(np.zeros((3, 8), np.float32))
+
+
+class _ScriptedCloud:
+    def __init__(self, outcomes, outputs, failure, counters):
+        self.outcomes, self.outputs, self.failure, self.counters = list(outcomes), outputs, failure, counters
+
+    def infer(self, inputs, timeout_s):
+        self.counters["cloud_calls"] += 1
+        outcome = self.outcomes.pop(0)
+        if outcome != "ok":
+            raise self.failure(outcome)
+        return [np.array([self.outputs], np.float32)]
+
+
+def _run_case(policy, case) -> dict:
+    counters = {"edge_runs": 0, "cloud_calls": 0, "engine_loaded": False}
+
+    class Engine:
+        def run(self, inputs):
+            counters["edge_runs"] += 1
+            if case["edge"]["run"] == "fail":
+                raise RuntimeError("scripted run failure")
+            return [np.array([case["edge_outputs"]], np.float32)]
+
+    def open_engine(model_bytes):
+        if case["edge"]["load"] == "fail":
+            raise RuntimeError("scripted load failure")
+        counters["engine_loaded"] = True
+        return Engine()
+
+    cloud = None if case["cloud"] is None else _ScriptedCloud(case["cloud"], case["cloud_outputs"], policy.CloudFailure, counters)
+    predictor = policy.FallbackPredictor(case["manifest"], MODEL_BYTES, open_engine, cloud)
+    try:
+        r = predictor.predict([np.zeros((1, 2), np.float32)])
+    except policy.PredictionError:
+        return {"source": None, "error": True, **counters}
+    return {"source": r.source, "error": False, "fallback_reason": r.fallback_reason, "low_confidence": r.low_confidence,
+            "cloud_error": r.cloud_error, "label": r.label, "confidence": r.confidence, **counters}
+
+
+VECTOR_NAMES = [v["name"] for v in fallback_vectors()["vectors"]]
+
+
+@pytest.mark.parametrize("name", VECTOR_NAMES)
+def test_fallback_vector(python_sdk, sdk_build, name):
+    from digits_classifier import manifest as sdk_manifest, policy
+
+    case = next(c for c in cases(sdk_build.manifest) if c["name"] == name)
+    sdk_manifest.validate(case["manifest"])
+    assert mismatches(_run_case(policy, case), case["expect"]) == {}
+
+
+def test_manifest_is_validated_on_load(python_sdk, sdk_build):
+    from digits_classifier import manifest as sdk_manifest
+
+    broken = copy.deepcopy(sdk_build.manifest)
+    del broken["policy"]["retries"]
+    with pytest.raises(python_sdk.ManifestError, match="invalid at policy: 'retries' is a required property"):
+        sdk_manifest.validate(broken)
+    broken = copy.deepcopy(sdk_build.manifest)
+    broken["labels"] = broken["labels"][:9]
+    with pytest.raises(python_sdk.ManifestError, match="9 labels for 10 classes"):
+        sdk_manifest.validate(broken)
+
+
+def test_unreachable_cloud_returns_the_edge_result_marked_low_confidence(python_sdk, sdk_build, digits_samples):
+    from digits_classifier.cloud import OipCloudClient
+    from digits_classifier.engine import open_engine
+    from digits_classifier.policy import FallbackPredictor
+
+    manifest = copy.deepcopy(sdk_build.manifest)
+    manifest["policy"].update(confidence_threshold=1.0, timeout_ms=300, retries=1)
+    model_bytes = (sdk_build.out_dir / "model.tflite").read_bytes()
+    cloud = OipCloudClient("127.0.0.1:9", manifest["cloud"])  # discard port: nothing listens
+    result = FallbackPredictor(manifest, model_bytes, open_engine, cloud).predict([digits_samples[0][:1]])
+    assert (result.source, result.low_confidence, result.fallback_reason) == ("edge", True, "low_confidence")
+    assert result.cloud_error in ("unavailable", "timeout")
+
+
+def test_cloud_path_against_the_real_server(python_sdk, sdk_build, oip_server, digits_samples):
+    """Mode cloud through the project's gRPC server: outputs equal the fp32 ONNX model run locally."""
+    import onnxruntime as ort
+
+    x = digits_samples[0][:4]
+    session = ort.InferenceSession(str(sdk_build.out_dir / "cloud" / "model.onnx"))
+    expected = session.run(None, {session.get_inputs()[0].name: x})[0]
+    model = python_sdk.DigitsClassifier(cloud_endpoint=oip_server)
+    model.manifest["policy"]["mode"] = "cloud"
+    results = [model.predict(sample) for sample in x]
+    assert [(r.source, r.fallback_reason, r.cloud_error) for r in results] == [("cloud", "mode_cloud", None)] * 4
+    np.testing.assert_allclose(np.concatenate([r.outputs[0] for r in results]), expected, rtol=1e-5, atol=1e-5)
+    low = python_sdk.DigitsClassifier(cloud_endpoint=oip_server)
+    low.manifest["policy"]["confidence_threshold"] = 1.0
+    result = low.predict(x[0])
+    assert (result.source, result.fallback_reason, result.label) == ("cloud", "low_confidence", str(expected[0].argmax()))
+
+
+def test_installed_package_predicts_from_the_command_line(sdk_build, tmp_path, digits_samples):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(target), str(sdk_build.sdk_dirs["python"])], check=True)
+    sample = tmp_path / "x.npy"
+    np.save(sample, digits_samples[0][0])
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run([sys.executable, "-m", "digits_classifier", "predict", str(sample)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = TFLiteRunner(sdk_build.out_dir / "model.tflite").run({"x": digits_samples[0][:1]})[0]
+    assert (result["source"], result["label"]) == ("edge", str(expected.argmax()))
+    np.testing.assert_allclose(result["outputs"][0], expected, atol=1e-6)
