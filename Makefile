@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgeforge-installed
 DIGITS := examples/digits
-DEMO_OUT := build/digits-pixel-8
+DEMO_OUT := build/digits
+TEMPLATE_FILES := $(shell find templates -type f)
 
 .PHONY: setup demo test bench clean
 
@@ -23,10 +24,12 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 $(DIGITS)/model.pt2 $(DIGITS)/data.npz: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py
 	$(PY) $(DIGITS)/train.py --out $(DIGITS)
 
-$(DEMO_OUT)/report.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz
-	$(VENV)/bin/sdkgen compress $(DIGITS)/model.pt2 --profile pixel-8 --data $(DIGITS)/data.npz --out $(DEMO_OUT)
+$(DEMO_OUT)/model-manifest.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS)/labels.txt $(TEMPLATE_FILES)
+	$(VENV)/bin/sdkgen build $(DIGITS)/model.pt2 --profile pixel-8 --data $(DIGITS)/data.npz \
+		--platform android,ios,python --name DigitsClassifier --package com.example.digits \
+		--labels $(DIGITS)/labels.txt --out $(DEMO_OUT)
 
-demo: $(DEMO_OUT)/report.json
+demo: $(DEMO_OUT)/model-manifest.json
 	@echo "demo output: $(DEMO_OUT)"
 
 test: $(STAMP)

@@ -1,0 +1,134 @@
+"""The fallback policy: run on the device, ask the cloud when the manifest's policy says so.
+
+One decision table for every EdgeForge SDK (see the manifest's ``policy``):
+
+* the model's sha256 must match the manifest, else it is never loaded (``model_integrity_failed``);
+* a model that fails to load (``model_load_failed``) or run (``edge_run_failed``) goes to the cloud;
+* a classifier whose top probability is below ``confidence_threshold`` goes to the cloud (``low_confidence``);
+* mode ``cloud`` asks the cloud first (``mode_cloud``);
+* a cloud that is unreachable, times out or fails after ``retries`` retries yields the edge result marked
+  ``low_confidence`` when there is one, else :class:`PredictionError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+import numpy as np
+
+
+class PredictionError(RuntimeError):
+    """Neither the device nor the cloud produced a result; the message says why for each."""
+
+
+class CloudFailure(Exception):
+    """A cloud call that did not answer; ``kind`` is ``unavailable``, ``timeout`` or ``error``."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+class EdgeEngine(Protocol):
+    def run(self, inputs: list) -> list:
+        """Run one sample (arrays with a batch axis of 1) and return float outputs."""
+
+
+class CloudClient(Protocol):
+    def infer(self, inputs: list, timeout_s: float) -> list:
+        """Run one sample remotely; raise :class:`CloudFailure` when no answer comes back."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    outputs: list
+    source: str
+    latency_ms: float
+    label: Optional[str] = None
+    confidence: Optional[float] = None
+    fallback_reason: Optional[str] = None
+    low_confidence: bool = False
+    cloud_error: Optional[str] = None
+
+
+class FallbackPredictor:
+    """Applies the manifest's policy over an edge engine and an optional cloud client."""
+
+    def __init__(self, manifest: dict, model_bytes: bytes, open_engine: Callable[[bytes], EdgeEngine],
+                 cloud: Optional[CloudClient]) -> None:
+        self.manifest = manifest
+        self.policy = manifest["policy"]
+        self.cloud = cloud
+        self.engine: Optional[EdgeEngine] = None
+        self.edge_problem: Optional[str] = None
+        if hashlib.sha256(model_bytes).hexdigest() != manifest["model"]["sha256"]:
+            self.edge_problem = "model_integrity_failed"
+        else:
+            try:
+                self.engine = open_engine(model_bytes)
+            except Exception:  # noqa: BLE001 - any runtime failure means: not on this device
+                self.edge_problem = "model_load_failed"
+
+    def predict(self, inputs: list) -> Prediction:
+        start = time.perf_counter()
+        edge, reason = (None, "mode_cloud") if self.policy["mode"] == "cloud" else self._edge(inputs)
+        if edge is not None and not self._low(edge):
+            return self._result(edge, "edge", start)
+        reason = reason or "low_confidence"
+        outputs, cloud_error = self._ask_cloud(inputs)
+        if outputs is not None:
+            return self._result(outputs, "cloud", start, fallback_reason=reason)
+        edge_problem = reason
+        if edge is None and self.policy["mode"] == "cloud":
+            edge, edge_problem = self._edge(inputs)
+        if edge is not None:
+            return self._result(edge, "edge", start, fallback_reason=reason, low_confidence=True, cloud_error=cloud_error)
+        raise PredictionError(f"no result: on the device {edge_problem}, and the cloud {cloud_error}")
+
+    def _edge(self, inputs: list):
+        if self.engine is None:
+            return None, self.edge_problem
+        try:
+            return [np.asarray(o, dtype=np.float32) for o in self.engine.run(inputs)], None
+        except Exception:  # noqa: BLE001
+            return None, "edge_run_failed"
+
+    def _ask_cloud(self, inputs: list):
+        if self.cloud is None:
+            return None, "not_configured"
+        error = "error"
+        for _ in range(1 + self.policy["retries"]):
+            try:
+                return [np.asarray(o, dtype=np.float32) for o in self.cloud.infer(inputs, self.policy["timeout_ms"] / 1000)], None
+            except CloudFailure as failure:
+                error = failure.kind
+        return None, error
+
+    def _low(self, outputs: list) -> bool:
+        threshold = self.policy["confidence_threshold"]
+        return self.manifest["task"] == "classification" and threshold is not None and top_class(self.manifest, outputs)[1] < threshold
+
+    def _result(self, outputs: list, source: str, start: float, **fallback) -> Prediction:
+        label, confidence = top_class(self.manifest, outputs) if self.manifest["task"] == "classification" else (None, None)
+        latency_ms = (time.perf_counter() - start) * 1e3
+        return Prediction(outputs, source, latency_ms, label, confidence, **fallback)
+
+
+def probabilities(manifest: dict, outputs: list) -> np.ndarray:
+    """Class probabilities of one sample from output 0, after the manifest's activation."""
+    scores = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+    if manifest["postprocessing"]["activation"] == "softmax":
+        scores = np.exp(scores - scores.max())
+        scores = scores / scores.sum()
+    return scores
+
+
+def top_class(manifest: dict, outputs: list):
+    """(label, probability) of the most likely class."""
+    probs = probabilities(manifest, outputs)
+    best = int(np.argmax(probs))
+    return manifest["labels"][best], float(probs[best])

@@ -1,0 +1,55 @@
+"""`sdkgen build` input checks: bad names, packages, labels and platform/profile mismatches fail before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from compressor.errors import InvalidInputError, UnknownNameError
+from sdkgen.build import build
+from sdkgen.cli import main
+from sdkgen.spec import SdkSpec
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "3d-model"}, r"SDK name '3d-model' is not a valid class name.*e\.g\. DigitsClassifier"),
+    ({"name": "Json"}, r"clashes with a name the SDKs or their languages already use"),
+    ({"package": "com.Example..x"}, r"package 'com.Example..x' is not a valid Kotlin/Java package: segment\(s\) 'Example', ''"),
+    ({"package": "com.example.fun"}, r"segment\(s\) 'fun' are not allowed"),
+    ({"package": "digits"}, r"needs at least two segments"),
+    ({"mode": "cloud"}, r"mode 'cloud' needs --cloud-endpoint"),
+    ({"cloud_endpoint": "localhost"}, r"is not HOST:PORT"),
+    ({"confidence_threshold": 1.5}, r"outside 0\.\.1"),
+])
+def test_bad_spec_is_refused_at_construction(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        SdkSpec(**kwargs)
+
+
+def test_unknown_platform_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown SDK platform 'windows'; known: android, ios, python"):
+        SdkSpec(platforms=("windows",))
+
+
+def test_labels_count_mismatch_fails_before_writing(digits_files, tmp_path):
+    out = tmp_path / "out"
+    spec = SdkSpec(name="Digits", package="com.example.digits", labels=("a", "b", "c"))
+    with pytest.raises(InvalidInputError, match="has 10 classes but got 3 labels; pass a labels file with exactly 10"):
+        build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz")
+    assert not out.exists()
+
+
+def test_platform_that_cannot_load_the_profiles_format_fails_before_writing(digits_files, tmp_path):
+    out = tmp_path / "out"
+    spec = SdkSpec(platforms=("android",))
+    with pytest.raises(InvalidInputError, match=r"profile 'jetson-orin-nano' ships onnx only.*android loads tflite"):
+        build(digits_files / "model.pt2", "jetson-orin-nano", out, spec, data=digits_files / "data.npz")
+    assert not out.exists()
+
+
+def test_cli_prints_the_error_without_traceback(digits_files, tmp_path, capfd):
+    code = main(["build", str(digits_files / "model.pt2"), "--profile", "pixel-8", "--name", "3d-model",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capfd.readouterr().err
+    assert "SDK name '3d-model' is not a valid class name" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
