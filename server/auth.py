@@ -48,7 +48,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if found is None:
             return UnauthenticatedError("the bearer token is not known to this server; check the token you were given")
         if found[1] != scope:
-            return PermissionDeniedError(f"this is a {found[1]} token; calls to this service need a {scope} token")
+            return PermissionDeniedError(f"this token is a {found[1]} token; calls to this service need a {scope} token")
         return found
 
 

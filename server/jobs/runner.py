@@ -82,7 +82,9 @@ class JobRunner:
             job_id = self._queue.get()
             if job_id is _STOP or self._stopping.is_set():
                 return
+            self._cancel[job_id] = threading.Event()  # before RUNNING, so cancel() always finds one
             if not self.store.update(job_id, only_from=(QUEUED,), state=RUNNING):
+                self._cancel.pop(job_id, None)
                 continue  # cancelled while queued
             try:
                 self._run(job_id)
