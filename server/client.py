@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from compressor.outdir import atomic_output_dir
 from compressor.progress import ProgressEvent, ProgressSink
 from server import stubs
 from server.errors import ChecksumError
-from server.jobs.artifacts import sha256_of, unzip_dir
+from compressor.loaders import sha256_file
+from server.jobs.artifacts import unzip_dir
 
 stubs.generate()
 from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc  # noqa: E402
@@ -31,7 +31,7 @@ def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:
     yield pb.SubmitJobRequest(spec=spec)
     for role, path in files:
         yield pb.SubmitJobRequest(file=pb.FileHeader(role=role, filename=path.name, size=path.stat().st_size,
-                                                     sha256=sha256_of(path)))
+                                                     sha256=sha256_file(path)))
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(CHUNK), b""):
                 yield pb.SubmitJobRequest(chunk=block)
@@ -99,5 +99,5 @@ class CompressionClient:
                 except grpc.RpcError as exc:
                     if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:
                         raise
-        if sha256_of(target) != artifact.sha256:
+        if sha256_file(target) != artifact.sha256:
             raise ChecksumError(f"downloaded {artifact.name} does not match its sha256; download it again")

@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from compressor.loaders import sha256_file
 from server.errors import ChecksumError, NotFoundError
 
 INDEX = "index.json"
@@ -27,14 +28,6 @@ class ArtifactInfo:
     size: int
     sha256: str
     archive: bool
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def zip_dir(source: Path, dest: Path) -> None:
@@ -90,7 +83,7 @@ class ArtifactStore:
                 zip_dir(entry, staging / name)
             else:
                 shutil.copyfile(entry, staging / name)
-            infos.append(ArtifactInfo(name, (staging / name).stat().st_size, sha256_of(staging / name), entry.is_dir()))
+            infos.append(ArtifactInfo(name, (staging / name).stat().st_size, sha256_file(staging / name), entry.is_dir()))
         (staging / INDEX).write_text(json.dumps([asdict(i) for i in infos], indent=1))
         _fsync_tree(staging)
         final = self.root / job_id
