@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from compressor.errors import InvalidInputError, UnknownNameError
 from sdkgen.build import build
-from sdkgen.cli import main
 from sdkgen.spec import SdkSpec
 
 
@@ -46,10 +48,10 @@ def test_platform_that_cannot_load_the_profiles_format_fails_before_writing(digi
     assert not out.exists()
 
 
-def test_cli_prints_the_error_without_traceback(digits_files, tmp_path, capfd):
-    code = main(["build", str(digits_files / "model.pt2"), "--profile", "pixel-8", "--name", "3d-model",
-                 "--out", str(tmp_path / "out")])
-    assert code == 2
-    err = capfd.readouterr().err
+def test_cli_prints_the_error_without_traceback(digits_files, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "sdkgen.cli", "build", str(digits_files / "model.pt2"), "--profile",
+                           "pixel-8", "--name", "3d-model", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2
+    err = " ".join(done.stderr.split())
     assert "SDK name '3d-model' is not a valid class name" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()

@@ -16,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 JARS = Path("/usr/share/java")
 CLASSPATH_JARS = (
     "grpc-api", "grpc-context", "grpc-core", "grpc-netty", "grpc-protobuf", "grpc-protobuf-lite", "grpc-stub",
-    "protobuf", "guava", "perfmark-api", "netty-all", "geronimo-annotation-1.3-spec", "error_prone_annotations",
+    "protobuf", "guava", "perfmark-api", "netty-buffer", "netty-codec", "netty-codec-http", "netty-codec-http2",
+    "netty-common", "netty-handler", "netty-resolver", "netty-transport", "netty-codec-socks", "netty-handler-proxy", "geronimo-annotation-1.3-spec", "error_prone_annotations",
     "kotlin-stdlib",
 )
 TOOLS = ("kotlinc", "javac", "java", "protoc", "grpc_java_plugin")

@@ -108,36 +108,55 @@ def test_manifest_is_validated_on_load(python_sdk, sdk_build):
         sdk_manifest.validate(broken)
 
 
-def test_unreachable_cloud_returns_the_edge_result_marked_low_confidence(python_sdk, sdk_build, digits_samples):
-    from digits_classifier.cloud import OipCloudClient
-    from digits_classifier.engine import open_engine
-    from digits_classifier.policy import FallbackPredictor
+# The SDK's own OIP stubs and the server's register the same proto symbols, so every SDK call that touches gRPC
+# runs in a child process (as it would in an app), while the real server runs in this one.
+CLOUD_CALL = """
+import copy, json, sys
+import numpy as np
+from digits_classifier.cloud import OipCloudClient
+from digits_classifier.engine import open_engine
+from digits_classifier.manifest import load_bundled
+from digits_classifier.policy import FallbackPredictor
+endpoint, policy, model, samples = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], np.load(sys.argv[4])
+manifest = load_bundled()
+manifest["policy"].update(policy)
+predictor = FallbackPredictor(manifest, open(model, "rb").read(), open_engine, OipCloudClient(endpoint, manifest["cloud"]))
+for x in samples:
+    r = predictor.predict([x[None]])
+    print(json.dumps({"source": r.source, "fallback_reason": r.fallback_reason, "low_confidence": r.low_confidence,
+                      "cloud_error": r.cloud_error, "label": r.label, "outputs": r.outputs[0].tolist()}))
+"""
 
-    manifest = copy.deepcopy(sdk_build.manifest)
-    manifest["policy"].update(confidence_threshold=1.0, timeout_ms=300, retries=1)
-    model_bytes = (sdk_build.out_dir / "model.tflite").read_bytes()
-    cloud = OipCloudClient("127.0.0.1:9", manifest["cloud"])  # discard port: nothing listens
-    result = FallbackPredictor(manifest, model_bytes, open_engine, cloud).predict([digits_samples[0][:1]])
-    assert (result.source, result.low_confidence, result.fallback_reason) == ("edge", True, "low_confidence")
-    assert result.cloud_error in ("unavailable", "timeout")
+
+def _sdk_cloud_call(sdk_build, tmp_path, endpoint: str, policy: dict, x: np.ndarray) -> list[dict]:
+    np.save(tmp_path / "x.npy", x)
+    env = {**os.environ, "PYTHONPATH": str(sdk_build.sdk_dirs["python"] / "src")}
+    done = subprocess.run([sys.executable, "-c", CLOUD_CALL, endpoint, json.dumps(policy),
+                           str(sdk_build.out_dir / "model.tflite"), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def test_cloud_path_against_the_real_server(python_sdk, sdk_build, oip_server, digits_samples):
-    """Mode cloud through the project's gRPC server: outputs equal the fp32 ONNX model run locally."""
+def test_unreachable_cloud_returns_the_edge_result_marked_low_confidence(sdk_build, digits_samples, tmp_path):
+    policy = {"confidence_threshold": 1.0, "timeout_ms": 300, "retries": 1}
+    [result] = _sdk_cloud_call(sdk_build, tmp_path, "127.0.0.1:9", policy, digits_samples[0][:1])  # nothing listens
+    assert (result["source"], result["low_confidence"], result["fallback_reason"]) == ("edge", True, "low_confidence")
+    assert result["cloud_error"] in ("unavailable", "timeout")
+
+
+def test_cloud_path_against_the_real_server(sdk_build, oip_server, digits_samples, tmp_path):
+    """Mode cloud and low confidence through the project's gRPC server: outputs equal the fp32 ONNX model run here."""
     import onnxruntime as ort
 
     x = digits_samples[0][:4]
     session = ort.InferenceSession(str(sdk_build.out_dir / "cloud" / "model.onnx"))
     expected = session.run(None, {session.get_inputs()[0].name: x})[0]
-    model = python_sdk.DigitsClassifier(cloud_endpoint=oip_server)
-    model.manifest["policy"]["mode"] = "cloud"
-    results = [model.predict(sample) for sample in x]
-    assert [(r.source, r.fallback_reason, r.cloud_error) for r in results] == [("cloud", "mode_cloud", None)] * 4
-    np.testing.assert_allclose(np.concatenate([r.outputs[0] for r in results]), expected, rtol=1e-5, atol=1e-5)
-    low = python_sdk.DigitsClassifier(cloud_endpoint=oip_server)
-    low.manifest["policy"]["confidence_threshold"] = 1.0
-    result = low.predict(x[0])
-    assert (result.source, result.fallback_reason, result.label) == ("cloud", "low_confidence", str(expected[0].argmax()))
+    results = _sdk_cloud_call(sdk_build, tmp_path, oip_server, {"mode": "cloud"}, x)
+    assert [(r["source"], r["fallback_reason"], r["cloud_error"]) for r in results] == [("cloud", "mode_cloud", None)] * 4
+    np.testing.assert_allclose(np.concatenate([r["outputs"] for r in results]), expected, rtol=1e-5, atol=1e-5)
+    [low] = _sdk_cloud_call(sdk_build, tmp_path, oip_server, {"confidence_threshold": 1.0}, x[:1])
+    assert (low["source"], low["fallback_reason"], low["label"]) == ("cloud", "low_confidence", str(expected[0].argmax()))
 
 
 def test_installed_package_predicts_from_the_command_line(sdk_build, tmp_path, digits_samples):
