@@ -11,6 +11,7 @@ from compressor.passes import (
     measure_artifacts_pass,
     measure_source_pass,
     prune_model_pass,
+    quantize_mixed_pass,
     select_artifact_pass,
     validate_artifacts_pass,
 )
@@ -33,6 +34,7 @@ def build_pipeline(options: CompressOptions, profile: Profile) -> list[Pass]:
         *([distill_model_pass.run] if options.distill else []),
         *(converters.get(fmt.value) for fmt in profile.accepts.formats),
         *([convert_variants_pass.run] if pruned else []),
+        *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
         measure_artifacts_pass.run,
         *([check_targets_pass.run] if options.searching else []),
