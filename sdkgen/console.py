@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from compressor.native_output import terminal
 from compressor.progress import ProgressEvent, ProgressSink
 
-# A private duplicate of stderr: converters' output is captured at the fd level, our bars are not.
 _WIDE = 160  # tables stay readable when output goes to a file or CI log
-console = Console(file=os.fdopen(os.dup(2), "w", buffering=1), stderr=True, width=None if sys.stderr.isatty() else _WIDE)
+
+
+class _Terminal:
+    """stderr as the user sees it, also while converters' output is captured at the fd level."""
+
+    def write(self, text: str) -> int:
+        return terminal().write(text)
+
+    def flush(self) -> None:
+        terminal().flush()
+
+    def isatty(self) -> bool:
+        return terminal().isatty()
+
+
+console = Console(file=_Terminal(), stderr=True, width=None if sys.stderr.isatty() else _WIDE)
 out = Console(width=None if sys.stdout.isatty() else _WIDE)
 
 

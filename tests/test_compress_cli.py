@@ -1,0 +1,132 @@
+"""`sdkgen compress` and `sdkgen profiles` end to end, every precision x format, the gate, the report contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compressor import CompressOptions, GateFailedError, Precision, compress
+from compressor.analysis import _peak, onnx_figures, torch_macs
+from compressor.runtimes import open_artifact
+from sdkgen.cli import EXIT_BAD_INPUT, EXIT_GATE_FAILED, main
+
+REPORT_ARTIFACT_KEYS = {"path", "format", "precision", "size_bytes", "sha256", "host_latency_ms", "estimated_device_latency_ms", "metrics", "passed_gate"}
+METRIC_KEYS = {"accuracy", "accuracy_drop", "top1_agreement", "cosine_min", "cosine_mean", "max_abs_error"}
+
+
+@pytest.fixture(scope="module")
+def host_build(digits_files, tmp_path_factory):
+    """One build for the host profile: all four precisions in both formats."""
+    out = tmp_path_factory.mktemp("host") / "out"
+    return compress(digits_files / "model.pt2", "host", out, data=digits_files / "data.npz", options=CompressOptions(latency_repeats=5))
+
+
+def test_every_precision_and_format_runs_and_stays_close(host_build, digits_files):
+    report = host_build.report
+    assert {(a["format"], a["precision"]) for a in report["artifacts"]} == {(f, p.value) for f in ("tflite", "onnx") for p in Precision}
+    data = np.load(digits_files / "data.npz")
+    for artifact in report["artifacts"]:
+        assert artifact["error"] is None, artifact
+        m = artifact["metrics"]
+        assert set(m) >= METRIC_KEYS
+        assert m["top1_agreement"] >= 0.97 and m["cosine_mean"] >= 0.98 and m["accuracy_drop"] <= 1.0
+        # the recorded metrics come from the real runtime: re-run the stored artifact and compare
+        outputs = open_artifact(host_build.out_dir / artifact["path"], artifact["format"]).run({"x": data["x"]})
+        assert np.mean(outputs[0].argmax(1) == data["labels"]) == pytest.approx(m["accuracy"])
+    size = {(a["format"], a["precision"]): a["size_bytes"] for a in report["artifacts"]}
+    for fmt in ("tflite", "onnx"):
+        assert size[fmt, "int8-dynamic"] < size[fmt, "fp16"] < size[fmt, "fp32"]
+        assert size[fmt, "int8-full"] < size[fmt, "fp16"]
+
+
+def test_report_contract(host_build):
+    report = json.loads((host_build.out_dir / "report.json").read_text())
+    assert report["profile"] == "host"
+    assert {"path", "format", "sha256", "size_bytes", "params"} <= set(report["source"])
+    assert report["source"]["params"] == sum(p.numel() for p in __import__("model").DigitsCNN(width=8).parameters())
+    for artifact in report["artifacts"]:
+        assert REPORT_ARTIFACT_KEYS <= set(artifact)
+        assert not artifact["path"].startswith("/")
+        assert (host_build.out_dir / artifact["path"]).is_file()
+        assert set(artifact["host_latency_ms"]) == {"p50", "p90"} and artifact["host_latency_ms"]["p50"] > 0
+        assert artifact["host_latency_ms"]["p50"] == artifact["estimated_device_latency_ms"]  # host: measured
+        assert artifact["peak_activation_bytes"] > 0 and artifact["macs"] > 0
+    assert 0 <= report["selected"] < len(report["artifacts"])
+    assert {"torch", "tensorflow", "litert-torch", "ai-edge-litert", "onnx", "onnxruntime"} <= set(report["versions"])
+    assert all(report["versions"][k] for k in ("torch", "onnxruntime", "ai-edge-litert"))
+    assert "host" in (host_build.out_dir / "summary.txt").read_text()
+
+
+def test_cli_compress_writes_artifact_report_and_table(digits_files, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["compress", str(digits_files / "model.pt2"), "--profile", "pixel-8", "--data", str(digits_files / "data.npz"), "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"] == {"tflite": "model.tflite"} and (out / "model.tflite").is_file()
+    assert not (out / "model.onnx").exists()
+    assert "pixel-8" in capsys.readouterr().out
+    # a second run replaces the earlier output in one piece
+    assert main(["compress", str(digits_files / "model.pt2"), "--profile", "pixel-8", "--precision", "fp16", "--out", str(out)]) == 0
+    assert json.loads((out / "report.json").read_text())["artifacts"][0]["precision"] == "fp16"
+
+
+def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, tmp_path, capsys):
+    out = tmp_path / "gate"
+    np.savez(tmp_path / "unlabeled.npz", x=np.load(digits_files / "data.npz")["x"])
+    code = main([
+        "compress", str(digits_files / "model.pt2"), "--profile", "coral-edgetpu", "--min-cosine", "0.99999",
+        "--data", str(tmp_path / "unlabeled.npz"), "--out", str(out),
+    ])
+    assert code == EXIT_GATE_FAILED
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no candidate for profile 'coral-edgetpu' passes the gate (mean cosine >= 0.99999)" in err
+    assert "the best, int8-full.tflite, failed the gate with cosine mean 0.9" in err
+    assert not out.exists() and not list(tmp_path.glob(".gate*"))
+
+
+def test_gate_failure_api_carries_every_candidate(digits_files, tmp_path):
+    with pytest.raises(GateFailedError, match=r"accuracy drop <= 0.0 pt|mean cosine") as info:
+        compress(digits_files / "model.pt2", "pixel-8", tmp_path / "o", options=CompressOptions(min_cosine=1.0, precisions=(Precision.INT8_FULL,)))
+    assert info.value.report["artifacts"][0]["metrics"]["cosine_mean"] < 1.0
+
+
+def test_cli_bad_input_is_one_clear_line(digits_files, tmp_path, capsys):
+    assert main(["compress", str(digits_files / "model.pt2"), "--profile", "pixel-9", "--out", str(tmp_path / "o")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "unknown hardware profile 'pixel-9'" in err and "Traceback" not in err
+
+
+def test_profiles_command_lists_every_profile(capsys):
+    from compressor.profiles import all_profiles
+
+    assert main(["profiles"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in all_profiles())
+
+
+def test_help_on_every_command():
+    from sdkgen.commands import commands
+
+    for name in [None, *commands.names()]:
+        args = [sys.executable, "-m", "sdkgen.cli", *([name] if name else []), "--help"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage: sdkgen" in done.stdout, (name, done.stderr[-500:])
+
+
+def test_liveness_peak_and_macs():
+    # a -> op0 -> b -> op1 -> c, plus a read again by op1: a, b live together, then b, c
+    assert _peak([([0], [1]), ([0, 1], [2])], {0: 10, 1: 20, 2: 5}, [0]) == 35
+    import torch
+
+    assert torch_macs(torch.nn.Linear(16, 4), (torch.zeros(1, 16),)) == 64
+
+
+def test_onnx_figures_count_int8_activations_smaller(host_build):
+    by = {(a["format"], a["precision"]): a for a in host_build.report["artifacts"]}
+    fp32 = onnx_figures(host_build.out_dir / by["onnx", "fp32"]["path"])
+    assert fp32.peak_activation_bytes == by["onnx", "fp32"]["peak_activation_bytes"]
+    assert by["tflite", "int8-full"]["peak_activation_bytes"] < by["tflite", "fp32"]["peak_activation_bytes"]
