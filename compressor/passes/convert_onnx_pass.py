@@ -53,7 +53,7 @@ def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
             "model to ONNX first (e.g. with tf2onnx) and submit the .onnx file"
         )
     try:
-        _export_torch(source.torch_module(), state.torch_sample_args(), out, dynamic_batch)
+        export_torch(source.torch_module(), state.torch_sample_args(), out, dynamic_batch)
     except EdgeForgeError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -63,7 +63,8 @@ def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
         ) from exc
 
 
-def _export_torch(module, sample_args: tuple, out, dynamic_batch: bool) -> None:
+def export_torch(module, sample_args: tuple, out, dynamic_batch: bool) -> None:
+    """Export a ``torch.nn.Module`` to ONNX at ``out`` (dynamic batch when it allows one and it is asked for)."""
     import torch
 
     dynamic = None
