@@ -76,8 +76,9 @@ def run_build(
     options: CompressOptions | None = None,
     progress: ProgressSink | None = None,
     workdir: Path | None = None,
+    split=None,
 ) -> BuildState:
-    """Convert, validate, measure and select artifacts; files stay in ``workdir``."""
+    """Convert, validate, measure and select artifacts (and plan a split for a ``SplitRequest``); files stay in ``workdir``."""
     quiet_native_logs()
     profile = get_profile(profile) if isinstance(profile, str) else profile
     state = BuildState(
@@ -87,6 +88,7 @@ def run_build(
         data=data,
         workdir=workdir or Path(tempfile.mkdtemp(prefix="edgeforge-")),
         progress=Progress(progress),
+        split_request=split,
     )
     return run_pipeline(state)
 

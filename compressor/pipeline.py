@@ -13,6 +13,7 @@ from compressor.passes import (
     prune_model_pass,
     quantize_mixed_pass,
     select_artifact_pass,
+    split_model_pass,
     validate_artifacts_pass,
 )
 from compressor.profiles import Format, Profile
@@ -25,7 +26,7 @@ converters.register(Format.TFLITE.value)(convert_tflite_pass.run)
 converters.register(Format.ONNX.value)(convert_onnx_pass.run)
 
 
-def build_pipeline(options: CompressOptions, profile: Profile) -> list[Pass]:
+def build_pipeline(options: CompressOptions, profile: Profile, split: bool = False) -> list[Pass]:
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
     pruned = options.prune != "none"
     return [
@@ -39,10 +40,11 @@ def build_pipeline(options: CompressOptions, profile: Profile) -> list[Pass]:
         measure_artifacts_pass.run,
         *([check_targets_pass.run] if options.searching else []),
         select_artifact_pass.run,
+        *([split_model_pass.run] if split else []),
     ]
 
 
 def run_pipeline(state: BuildState) -> BuildState:
-    for step in build_pipeline(state.options, state.profile):
+    for step in build_pipeline(state.options, state.profile, split=state.split_request is not None):
         step(state)
     return state

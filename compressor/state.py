@@ -76,6 +76,8 @@ class BuildState:
     candidates: list[Candidate] = field(default_factory=list)
     selected: dict[Format, int] = field(default_factory=dict)
     variants: list[Variant] = field(default_factory=list)
+    split_request: Any = None  # compressor.splitting.request.SplitRequest: plan (and export) a split
+    split: Any = None  # compressor.passes.split_model_pass.SplitOutcome, once planned
 
     def precisions_for(self, fmt: Format) -> list[Precision]:
         """The profile's precisions for ``fmt``, narrowed by the options, largest first."""

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,15 @@ from compressor.options import CompressOptions
 from compressor.native_output import captured
 from compressor.outdir import atomic_output_dir
 from compressor.passes.convert_onnx_pass import export_fp32
-from compressor.profiles import Profile, get_profile
+from compressor.profiles import Format, Profile, get_profile
 from compressor.progress import ProgressSink
 from compressor.runtimes import OnnxRunner
+from compressor.splitting.request import SplitRequest
 from compressor.state import BuildState
 from sdkgen.platforms import platforms
 from sdkgen.render import PROTO, context_for, render_platform
 from sdkgen.spec import SdkSpec
+from sdkgen.split_bundle import split_section
 
 CLOUD_MODEL = "cloud/model.onnx"
 PIXEL_SCALE = 1.0 / 255.0
@@ -50,20 +53,23 @@ def build(
     example_inputs: tuple | None = None,
     options: CompressOptions | None = None,
     progress: ProgressSink | None = None,
+    split: SplitRequest | None = None,
 ) -> SdkBuildResult:
     """Compress ``model`` for ``profile`` and generate the SDKs named in ``spec.platforms`` into ``out``.
 
     ``out`` receives, atomically: the compressor bundle (``model.<fmt>``, ``candidates/``, ``report.json``,
     ``summary.txt``), ``model-manifest.json``, ``cloud/model.onnx`` (the fp32 model for the inference
     server) and one directory per platform.  Names, platforms, labels and formats are checked before
-    any conversion runs.  Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
+    any conversion runs.  Modes ``auto`` and ``split`` run the split planner (network figures and objective from
+    ``split``, default the profile's) and, when a cut ships, add ``split/head.<fmt>`` and ``split/tail.onnx``.  Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     edge_format = _edge_format(profile, spec)
     source, samples = load_source(model, example_inputs, data)
     _check_labels_early(source, samples, spec)
     with tempfile.TemporaryDirectory(prefix="edgeforge-sdk-") as work, atomic_output_dir(out) as staging:
-        state = run_build(source, samples, profile, options, progress, Path(work))
+        request = _split_request(spec, split, edge_format)
+        state = run_build(source, samples, profile, options, progress, Path(work), split=request)
         report = write_bundle(state, staging)
         (staging / CLOUD_MODEL).parent.mkdir()
         with captured(Path(work) / "converter.log"):
@@ -73,6 +79,8 @@ def build(
         ctx = context_for(spec, manifest)
         assets = {"model": staging / manifest["model"]["file"], "manifest": staging / MANIFEST_FILE,
                   "schema": SCHEMA_PATH, "proto": PROTO}
+        if manifest["split"]:
+            assets["head"] = staging / manifest["split"]["head"]["file"]
         for platform in spec.platforms:
             render_platform(platform, ctx, assets, staging / platform)
     out = Path(out).resolve()
@@ -103,7 +111,7 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
         "preprocessing": {"layout": layout, "pixel_scale": PIXEL_SCALE, "pixel_offset": 0.0, "channels": channels},
         "postprocessing": {"activation": "softmax" if spec.resolved_task == "classification" else "none"},
         "policy": {
-            "mode": spec.mode,
+            "mode": state.split.row.kind if spec.plans_split else spec.mode,
             "confidence_threshold": spec.confidence_threshold if spec.resolved_task == "classification" else None,
             "timeout_ms": spec.timeout_ms,
             "retries": spec.retries,
@@ -117,8 +125,14 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
             "inputs": [oip_tensor(s.to_json()) for s in cloud.inputs],
             "outputs": [oip_tensor(s.to_json()) for s in cloud.outputs],
         },
-        "split": None,
+        "split": split_section(spec, state.split, bundle),
     }
+
+
+def _split_request(spec: SdkSpec, split: SplitRequest | None, edge_format: str) -> SplitRequest | None:
+    if not spec.plans_split:
+        return None
+    return dataclasses.replace(split or SplitRequest(), mode=spec.mode, format=Format(edge_format))
 
 
 def _edge_format(profile: Profile, spec: SdkSpec) -> str:

@@ -62,6 +62,7 @@ class RenderContext:
     outputs: tuple[TensorInfo, ...]
     cloud_model_name: str
     versions: dict[str, str]
+    head_file: str | None = None  # the split head, when the manifest has a split section
 
     @property
     def package_path(self) -> str:
@@ -94,6 +95,7 @@ def context_for(spec: SdkSpec, manifest: dict) -> RenderContext:
         outputs=tensors(manifest["outputs"]),
         cloud_model_name=manifest["cloud"]["model_name"],
         versions=_versions(),
+        head_file=manifest["split"]["head"]["file"] if manifest["split"] else None,
     )
 
 

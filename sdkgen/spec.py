@@ -12,6 +12,7 @@ from compressor.errors import InvalidInputError
 from compressor.manifest import MODES, TASKS
 from sdkgen.platforms import platforms
 
+BUILD_MODES = ("auto", *MODES)  # auto: the split planner chooses edge, split or cloud
 _NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 _PACKAGE_SEGMENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
@@ -43,7 +44,7 @@ class SdkSpec:
     platforms: tuple[str, ...] = ("python",)
     labels: tuple[str, ...] | None = None
     task: str | None = None  # None: classification when labels are given, raw tensors otherwise
-    mode: str = "edge"
+    mode: str = "edge"  # one of BUILD_MODES
     confidence_threshold: float | None = 0.6
     timeout_ms: int = 2000
     retries: int = 1
@@ -61,10 +62,8 @@ class SdkSpec:
             raise InvalidInputError(f"platforms {', '.join(self.platforms)} list a platform twice")
         if self.resolved_task not in TASKS:
             raise InvalidInputError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
-        if self.mode not in MODES:
-            raise InvalidInputError(f"unknown fallback mode {self.mode!r}; choose from {', '.join(MODES)}")
-        if self.mode == "split":
-            raise InvalidInputError("mode 'split' needs a split plan, which `sdkgen build` does not make yet; use edge or cloud")
+        if self.mode not in BUILD_MODES:
+            raise InvalidInputError(f"unknown fallback mode {self.mode!r}; choose from {', '.join(BUILD_MODES)}")
         if self.confidence_threshold is not None and not 0 <= self.confidence_threshold <= 1:
             raise InvalidInputError(f"confidence threshold {self.confidence_threshold} is outside 0..1")
         if not 1 <= self.timeout_ms <= 600_000 or not 0 <= self.retries <= 10:
@@ -75,6 +74,11 @@ class SdkSpec:
             raise InvalidInputError("mode 'cloud' needs --cloud-endpoint HOST:PORT")
         if self.labels is not None and (not self.labels or any(not label.strip() for label in self.labels)):
             raise InvalidInputError("the labels file must hold one non-empty class name per line")
+
+    @property
+    def plans_split(self) -> bool:
+        """Modes auto and split run the split planner during the build."""
+        return self.mode in ("auto", "split")
 
     @property
     def resolved_task(self) -> str:

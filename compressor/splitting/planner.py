@@ -14,8 +14,8 @@ from compressor.splitting.costs import (
     TRANSFER_BYTES_PER_ELEMENT, Calibration, Work, node_work, split_work, tensor_bytes, transfer_ms,
 )
 from compressor.splitting.graph import Cut, find_cuts, model_outputs
+from compressor.splitting.request import OBJECTIVES
 
-OBJECTIVES = ("latency", "energy")
 HOST_PROFILE = "host"
 
 
@@ -61,7 +61,7 @@ def network_for(profile: Profile, uplink_mbps: float | None = None, rtt_ms: floa
     """The profile's network figures, with the uplink and RTT overridden when given."""
     changes = {k: v for k, v in (("uplink_mbps", uplink_mbps), ("rtt_ms", rtt_ms)) if v is not None}
     try:
-        return profile.network.model_copy(update=changes) if not changes else Network(**{**profile.network.model_dump(), **changes})
+        return Network(**{**profile.network.model_dump(), **changes})
     except ValueError as exc:
         raise InvalidInputError(f"network figures {changes} are not usable: uplink must be > 0 Mbps and RTT >= 0 ms") from exc
 
