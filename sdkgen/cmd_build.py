@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from compressor.manifest import MODES, TASKS
+from compressor.manifest import TASKS
+from compressor.splitting.request import SplitRequest
 from compressor.report import summary_table
 from sdkgen.build import build
 from sdkgen.cmd_compress import add_model_arguments, options_from
 from sdkgen.commands import command
 from sdkgen.console import console, out, stage_bars
 from sdkgen.platforms import platforms
-from sdkgen.spec import SdkSpec, read_labels
+from sdkgen.cmd_plan import add_split_arguments
+from sdkgen.spec import BUILD_MODES, SdkSpec, read_labels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--package", default="com.example.model", help="Kotlin package / SDK namespace (default com.example.model)")
     parser.add_argument("--labels", help="text file with one class name per line, in output order (makes a classifier)")
     parser.add_argument("--task", choices=TASKS, help="model task (default: classification with --labels, raw otherwise)")
-    parser.add_argument("--mode", choices=MODES, default="edge", help="fallback policy mode (default edge)")
+    parser.add_argument("--mode", choices=BUILD_MODES, default="edge",
+                        help="edge, cloud, split (run the best cut) or auto (the split planner chooses); default edge")
     parser.add_argument("--cloud-endpoint", help="HOST:PORT of an Open Inference Protocol v2 gRPC server for fallback")
     parser.add_argument("--confidence-threshold", type=float, default=0.6, help="below it a classifier asks the cloud (default 0.6)")
     parser.add_argument("--timeout-ms", type=int, default=2000, help="cloud call timeout (default 2000)")
     parser.add_argument("--retries", type=int, default=1, help="cloud call retries (default 1)")
+    add_split_arguments(parser.add_argument_group("split planning (--mode auto or split)"))
 
 
 def spec_from(args: argparse.Namespace) -> SdkSpec:
@@ -49,9 +53,14 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     options = options_from(args)
     with stage_bars() as sink:
-        result = build(args.model, args.profile, args.out, spec, data=args.data, options=options, progress=sink)
+        split = SplitRequest(objective=args.objective, uplink_mbps=args.uplink_mbps, rtt_ms=args.rtt_ms)
+        result = build(args.model, args.profile, args.out, spec, data=args.data, options=options, progress=sink, split=split)
     out.print(summary_table(result.report))
     for platform, path in result.sdk_dirs.items():
         console.print(f"[green]wrote[/] {platform} SDK: {path}")
+    split = result.manifest["split"]
+    if spec.plans_split:
+        where = f"split at {split['cut']}" if split else result.manifest["policy"]["mode"]
+        console.print(f"split planner chose: [bold]{where}[/]")
     console.print(f"[green]wrote[/] {result.out_dir / 'model-manifest.json'}")
     return 0

@@ -29,7 +29,11 @@ def export_graph(module, sample_args: tuple):
     import torch
 
     try:
-        program = torch.export.export(module.eval(), sample_args, strict=False)
+        module.eval()
+    except NotImplementedError:  # an ExportedProgram's module is already in inference form
+        pass
+    try:
+        program = torch.export.export(module, sample_args, strict=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many untyped errors
         raise TechniqueNotApplicableError(
             f"split needs the model's graph, and torch.export could not trace it ({type(exc).__name__}: "
