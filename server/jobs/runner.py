@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import queue
@@ -18,6 +19,7 @@ from server.jobs.artifacts import ArtifactStore
 from server.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 
 log = logging.getLogger("edgeforge.jobs")
+TAIL_MODEL, TAIL_INFO = "tail.onnx", "tail.json"  # a split build's tail, kept beside the job's cloud model
 INTERRUPTED = "interrupted: the server stopped while this job was running; submit it again"
 _STOP = object()
 
@@ -144,6 +146,7 @@ class JobRunner:
             result = outcome[1]
             self.artifacts.commit(job_id, out)
             cloud = self._keep_cloud_model(job_id, out, result.get("cloud_file", ""))
+            self._keep_split_tail(job_id, out, result.get("tail"))
             self.store.update(job_id, state=SUCCEEDED, summary=result["summary"], model_name=result["model_name"],
                               model_version=result["model_version"], cloud_model=cloud)
             self.on_success(self.store.get(job_id))
@@ -165,6 +168,15 @@ class JobRunner:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / cloud_file, dest)
         return str(dest)
+
+    def _keep_split_tail(self, job_id: str, out: Path, tail: dict | None) -> None:
+        """Keep a split build's tail beside its cloud model (``tail.onnx`` + ``tail.json`` with its served name)."""
+        if not tail or not (out / tail["file"]).is_file():
+            return
+        dest = self.work_root / "models" / job_id
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / tail["file"], dest / TAIL_MODEL)
+        (dest / TAIL_INFO).write_text(json.dumps({"model_name": tail["model_name"], "model_version": tail["model_version"]}))
 
     def _cleanup(self, job_id: str) -> None:
         shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)

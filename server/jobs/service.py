@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ from server.errors import NotReadyError
 from server.inference.repository import ModelRepository
 from server.jobs import uploads
 from server.jobs.artifacts import ArtifactInfo, ArtifactStore
-from server.jobs.runner import JobRunner
+from server.jobs.runner import TAIL_INFO, TAIL_MODEL, JobRunner
 from server.jobs.spec import from_proto, to_dict
 from server.jobs.store import SUCCEEDED, JobRecord, JobStore
 
@@ -39,8 +40,13 @@ class JobService:
         self.store.close()
 
     def serve_model(self, job: JobRecord) -> None:
+        """Serve a finished job's cloud model and, for a split build, its tail under the manifest's tail name."""
         if job.cloud_model and job.model_name:
             self.repository.register(job.model_name, job.model_version, job.cloud_model, tenant=job.tenant)
+            folder = Path(job.cloud_model).parent
+            if (folder / TAIL_INFO).is_file():
+                tail = json.loads((folder / TAIL_INFO).read_text())
+                self.repository.register(tail["model_name"], tail["model_version"], folder / TAIL_MODEL, tenant=job.tenant)
 
     def submit(self, tenant: str, spec, parts: Iterator) -> JobRecord:
         """Check the spec, receive the files (verified), then queue the job; nothing is kept on any error."""

@@ -1,7 +1,7 @@
 """The body of one job, run in its own spawned process: build, and report back over a pipe.
 
 Messages sent to the parent: ("progress", stage, done, total, message), then exactly one of
-("done", {summary, model_name, model_version, cloud_file}) or ("error", message).  A crash
+("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message).  A crash
 (segfault, OOM kill) sends nothing; the runner then fails the job from the exit code.
 """
 
@@ -52,5 +52,7 @@ def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> 
     result = build(model, request.profile, out, request.sdk, data=data, options=request.options, progress=progress)
     cloud = result.manifest.get("cloud") or {}
     summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else json.dumps(result.report)[:2000]
+    tail = (result.manifest.get("split") or {}).get("tail") or {}
     return {"summary": summary, "model_name": cloud.get("model_name", ""),
-            "model_version": cloud.get("model_version", ""), "cloud_file": cloud.get("file", "")}
+            "model_version": cloud.get("model_version", ""), "cloud_file": cloud.get("file", ""),
+            "tail": {k: tail[k] for k in ("model_name", "model_version", "file")} if tail else None}
