@@ -27,8 +27,8 @@ class CompressOptions(BaseModel):
     criterion: str = Field("l2", description="importance criterion (see compressor.importance.criteria)")
     prune_scope: Literal["global", "layer"] = Field("global", description="rank weights across all layers or per layer")
     distill: bool = Field(False, description="train the pruned student on the teacher's soft targets")
-    temperature: float = Field(4.0, gt=0, description="distillation temperature")
-    distill_alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft-target loss when labels exist")
+    temperature: float = Field(2.0, gt=0, description="distillation temperature")
+    distill_alpha: float = Field(0.5, ge=0, le=1, description="weight of the soft-target loss when labels exist")
     finetune_epochs: int = Field(10, ge=0, description="fine-tuning epochs after pruning")
     finetune_seconds: float = Field(300.0, gt=0, description="wall-clock bound on fine-tuning per variant")
     finetune_seed: int = 0

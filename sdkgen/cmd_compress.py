@@ -49,8 +49,14 @@ def options_from(args: argparse.Namespace) -> CompressOptions:
     try:
         return _options(args)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise InvalidInputError(f"invalid options: {problems}") from None
+
+
+def _problem(error: dict) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    where = ".".join(map(str, error["loc"]))
+    return f"--{where.replace('_', '-')}: {message}" if where else message
 
 
 def _options(args: argparse.Namespace) -> CompressOptions:
