@@ -36,7 +36,7 @@ def main() -> None:
               f"{'best ms':>9} {'planner/best':>13} {'cloud/planner':>14}")
         for uplink in (float(u) for u in args.uplinks.split(",")):
             plan = harness.plan(uplink)
-            measured = {label: harness.measure(label, uplink, args.repeats) for label in harness.ways}
+            measured = harness.measure_all(uplink, args.repeats)
             best = min(measured, key=measured.get)
             mine = measured[plan.chosen.label]
             print(f"{uplink:>8g} {measured['all-cloud']:>9.2f} {measured['all-edge']:>9.2f} {plan.chosen.label:>20} "

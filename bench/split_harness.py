@@ -131,11 +131,16 @@ class SplitHarness:
         out = self.client.infer(way.tail, sent, uplink_mbps)
         return (time.perf_counter() - start) * 1e3, out
 
-    def measure(self, label: str, uplink_mbps: float, repeats: int = 5) -> float:
-        """Median end-to-end milliseconds of ``repeats`` runs (after one warm-up) of the way called ``label``."""
-        way, x = self.ways[label], self.args[0].numpy()
-        self.run_once(way, x, 1e6)
-        return float(np.median([self.run_once(way, x, uplink_mbps)[0] for _ in range(repeats)]))
+    def measure_all(self, uplink_mbps: float, repeats: int = 5) -> dict[str, float]:
+        """Median end-to-end milliseconds of every way, runs interleaved so that load on the host hits all alike."""
+        x = self.args[0].numpy()
+        times: dict[str, list[float]] = {label: [] for label in self.ways}
+        for label, way in self.ways.items():
+            self.run_once(way, x, 1e6)  # warm-up
+        for _ in range(repeats):
+            for label, way in self.ways.items():
+                times[label].append(self.run_once(way, x, uplink_mbps)[0])
+        return {label: float(np.median(t)) for label, t in times.items()}
 
     def plan(self, uplink_mbps: float) -> Plan:
         network = network_for(self.profile, uplink_mbps, self.rtt_ms)

@@ -70,9 +70,10 @@ def export_split(state: BuildState, gm, cut: Cut, fmt: Format, precision: Precis
     data_keys = list(state.data.inputs)
     head_data = SampleData({data_keys[names.index(n)]: state.data.inputs[data_keys[names.index(n)]] for n in cut.head_inputs})
     side = {n: state.data.inputs[data_keys[names.index(n)]] for n in cut.side_inputs}
-    with torch.no_grad():
-        calib = head_data.take(0, min(len(head_data), state.options.calibration_samples))
-        mid = head(*(torch.from_numpy(np.ascontiguousarray(v)) for v in calib.inputs.values())).numpy()
+    calib = head_data.take(0, min(len(head_data), state.options.calibration_samples))
+    with torch.no_grad():  # one sample at a time: the graph was traced with a batch of one
+        mid = np.concatenate([head(*(torch_tensor(v[i : i + 1]) for v in calib.inputs.values())).numpy()
+                              for i in range(len(calib))])
     transfer = TransferQuantization.calibrate(mid)
     head_path = _convert_head(state, head, head_data, fmt, precision, out_dir)
     tail_path = out_dir / "tail.onnx"
