@@ -14,7 +14,7 @@ import pytest
 from server.app import create_server
 from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc
 from server.inference.repository import ModelRepository
-from conftest import require
+from support import require
 
 HERE = Path(__file__).parent
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,16 +11,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "fallback.json"
 MODEL_BYTES = b"scripted edge model"
 
 
-def _suite_conftest():
-    """The top-level tests/conftest.py, loaded under its own name (this directory's conftest shadows ``conftest``)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("edgeforge_suite_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require = _suite_conftest().require
+from support import require  # noqa: E402,F401 - the suite-wide helper
 
 
 def fallback_vectors() -> dict:
