@@ -1,0 +1,113 @@
+"""Pruning + distillation + quantization on the digits CNN, side by side in one run.
+
+Rows (all TFLite, the artifacts EdgeForge builds for the host profile):
+original fp32; int8 only; structured 50% + distillation + int8; unstructured
+80% + int8.  For each: download (deflated) size ratio vs the original fp32
+artifact, accuracy drop in points on the held-out digits, and host latency
+ratio vs the original (single-threaded p50, interleaved rounds, this machine,
+this run; > 1 means faster).  The teacher is the bundled example's weights
+(examples/digits/model.pt2) in an eager ``DigitsCNN``, so structured pruning can
+remove channels; pruned models are trained on the training split only.
+
+    .venv/bin/python bench/prune.py [--epochs 30] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "digits")]
+
+from compressor import CompressOptions, Precision, load_source, run_build  # noqa: E402
+from compressor.runtimes import measure_latency_ms, open_artifact  # noqa: E402
+
+PROFILE = "pixel-8"  # TFLite only: the rows compare TFLite artifacts
+TARGET_SIZE, TARGET_DROP, TARGET_SPEEDUP = 0.10, 1.0, 1.5
+
+
+def teacher():
+    from model import DigitsCNN  # examples/digits/model.py
+
+    path = ROOT / "examples" / "digits" / "model.pt2"
+    if not path.exists():
+        raise SystemExit("run `make demo` (or python examples/digits/train.py) first to build the digits example")
+    module = DigitsCNN()
+    module.load_state_dict(torch.export.load(str(path)).state_dict)
+    return module.eval()
+
+
+def build(module, work: Path, train_npz: Path, **pruning):
+    from model import load_digits_split
+
+    _, _, x_test, y_test = load_digits_split()
+    source, data = load_source(module, (torch.from_numpy(x_test[:1]),), {"x": x_test, "labels": y_test})
+    options = CompressOptions(
+        precisions=(Precision.FP32, Precision.INT8_FULL), train_data=train_npz, latency_repeats=5, **pruning
+    )
+    return run_build(source, data, PROFILE, options, workdir=work)
+
+
+def latencies(candidates, sample, rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` interleaved rounds of each artifact's single-threaded p50."""
+    runners = {c.name: open_artifact(c.path, c.format.value) for c in candidates}
+    p50 = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            p50[name].append(measure_latency_ms(runner, sample, warmup=20, repeats=200)["p50"])
+    return {name: float(np.median(values)) for name, values in p50.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=30, help="fine-tuning / distillation epochs")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds")
+    args = parser.parse_args()
+    from model import load_digits_split
+
+    x_train, y_train, _, _ = load_digits_split()
+    work = Path(tempfile.mkdtemp(prefix="bench-prune-"))
+    np.savez(work / "train.npz", x=x_train, labels=y_train)
+    original = teacher()
+    common = {"finetune_epochs": args.epochs, "finetune_seconds": 600.0}
+    structured = build(original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common)
+    unstructured = build(original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common)
+    by_name = {c.name: c for c in structured.candidates + unstructured.candidates}
+    rows = [
+        ("original fp32", by_name["fp32.tflite"]),
+        ("int8 only", by_name["int8-full.tflite"]),
+        ("structured 50% + distill + int8", by_name["structured50-l2-distill.int8-full.tflite"]),
+        ("unstructured 80% + int8", by_name["unstructured80.int8-full.tflite"]),
+    ]
+    for _, c in rows:
+        if c.error:
+            raise SystemExit(f"{c.name} failed: {c.error}")
+    torch.set_num_threads(1)
+    p50 = latencies([c for _, c in rows], structured.sample(), args.rounds)
+    base = rows[0][1]
+    print(f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
+          f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}")
+    header = f"{'variant':34} {'params':>8} {'KB':>7} {'dl KB':>7} {'dl ratio':>8} {'acc %':>7} {'drop pt':>7} {'p50 ms':>7} {'speedup':>7}"
+    print(header)
+    print("-" * len(header))
+    for label, c in rows:
+        params = (c.technique or {}).get("after", {}).get("nonzero_params", c.params or structured.source.params)
+        print(f"{label:34} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
+              f"{c.download_size_bytes / base.download_size_bytes:>8.3f} {100 * c.metrics['accuracy']:>7.2f} "
+              f"{c.metrics['accuracy_drop']:>7.2f} {p50[c.name]:>7.4f} {p50[base.name] / p50[c.name]:>6.2f}x")
+    structured_row, int8_row = rows[2][1], rows[1][1]
+    speedup = p50[int8_row.name] / p50[structured_row.name]
+    print(f"structured vs int8-only on host: {speedup:.2f}x faster (target >= {TARGET_SPEEDUP}x)")
+    for label, c in rows[2:]:
+        ok = c.download_size_bytes / base.download_size_bytes <= TARGET_SIZE and c.metrics["accuracy_drop"] <= TARGET_DROP
+        print(f"{label}: download <= {TARGET_SIZE}x and drop <= {TARGET_DROP} pt: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
