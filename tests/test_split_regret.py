@@ -1,0 +1,34 @@
+"""Planner regret on loopback: for uplinks of 1, 10 and 100 Mbps, the planner's choice measured end to end is
+within 10% of the fastest way found by measuring every cut (bench/split_harness.py shapes the link)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from split_harness import BenchCNN, SplitHarness  # noqa: E402
+
+REGRET = 1.10
+
+
+@pytest.fixture(scope="module")
+def harness():
+    h = SplitHarness(BenchCNN(), (torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)),))
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("uplink_mbps", [1.0, 10.0, 100.0])
+def test_planner_choice_is_within_ten_percent_of_the_best_measured(harness, uplink_mbps):
+    plan = harness.plan(uplink_mbps)
+    measured = harness.measure_all(uplink_mbps, repeats=5)
+    best = min(measured.values())
+    if measured[plan.chosen.label] > REGRET * best:  # one re-measurement: two CPU cores are shared with other work
+        measured = harness.measure_all(uplink_mbps, repeats=9)
+        best = min(measured.values())
+    assert measured[plan.chosen.label] <= REGRET * best, (plan.chosen.label, measured)
