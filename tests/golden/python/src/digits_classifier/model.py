@@ -10,7 +10,7 @@ import numpy as np
 
 from digits_classifier.engine import open_engine
 from digits_classifier.manifest import load_bundled
-from digits_classifier.policy import FallbackPredictor, Prediction
+from digits_classifier.policy import FallbackPredictor, Prediction, SplitParts
 
 
 class DigitsClassifier:
@@ -26,12 +26,19 @@ class DigitsClassifier:
         else:
             model_bytes = Path(model_path).read_bytes()
         endpoint = cloud_endpoint or self.manifest["cloud"]["endpoint"]
-        self._cloud = None
+        self._cloud = self._tail = None
         if endpoint:
             from digits_classifier.cloud import OipCloudClient
 
             self._cloud = OipCloudClient(endpoint, self.manifest["cloud"], token, tls)
-        self._predictor = FallbackPredictor(self.manifest, model_bytes, lambda b: open_engine(b, num_threads), self._cloud)
+            if self.manifest["split"]:
+                self._tail = OipCloudClient(endpoint, self.manifest["split"]["tail"], token, tls)
+        engine = lambda b: open_engine(b, num_threads)  # noqa: E731
+        split = None
+        if self.manifest["split"]:
+            head = resources.files(__package__).joinpath("assets", self.manifest["split"]["head"]["file"]).read_bytes()
+            split = SplitParts(head, engine, self._tail)
+        self._predictor = FallbackPredictor(self.manifest, model_bytes, engine, self._cloud, split)
 
     @property
     def labels(self) -> Optional[list]:
@@ -78,8 +85,9 @@ class DigitsClassifier:
         return arrays
 
     def close(self) -> None:
-        if self._cloud is not None:
-            self._cloud.close()
+        for client in (self._cloud, self._tail):
+            if client is not None:
+                client.close()
 
     def __enter__(self) -> "DigitsClassifier":
         return self

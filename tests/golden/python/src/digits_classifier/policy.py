@@ -6,6 +6,9 @@ One decision table for every EdgeForge SDK (see the manifest's ``policy``):
 * a model that fails to load (``model_load_failed``) or run (``edge_run_failed``) goes to the cloud;
 * a classifier whose top probability is below ``confidence_threshold`` goes to the cloud (``low_confidence``);
 * mode ``cloud`` asks the cloud first (``mode_cloud``);
+* mode ``split`` runs the head on the device, quantizes its output to int8 with the manifest's scale and zero
+  point and asks the tail model; when that fails (``split_`` + the head's or the tail call's problem) it asks
+  the cloud for the whole model, then falls back to the whole model on the device;
 * a cloud that is unreachable, times out or fails after ``retries`` retries yields the edge result marked
   ``low_confidence`` when there is one, else :class:`PredictionError`.
 """
@@ -44,6 +47,15 @@ class CloudClient(Protocol):
 
 
 @dataclass(frozen=True)
+class SplitParts:
+    """The device half of split mode: the head model's bytes, how to open them, and the client of the tail model."""
+
+    head_bytes: bytes
+    open_head: Callable[[bytes], EdgeEngine]
+    tail: Optional[CloudClient]
+
+
+@dataclass(frozen=True)
 class Prediction:
     outputs: list
     source: str
@@ -59,35 +71,54 @@ class FallbackPredictor:
     """Applies the manifest's policy over an edge engine and an optional cloud client."""
 
     def __init__(self, manifest: dict, model_bytes: bytes, open_engine: Callable[[bytes], EdgeEngine],
-                 cloud: Optional[CloudClient]) -> None:
+                 cloud: Optional[CloudClient], split: Optional[SplitParts] = None) -> None:
         self.manifest = manifest
         self.policy = manifest["policy"]
         self.cloud = cloud
-        self.engine: Optional[EdgeEngine] = None
-        self.edge_problem: Optional[str] = None
-        if hashlib.sha256(model_bytes).hexdigest() != manifest["model"]["sha256"]:
-            self.edge_problem = "model_integrity_failed"
-        else:
-            try:
-                self.engine = open_engine(model_bytes)
-            except Exception:  # noqa: BLE001 - any runtime failure means: not on this device
-                self.edge_problem = "model_load_failed"
+        self.engine, self.edge_problem = _open_checked(model_bytes, manifest["model"]["sha256"], open_engine)
+        self.split = manifest["split"] if self.policy["mode"] == "split" else None
+        self.head, self.head_problem, self.tail = None, "not_configured", None
+        if self.split is not None and split is not None:
+            self.head, self.head_problem = _open_checked(split.head_bytes, self.split["head"]["sha256"], split.open_head)
+            self.tail = split.tail
 
     def predict(self, inputs: list) -> Prediction:
         start = time.perf_counter()
-        edge, reason = (None, "mode_cloud") if self.policy["mode"] == "cloud" else self._edge(inputs)
-        if edge is not None and not self._low(edge):
-            return self._result(edge, "edge", start)
-        reason = reason or "low_confidence"
-        outputs, cloud_error = self._ask_cloud(inputs)
+        mode = self.policy["mode"]
+        edge = None
+        if mode == "split":
+            outputs, reason = self._split(inputs)
+            if outputs is not None:
+                return self._result(outputs, "split", start)
+        elif mode == "cloud":
+            reason = "mode_cloud"
+        else:
+            edge, reason = self._edge(inputs)
+            if edge is not None and not self._low(edge):
+                return self._result(edge, "edge", start)
+            reason = reason or "low_confidence"
+        outputs, cloud_error = self._call(self.cloud, inputs)
         if outputs is not None:
             return self._result(outputs, "cloud", start, fallback_reason=reason)
         edge_problem = reason
-        if edge is None and self.policy["mode"] == "cloud":
+        if edge is None and mode != "edge":
             edge, edge_problem = self._edge(inputs)
         if edge is not None:
             return self._result(edge, "edge", start, fallback_reason=reason, low_confidence=True, cloud_error=cloud_error)
         raise PredictionError(f"no result: on the device {edge_problem}, and the cloud {cloud_error}")
+
+    def _split(self, inputs: list):
+        """Head here, int8 over the wire, tail there; (outputs, None) or (None, ``split_<problem>``)."""
+        if self.head is None:
+            return None, f"split_{self.head_problem}"
+        try:
+            [middle] = self.head.run([inputs[i] for i in self.split["head_inputs"]])
+        except Exception:  # noqa: BLE001
+            return None, "split_edge_run_failed"
+        q = self.split["intermediate"]["quantization"]
+        sent = np.clip(np.round(np.asarray(middle, np.float32) / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+        outputs, error = self._call(self.tail, [sent, *(inputs[i] for i in self.split["side_inputs"])])
+        return outputs, None if outputs is not None else f"split_{error}"
 
     def _edge(self, inputs: list):
         if self.engine is None:
@@ -97,13 +128,13 @@ class FallbackPredictor:
         except Exception:  # noqa: BLE001
             return None, "edge_run_failed"
 
-    def _ask_cloud(self, inputs: list):
-        if self.cloud is None:
+    def _call(self, client: Optional[CloudClient], inputs: list):
+        if client is None:
             return None, "not_configured"
         error = "error"
         for _ in range(1 + self.policy["retries"]):
             try:
-                return [np.asarray(o, dtype=np.float32) for o in self.cloud.infer(inputs, self.policy["timeout_ms"] / 1000)], None
+                return [np.asarray(o, dtype=np.float32) for o in client.infer(inputs, self.policy["timeout_ms"] / 1000)], None
             except CloudFailure as failure:
                 error = failure.kind
         return None, error
@@ -116,6 +147,16 @@ class FallbackPredictor:
         label, confidence = top_class(self.manifest, outputs) if self.manifest["task"] == "classification" else (None, None)
         latency_ms = (time.perf_counter() - start) * 1e3
         return Prediction(outputs, source, latency_ms, label, confidence, **fallback)
+
+
+def _open_checked(model_bytes: bytes, sha256: str, open_engine: Callable[[bytes], EdgeEngine]):
+    """(engine, None), or (None, ``model_integrity_failed`` / ``model_load_failed``): a mismatch is never loaded."""
+    if hashlib.sha256(model_bytes).hexdigest() != sha256:
+        return None, "model_integrity_failed"
+    try:
+        return open_engine(model_bytes), None
+    except Exception:  # noqa: BLE001 - any runtime failure means: not on this device
+        return None, "model_load_failed"
 
 
 def probabilities(manifest: dict, outputs: list) -> np.ndarray:
