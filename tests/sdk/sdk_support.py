@@ -9,6 +9,7 @@ from pathlib import Path
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "fallback.json"
 MODEL_BYTES = b"scripted edge model"
+HEAD_BYTES = b"scripted head model"
 
 
 from support import require  # noqa: E402,F401 - the suite-wide helper
@@ -19,7 +20,8 @@ def fallback_vectors() -> dict:
 
 
 def cases(base_manifest: dict) -> list[dict]:
-    """One case per vector: ``manifest`` (valid against the schema), ``edge``, ``cloud``, ``expect``, ``name``."""
+    """One case per vector: ``manifest`` (valid against the schema), ``edge``, ``cloud``, ``expect``, ``name``; split
+    vectors also ``head`` and ``tail`` (outcomes), ``head_outputs`` and ``tail_outputs``."""
     doc = json.loads(VECTORS.read_text())
     result = []
     for vector in doc["vectors"]:
@@ -33,10 +35,35 @@ def cases(base_manifest: dict) -> list[dict]:
         ok = vector["edge"]["integrity"] == "ok"
         manifest["model"]["sha256"] = hashlib.sha256(MODEL_BYTES if ok else b"another model").hexdigest()
         confidence = vector["edge"]["confidence"]
-        result.append({"name": vector["name"], "manifest": manifest, "edge": vector["edge"], "cloud": vector["cloud"],
-                       "edge_outputs": [confidence, 1 - confidence], "cloud_outputs": doc["cloud_outputs"],
-                       "expect": vector["expect"]})
+        case = {"name": vector["name"], "manifest": manifest, "edge": vector["edge"], "cloud": vector["cloud"],
+                "edge_outputs": [confidence, 1 - confidence], "cloud_outputs": doc["cloud_outputs"],
+                "expect": vector["expect"]}
+        if "head" in vector:
+            manifest["split"] = _split_section(manifest, doc["split"], vector["head"]["integrity"] == "ok")
+            case.update(head=vector["head"], tail=vector["tail"], head_outputs=doc["split"]["head_outputs"],
+                        tail_outputs=doc["split"]["tail_outputs"])
+        result.append(case)
     return result
+
+
+def _split_section(manifest: dict, split: dict, head_ok: bool) -> dict:
+    """A schema-valid split section for the scripted head (model input 0 -> the vector's head outputs) and tail."""
+    width = len(split["head_outputs"])
+    middle = {"name": "intermediate", "shape": [1, width], "dtype": "float32", "layout": None, "quantization": None}
+    return {
+        "cut": "scripted",
+        "head": {"file": "split/head.tflite", "sha256": hashlib.sha256(HEAD_BYTES if head_ok else b"another head").hexdigest(),
+                 "format": "tflite", "precision": "fp32", "size_bytes": len(HEAD_BYTES),
+                 "inputs": manifest["inputs"][:1], "outputs": [middle]},
+        "head_inputs": [0],
+        "side_inputs": [],
+        "intermediate": {**middle, "dtype": "int8", "quantization": split["quantization"]},
+        "tail": {"model_name": "scripted-tail", "model_version": "1", "file": "split/tail.onnx",
+                 "sha256": hashlib.sha256(b"scripted tail").hexdigest(),
+                 "inputs": [{"name": "intermediate", "datatype": "INT8", "shape": [1, width]}],
+                 "outputs": [{"name": "probs", "datatype": "FP32", "shape": [1, 2]}]},
+        "plan": {},
+    }
 
 
 def mismatches(actual: dict, expect: dict) -> dict:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from compressor.runtimes import TFLiteRunner
-from sdk_support import MODEL_BYTES, cases, fallback_vectors, mismatches
+from sdk_support import HEAD_BYTES, MODEL_BYTES, cases, fallback_vectors, mismatches
 
 
 def test_edge_predictions_equal_the_compressors_runtime_outputs(python_sdk, sdk_build, digits_samples):
@@ -46,35 +46,54 @@ def test_bad_input_shape_is_a_clear_error(python_sdk):
 
 
 class _ScriptedCloud:
-    def __init__(self, outcomes, outputs, failure, counters):
-        self.outcomes, self.outputs, self.failure, self.counters = list(outcomes), outputs, failure, counters
+    """Answers ``outputs`` or fails with the next scripted outcome; counts calls and keeps the first input sent."""
+
+    def __init__(self, outcomes, outputs, failure, counters, key):
+        self.outcomes, self.outputs, self.failure, self.counters, self.key = list(outcomes), outputs, failure, counters, key
 
     def infer(self, inputs, timeout_s):
-        self.counters["cloud_calls"] += 1
+        self.counters[f"{self.key}_calls"] += 1
+        self.counters[f"{self.key}_sent"] = np.asarray(inputs[0]).reshape(-1).tolist()
         outcome = self.outcomes.pop(0)
         if outcome != "ok":
             raise self.failure(outcome)
         return [np.array([self.outputs], np.float32)]
 
 
-def _run_case(policy, case) -> dict:
-    counters = {"edge_runs": 0, "cloud_calls": 0, "engine_loaded": False}
+def _scripted_engine(script, outputs, counters, key):
+    """An opener for a scripted engine that loads/runs per ``script`` and returns ``outputs``."""
 
     class Engine:
         def run(self, inputs):
-            counters["edge_runs"] += 1
-            if case["edge"]["run"] == "fail":
+            counters[f"{key}_runs"] += 1
+            if script["run"] == "fail":
                 raise RuntimeError("scripted run failure")
-            return [np.array([case["edge_outputs"]], np.float32)]
+            return [np.array([outputs], np.float32)]
 
     def open_engine(model_bytes):
-        if case["edge"]["load"] == "fail":
+        if script["load"] == "fail":
             raise RuntimeError("scripted load failure")
-        counters["engine_loaded"] = True
+        counters[f"{key}_loaded"] = True
         return Engine()
 
-    cloud = None if case["cloud"] is None else _ScriptedCloud(case["cloud"], case["cloud_outputs"], policy.CloudFailure, counters)
-    predictor = policy.FallbackPredictor(case["manifest"], MODEL_BYTES, open_engine, cloud)
+    return open_engine
+
+
+def _run_case(policy, case) -> dict:
+    counters = {"edge_runs": 0, "cloud_calls": 0, "engine_loaded": False,
+                "head_runs": 0, "head_loaded": False, "tail_calls": 0, "tail_sent": None}
+
+    def client(outcomes, outputs, key):
+        return None if outcomes is None else _ScriptedCloud(outcomes, outputs, policy.CloudFailure, counters, key)
+
+    open_engine = _scripted_engine(case["edge"], case["edge_outputs"], counters, "edge")
+    split = None
+    if "head" in case:
+        split = policy.SplitParts(HEAD_BYTES, _scripted_engine(case["head"], case["head_outputs"], counters, "head"),
+                                  client(case["tail"], case["tail_outputs"], "tail"))
+    cloud = client(case["cloud"], case["cloud_outputs"], "cloud")
+    predictor = policy.FallbackPredictor(case["manifest"], MODEL_BYTES, open_engine, cloud, split)
+    counters["engine_loaded"] = counters.pop("edge_loaded", False)
     try:
         r = predictor.predict([np.zeros((1, 2), np.float32)])
     except policy.PredictionError:

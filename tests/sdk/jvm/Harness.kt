@@ -10,6 +10,7 @@ import com.example.digits.Manifest
 import com.example.digits.ManifestException
 import com.example.digits.OipCloudClient
 import com.example.digits.PredictionError
+import com.example.digits.SplitParts
 import java.io.File
 
 // Drives the generated Kotlin SDK on the JVM for the Python tests; prints one JSON object per line.
@@ -22,41 +23,61 @@ fun main(args: Array<String>) {
     }
 }
 
+/** Counts runs, loads and calls of the scripted engines and clients, and keeps the tail's first input. */
+private class Counters {
+    val runs = HashMap<String, Int>()
+    val loaded = HashMap<String, Boolean>()
+    val calls = HashMap<String, Int>()
+    var tailSent: FloatArray? = null
+}
+
+@Suppress("UNCHECKED_CAST")
+private fun scriptedEngine(script: Map<String, Any?>, outputs: FloatArray, counters: Counters, key: String): (ByteArray) -> EdgeEngine {
+    val engine = object : EdgeEngine {
+        override fun run(inputs: List<FloatArray>): List<FloatArray> {
+            counters.runs[key] = (counters.runs[key] ?: 0) + 1
+            if (script["run"] == "fail") throw IllegalStateException("scripted run failure")
+            return listOf(outputs)
+        }
+        override fun close() {}
+    }
+    return { _: ByteArray ->
+        if (script["load"] == "fail") throw IllegalStateException("scripted load failure")
+        counters.loaded[key] = true
+        engine
+    }
+}
+
+@Suppress("UNCHECKED_CAST")
+private fun scriptedClient(script: Any?, outputs: FloatArray, counters: Counters, key: String): CloudClient? {
+    val outcomes = (script as List<String>?)?.toMutableList() ?: return null
+    return object : CloudClient {
+        override fun infer(inputs: List<FloatArray>, timeoutMs: Long): List<FloatArray> {
+            counters.calls[key] = (counters.calls[key] ?: 0) + 1
+            if (key == "tail") counters.tailSent = inputs[0]
+            val outcome = outcomes.removeAt(0)
+            if (outcome != "ok") throw CloudFailure(outcome)
+            return listOf(outputs)
+        }
+        override fun close() {}
+    }
+}
+
 private fun vectors(text: String) {
     @Suppress("UNCHECKED_CAST")
     val cases = Json.parse(text) as List<Map<String, Any?>>
     for (case in cases) {
         val manifest = Manifest.fromJson(case["manifest"])
+        val counters = Counters()
         @Suppress("UNCHECKED_CAST") val edge = case["edge"] as Map<String, Any?>
-        @Suppress("UNCHECKED_CAST") val outcomes = (case["cloud"] as List<String>?)?.toMutableList()
-        val edgeOutputs = floats(case["edge_outputs"])
-        val cloudOutputs = floats(case["cloud_outputs"])
-        var edgeRuns = 0
-        var cloudCalls = 0
-        var engineLoaded = false
-        val engine = object : EdgeEngine {
-            override fun run(inputs: List<FloatArray>): List<FloatArray> {
-                edgeRuns++
-                if (edge["run"] == "fail") throw IllegalStateException("scripted run failure")
-                return listOf(edgeOutputs)
-            }
-            override fun close() {}
-        }
-        val cloud = if (outcomes == null) null else object : CloudClient {
-            override fun infer(inputs: List<FloatArray>, timeoutMs: Long): List<FloatArray> {
-                cloudCalls++
-                val outcome = outcomes.removeAt(0)
-                if (outcome != "ok") throw CloudFailure(outcome)
-                return listOf(cloudOutputs)
-            }
-            override fun close() {}
-        }
-        val open = { _: ByteArray ->
-            if (edge["load"] == "fail") throw IllegalStateException("scripted load failure")
-            engineLoaded = true
-            engine
-        }
-        val predictor = FallbackPredictor(manifest, "scripted edge model".toByteArray(Charsets.UTF_8), open, cloud)
+        val cloud = scriptedClient(case["cloud"], floats(case["cloud_outputs"]), counters, "cloud")
+        @Suppress("UNCHECKED_CAST") val head = case["head"] as Map<String, Any?>?
+        val split = if (head == null) null else SplitParts(
+            "scripted head model".toByteArray(Charsets.UTF_8), scriptedEngine(head, floats(case["head_outputs"]), counters, "head"),
+            scriptedClient(case["tail"], floats(case["tail_outputs"]), counters, "tail")
+        )
+        val open = scriptedEngine(edge, floats(case["edge_outputs"]), counters, "edge")
+        val predictor = FallbackPredictor(manifest, "scripted edge model".toByteArray(Charsets.UTF_8), open, cloud, split)
         val fields = LinkedHashMap<String, Any?>()
         fields["name"] = case["name"]
         try {
@@ -72,9 +93,13 @@ private fun vectors(text: String) {
             fields["source"] = null
             fields["error"] = true
         }
-        fields["cloud_calls"] = cloudCalls
-        fields["edge_runs"] = edgeRuns
-        fields["engine_loaded"] = engineLoaded
+        fields["cloud_calls"] = counters.calls["cloud"] ?: 0
+        fields["edge_runs"] = counters.runs["edge"] ?: 0
+        fields["engine_loaded"] = counters.loaded["edge"] ?: false
+        fields["head_runs"] = counters.runs["head"] ?: 0
+        fields["head_loaded"] = counters.loaded["head"] ?: false
+        fields["tail_calls"] = counters.calls["tail"] ?: 0
+        fields["tail_sent"] = counters.tailSent?.map { it.toInt() }
         println(fields.entries.joinToString(", ", "{", "}") { "${quote(it.key)}: ${literal(it.value)}" })
     }
 }
@@ -83,7 +108,7 @@ private fun cloud(endpoint: String, manifestText: String, modelBytes: ByteArray,
     val manifest = Manifest.parse(manifestText)
     val input = inputText.trim().split(",").map { it.toFloat() }.toFloatArray()
     val client = OipCloudClient(endpoint, manifest.cloud)
-    val predictor = FallbackPredictor(manifest, modelBytes, { bytes -> LiteRtEngine(bytes, manifest, 1) }, client)
+    val predictor = FallbackPredictor(manifest, modelBytes, { bytes -> LiteRtEngine(bytes, manifest.inputs, manifest.outputs, 1) }, client)
     val r = predictor.predict(listOf(input))
     predictor.close()
     val outputs = r.outputs[0].joinToString(", ", "[", "]")
@@ -98,5 +123,6 @@ private fun quote(s: String): String = "\"" + s.replace("\\", "\\\\").replace("\
 private fun literal(value: Any?): String = when (value) {
     null -> "null"
     is String -> quote(value)
+    is List<*> -> value.joinToString(", ", "[", "]") { literal(it) }
     else -> value.toString()
 }
