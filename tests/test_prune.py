@@ -111,8 +111,8 @@ def test_distillation_beats_no_distillation_on_digits(digits_module, digits_spli
     x_train, y_train, x_test, y_test = digits_split
     data = SampleData({"x": x_train[:100]}, y_train[:100])  # few labels: where a teacher helps most
     args = (torch.from_numpy(x_test[:1]),)
-    student = prune_structured(digits_module, args, 0.5, "l2", data)
-    config = TrainConfig(epochs=60, seconds=120, seed=0)
+    student = prune_structured(digits_module, args, 0.3, "l2", data)
+    config = TrainConfig(epochs=40, seconds=120, seed=0)
     plain, distilled = copy.deepcopy(student), copy.deepcopy(student)
     train(plain, data, config)
     train(distilled, data, config, teacher=digits_module)

@@ -20,6 +20,6 @@ def run(state: BuildState) -> None:
     for variant in state.variants:
         if "distill" in variant.technique:
             continue
+        variant.label = f"{variant.label}-distill"
         variant.technique["distill"] = {"temperature": state.options.temperature, "alpha": state.options.distill_alpha}
         variant.technique["fine_tune"] = fine_tune(state, variant, data, teacher=teacher)
-        variant.label = f"{variant.label}-distill"
