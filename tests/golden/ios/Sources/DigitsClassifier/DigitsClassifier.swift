@@ -15,11 +15,25 @@ public final class DigitsClassifier {
         self.manifest = manifest
         let endpoint = cloudEndpoint ?? manifest.cloud.endpoint
         let cloud: CloudClient? = try endpoint.map { try OipCloudClient(endpoint: $0, cloud: manifest.cloud, token: token) }
+        var split: SplitParts? = nil
+        if let spec = manifest.split {
+            let headName = URL(fileURLWithPath: spec.head.file).lastPathComponent
+            guard let headURL = Bundle.module.url(forResource: headName, withExtension: nil) else {
+                throw ManifestError(description: "the package resources lack the split head \(headName)")
+            }
+            let tail: CloudClient? = try endpoint.map { try OipCloudClient(endpoint: $0, cloud: spec.tail, token: token) }
+            split = SplitParts(
+                headBytes: try Data(contentsOf: headURL),
+                openHead: { _ in try LiteRtEngine(modelPath: headURL.path, inputs: spec.head.inputs, outputs: spec.head.outputs, threads: threads) },
+                tail: tail
+            )
+        }
         predictor = FallbackPredictor(
             manifest: manifest,
             modelBytes: try Data(contentsOf: modelURL),
-            openEngine: { _ in try LiteRtEngine(modelPath: modelURL.path, manifest: manifest, threads: threads) },
-            cloud: cloud
+            openEngine: { _ in try LiteRtEngine(modelPath: modelURL.path, inputs: manifest.inputs, outputs: manifest.outputs, threads: threads) },
+            cloud: cloud,
+            split: split
         )
     }
 

@@ -1,26 +1,29 @@
 import Foundation
 import TensorFlowLite
 
-/// The bundled model in TensorFlow Lite; int8/uint8 tensors are (de)quantized with the manifest's parameters.
+/// A TensorFlow Lite model (the whole model, or the split head) described by its manifest tensor specs;
+/// int8/uint8 tensors are (de)quantized with the specs' parameters.
 final class LiteRtEngine: EdgeEngine {
     private let interpreter: Interpreter
-    private let manifest: Manifest
+    private let inputSpecs: [TensorSpec]
+    private let outputSpecs: [TensorSpec]
 
-    init(modelPath: String, manifest: Manifest, threads: Int = 1) throws {
+    init(modelPath: String, inputs: [TensorSpec], outputs: [TensorSpec], threads: Int = 1) throws {
         var options = Interpreter.Options()
         options.threadCount = threads
         interpreter = try Interpreter(modelPath: modelPath, options: options)
         try interpreter.allocateTensors()
-        self.manifest = manifest
+        inputSpecs = inputs
+        outputSpecs = outputs
     }
 
     func run(_ inputs: [[Float]]) throws -> [[Float]] {
-        for (index, (spec, values)) in zip(manifest.inputs, inputs).enumerated() {
+        for (index, (spec, values)) in zip(inputSpecs, inputs).enumerated() {
             try interpreter.copy(encode(spec, values), toInputAt: index)
         }
         try interpreter.invoke()
-        return try manifest.outputs.indices.map { index in
-            decode(manifest.outputs[index], try interpreter.output(at: index).data)
+        return try outputSpecs.indices.map { index in
+            decode(outputSpecs[index], try interpreter.output(at: index).data)
         }
     }
 

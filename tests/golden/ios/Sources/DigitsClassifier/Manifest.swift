@@ -69,6 +69,30 @@ public struct Manifest: Codable {
         }
     }
 
+    /// The device half of split mode: the head model, which model inputs it takes, and what goes over the wire.
+    public struct Split: Codable {
+        public struct Head: Codable {
+            public let file: String
+            public let sha256: String
+            public let format: String
+            public let inputs: [TensorSpec]
+            public let outputs: [TensorSpec]
+        }
+
+        public let cut: String
+        public let head: Head
+        public let headInputs: [Int]
+        public let sideInputs: [Int]
+        public let intermediate: TensorSpec
+        public let tail: Cloud
+
+        enum CodingKeys: String, CodingKey {
+            case cut, head, intermediate, tail
+            case headInputs = "head_inputs"
+            case sideInputs = "side_inputs"
+        }
+    }
+
     public struct Preprocessing: Codable {
         public let layout: String
         public let pixelScale: Double
@@ -100,10 +124,11 @@ public struct Manifest: Codable {
     public let postprocessing: Postprocessing
     public let policy: Policy
     public let cloud: Cloud
+    public let split: Split?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version"
-        case name, task, model, inputs, outputs, labels, preprocessing, postprocessing, policy, cloud
+        case name, task, model, inputs, outputs, labels, preprocessing, postprocessing, policy, cloud, split
     }
 
     /// Decode and check the manifest; the error names the failing field.
@@ -131,8 +156,19 @@ public struct Manifest: Codable {
         guard ["edge", "split", "cloud"].contains(policy.mode) else {
             throw ManifestError(description: "policy/mode '\(policy.mode)' is not one of edge, split, cloud")
         }
-        guard model.sha256.count == 64, model.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+        guard Manifest.isSha256(model.sha256) else {
             throw ManifestError(description: "model/sha256 is not 64 lowercase hex digits")
+        }
+        if policy.mode == "split" && split == nil {
+            throw ManifestError(description: "split: mode split needs a split section")
+        }
+        if let split = split {
+            guard Manifest.isSha256(split.head.sha256) else {
+                throw ManifestError(description: "split/head/sha256 is not 64 lowercase hex digits")
+            }
+            guard split.intermediate.dtype == "int8", split.intermediate.quantization != nil else {
+                throw ManifestError(description: "split/intermediate must be int8 with a quantization")
+            }
         }
         if task == "classification" {
             guard let labels = labels, policy.confidenceThreshold != nil else {
@@ -142,5 +178,9 @@ public struct Manifest: Codable {
                 throw ManifestError(description: "labels: \(labels.count) labels for \(width) classes")
             }
         }
+    }
+
+    private static func isSha256(_ text: String) -> Bool {
+        text.count == 64 && text.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
     }
 }

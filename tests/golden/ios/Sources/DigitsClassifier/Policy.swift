@@ -34,55 +34,101 @@ public struct Prediction {
     public let cloudError: String?
 }
 
+/// The device half of split mode: the head model's bytes, how to open them, and the client of the tail model.
+public struct SplitParts {
+    public let headBytes: Data
+    public let openHead: (Data) throws -> EdgeEngine
+    public let tail: CloudClient?
+
+    public init(headBytes: Data, openHead: @escaping (Data) throws -> EdgeEngine, tail: CloudClient?) {
+        self.headBytes = headBytes
+        self.openHead = openHead
+        self.tail = tail
+    }
+}
+
 /// The manifest's fallback policy over an `EdgeEngine` and an optional `CloudClient` (the decision table shared by
 /// every EdgeForge SDK): a model whose sha256 does not match is never loaded; load or run failures, confidence below
-/// the threshold, or mode `cloud` ask the cloud; when the cloud fails after its retries, the edge result is returned
-/// marked low-confidence if there is one, else `PredictionError` is thrown.
+/// the threshold, or mode `cloud` ask the cloud; mode `split` runs the head here, quantizes its output to int8 with
+/// the manifest's scale and zero point and asks the tail model, and when that fails (`split_` + the head's or the
+/// tail call's problem) asks the cloud for the whole model; when the cloud fails after its retries, the edge result
+/// is returned marked low-confidence if there is one, else `PredictionError` is thrown.
 public final class FallbackPredictor {
     let manifest: Manifest
     let cloud: CloudClient?
-    public private(set) var engine: EdgeEngine?
-    public private(set) var edgeProblem: String?
+    public let engine: EdgeEngine?
+    /// Why the whole model cannot run here (`model_integrity_failed`, `model_load_failed`), or nil.
+    public let edgeProblem: String?
+    public let head: EdgeEngine?
+    /// Why split mode cannot run its head here (`not_configured`, `model_integrity_failed`, `model_load_failed`), or nil.
+    public let headProblem: String?
+    let splitSpec: Manifest.Split?
+    let tail: CloudClient?
 
-    public init(manifest: Manifest, modelBytes: Data, openEngine: (Data) throws -> EdgeEngine, cloud: CloudClient?) {
+    public init(manifest: Manifest, modelBytes: Data, openEngine: (Data) throws -> EdgeEngine, cloud: CloudClient?,
+                split: SplitParts? = nil) {
         self.manifest = manifest
         self.cloud = cloud
-        let digest = SHA256.hash(data: modelBytes).map { String(format: "%02x", $0) }.joined()
-        if digest != manifest.model.sha256 {
-            edgeProblem = "model_integrity_failed"
+        (engine, edgeProblem) = openChecked(modelBytes, sha256: manifest.model.sha256, open: openEngine)
+        splitSpec = manifest.policy.mode == "split" ? manifest.split : nil
+        if let spec = splitSpec, let parts = split {
+            (head, headProblem) = openChecked(parts.headBytes, sha256: spec.head.sha256, open: parts.openHead)
+            tail = parts.tail
         } else {
-            do {
-                engine = try openEngine(modelBytes)
-            } catch {
-                edgeProblem = "model_load_failed"
-            }
+            (head, headProblem) = (nil, "not_configured")
+            tail = nil
         }
     }
 
     public func predict(_ inputs: [[Float]]) async throws -> Prediction {
         let start = Date()
-        let cloudMode = manifest.policy.mode == "cloud"
+        let mode = manifest.policy.mode
         var edge: [[Float]]? = nil
-        var reason: String? = "mode_cloud"
-        if !cloudMode {
-            (edge, reason) = runEdge(inputs)
-            if let outputs = edge, !isLow(outputs) {
+        let reason: String
+        if mode == "split" {
+            let (outputs, problem) = await runSplit(inputs)
+            if let outputs = outputs {
+                return result(outputs, source: "split", start: start, reason: nil, low: false, cloudError: nil)
+            }
+            reason = problem ?? "split_error"
+        } else if mode == "cloud" {
+            reason = "mode_cloud"
+        } else {
+            let (outputs, problem) = runEdge(inputs)
+            edge = outputs
+            if let outputs = outputs, !isLow(outputs) {
                 return result(outputs, source: "edge", start: start, reason: nil, low: false, cloudError: nil)
             }
+            reason = problem ?? "low_confidence"
         }
-        let why = reason ?? "low_confidence"
-        let (answer, cloudError) = await askCloud(inputs)
+        let (answer, cloudError) = await call(cloud, inputs)
         if let outputs = answer {
-            return result(outputs, source: "cloud", start: start, reason: why, low: false, cloudError: nil)
+            return result(outputs, source: "cloud", start: start, reason: reason, low: false, cloudError: nil)
         }
-        var problem: String? = why
-        if edge == nil && cloudMode {
+        var problem: String? = reason
+        if edge == nil && mode != "edge" {
             (edge, problem) = runEdge(inputs)
         }
         if let outputs = edge {
-            return result(outputs, source: "edge", start: start, reason: why, low: true, cloudError: cloudError)
+            return result(outputs, source: "edge", start: start, reason: reason, low: true, cloudError: cloudError)
         }
         throw PredictionError(description: "no result: on the device \(problem ?? "-"), and the cloud \(cloudError ?? "-")")
+    }
+
+    /// Head here, int8 over the wire, tail there: (outputs, nil) or (nil, `split_<problem>`).
+    private func runSplit(_ inputs: [[Float]]) async -> ([[Float]]?, String?) {
+        guard let spec = splitSpec else { return (nil, "split_not_configured") }
+        guard let head = head else { return (nil, "split_\(headProblem ?? "error")") }
+        let middle: [Float]
+        do {
+            middle = try head.run(spec.headInputs.map { inputs[$0] })[0]
+        } catch {
+            return (nil, "split_edge_run_failed")
+        }
+        let q = spec.intermediate.quantization!
+        let sent = quantizeInt8(middle, scale: q.scale, zeroPoint: q.zeroPoint)
+        let (outputs, failure) = await call(tail, [sent] + spec.sideInputs.map { inputs[$0] })
+        return outputs != nil ? (outputs, nil) : (nil, "split_\(failure ?? "error")")
     }
 
     private func runEdge(_ inputs: [[Float]]) -> ([[Float]]?, String?) {
@@ -94,12 +140,12 @@ public final class FallbackPredictor {
         }
     }
 
-    private func askCloud(_ inputs: [[Float]]) async -> ([[Float]]?, String?) {
-        guard let cloud = cloud else { return (nil, "not_configured") }
+    private func call(_ client: CloudClient?, _ inputs: [[Float]]) async -> ([[Float]]?, String?) {
+        guard let client = client else { return (nil, "not_configured") }
         var failure = "error"
         for _ in 0...manifest.policy.retries {
             do {
-                return (try await cloud.infer(inputs, timeoutMs: manifest.policy.timeoutMs), nil)
+                return (try await client.infer(inputs, timeoutMs: manifest.policy.timeoutMs), nil)
             } catch let error as CloudFailure {
                 failure = error.kind
             } catch {
@@ -132,5 +178,25 @@ public final class FallbackPredictor {
         }
         let best = probs.indices.max(by: { probs[$0] < probs[$1] }) ?? 0
         return (manifest.labels?[best] ?? String(best), probs[best])
+    }
+}
+
+/// (engine, nil), or (nil, `model_integrity_failed` / `model_load_failed`): a mismatch is never loaded.
+func openChecked(_ bytes: Data, sha256: String, open: (Data) throws -> EdgeEngine) -> (EdgeEngine?, String?) {
+    let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    guard digest == sha256 else { return (nil, "model_integrity_failed") }
+    do {
+        return (try open(bytes), nil)
+    } catch {
+        return (nil, "model_load_failed")
+    }
+}
+
+/// `clip(round_half_even(x / scale) + zeroPoint, -128, 127)` with the division in float32 (as the Python SDK and
+/// the compressor compute it), as floats holding the int8 values that are sent as INT8.
+public func quantizeInt8(_ values: [Float], scale: Double, zeroPoint: Int) -> [Float] {
+    let s = Float(scale)
+    return values.map { v in
+        Float(min(127.0, max(-128.0, Double(v / s).rounded(.toNearestOrEven) + Double(zeroPoint))))
     }
 }

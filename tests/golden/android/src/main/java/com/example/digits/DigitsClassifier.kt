@@ -21,7 +21,12 @@ class DigitsClassifier @JvmOverloads constructor(
         val modelBytes = readAsset(context, manifest.model.file)
         val endpoint = cloudEndpoint ?: manifest.cloud.endpoint
         val cloud = if (endpoint == null) null else OipCloudClient(endpoint, manifest.cloud, token)
-        predictor = FallbackPredictor(manifest, modelBytes, { bytes -> LiteRtEngine(bytes, manifest, numThreads) }, cloud)
+        val open = { bytes: ByteArray -> LiteRtEngine(bytes, manifest.inputs, manifest.outputs, numThreads) }
+        val split = manifest.split?.let { spec ->
+            val tail = if (endpoint == null) null else OipCloudClient(endpoint, spec.tail, token)
+            SplitParts(readAsset(context, spec.headFile), { bytes -> LiteRtEngine(bytes, spec.headInputSpecs, spec.headOutputSpecs, numThreads) }, tail)
+        }
+        predictor = FallbackPredictor(manifest, modelBytes, open, cloud, split)
     }
 
     /** Why the on-device model cannot run (`model_integrity_failed`, `model_load_failed`), or null. */

@@ -4,8 +4,16 @@ import org.tensorflow.lite.Interpreter
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
-/** The bundled model in LiteRT; int8/uint8 tensors are (de)quantized with the manifest's scale and zero point. */
-class LiteRtEngine(modelBytes: ByteArray, private val manifest: Manifest, numThreads: Int = 1) : EdgeEngine {
+/**
+ * A LiteRT model (the whole model, or the split head) described by its manifest tensor specs; int8/uint8 tensors
+ * are (de)quantized with the specs' scale and zero point.
+ */
+class LiteRtEngine(
+    modelBytes: ByteArray,
+    private val inputSpecs: List<TensorSpec>,
+    private val outputSpecs: List<TensorSpec>,
+    numThreads: Int = 1
+) : EdgeEngine {
     private val interpreter: Interpreter
 
     init {
@@ -16,12 +24,12 @@ class LiteRtEngine(modelBytes: ByteArray, private val manifest: Manifest, numThr
     }
 
     override fun run(inputs: List<FloatArray>): List<FloatArray> {
-        val feeds = manifest.inputs.zip(inputs).map { (spec, values) -> encode(spec, values) }.toTypedArray<Any>()
-        val buffers = manifest.outputs.map { spec -> ByteBuffer.allocateDirect(spec.sampleSize * width(spec)).order(ByteOrder.nativeOrder()) }
+        val feeds = inputSpecs.zip(inputs).map { (spec, values) -> encode(spec, values) }.toTypedArray<Any>()
+        val buffers = outputSpecs.map { spec -> ByteBuffer.allocateDirect(spec.sampleSize * width(spec)).order(ByteOrder.nativeOrder()) }
         val outputs = HashMap<Int, Any>()
         buffers.forEachIndexed { i, buffer -> outputs[i] = buffer }
         interpreter.runForMultipleInputsOutputs(feeds, outputs)
-        return manifest.outputs.zip(buffers).map { (spec, buffer) -> decode(spec, buffer) }
+        return outputSpecs.zip(buffers).map { (spec, buffer) -> decode(spec, buffer) }
     }
 
     override fun close() = interpreter.close()

@@ -22,6 +22,19 @@ class CloudSpec(
     val outputs: List<OipTensor>
 )
 
+/** The device half of split mode: the head model, which model inputs it takes, and what goes over the wire. */
+class SplitSpec(
+    val cut: String,
+    val headFile: String,
+    val headSha256: String,
+    val headInputSpecs: List<TensorSpec>,
+    val headOutputSpecs: List<TensorSpec>,
+    val headInputs: List<Int>,
+    val sideInputs: List<Int>,
+    val intermediate: TensorSpec,
+    val tail: CloudSpec
+)
+
 class Preprocessing(val layout: String, val pixelScale: Double, val pixelOffset: Double, val channels: Int?)
 
 /** The bundled model-manifest.json (schema_version 1), checked field by field on load. */
@@ -36,7 +49,7 @@ class Manifest(
     val softmax: Boolean,
     val policy: Policy,
     val cloud: CloudSpec,
-    val split: Map<String, Any?>?
+    val split: SplitSpec?
 ) {
     companion object {
         const val SCHEMA_VERSION = 1L
@@ -68,7 +81,7 @@ class Manifest(
             }
             val split = root.objOrNull("split")
             if (mode == "split" && split == null) throw ManifestException("split: mode split needs a split section")
-            val cloud = root.obj("cloud")
+            val cloud = cloudSpec(root.obj("cloud"), true)
             val pre = root.obj("preprocessing")
             return Manifest(
                 name = root.string("name"),
@@ -80,14 +93,31 @@ class Manifest(
                 preprocessing = Preprocessing(pre.string("layout"), pre.double("pixel_scale"), pre.double("pixel_offset"), pre.longOrNull("channels")?.toInt()),
                 softmax = root.obj("postprocessing").oneOf("activation", listOf("softmax", "none")) == "softmax",
                 policy = Policy(mode, threshold, policy.long("timeout_ms"), policy.long("retries").toInt()),
-                cloud = CloudSpec(
-                    cloud.stringOrNull("endpoint"), cloud.string("model_name"), cloud.string("model_version"),
-                    cloud.list("inputs").mapIndexed { i, t -> oip(Fields(t, "cloud/inputs/$i")) },
-                    cloud.list("outputs").mapIndexed { i, t -> oip(Fields(t, "cloud/outputs/$i")) }
-                ),
-                split = split?.map
+                cloud = cloud,
+                split = if (split == null) null else splitSpec(split)
             )
         }
+
+        private fun splitSpec(f: Fields): SplitSpec {
+            val head = f.obj("head")
+            val sha = head.string("sha256")
+            if (!SHA256.matches(sha)) throw ManifestException("split/head/sha256 is not 64 lowercase hex digits")
+            val intermediate = tensor(f.obj("intermediate"))
+            if (intermediate.dtype != "int8" || intermediate.scale == null) throw ManifestException("split/intermediate must be int8 with a quantization")
+            return SplitSpec(
+                f.string("cut"), head.string("file"), sha,
+                head.list("inputs").mapIndexed { i, t -> tensor(Fields(t, "${head.path}/inputs/$i")) },
+                head.list("outputs").mapIndexed { i, t -> tensor(Fields(t, "${head.path}/outputs/$i")) },
+                f.indices("head_inputs"), f.indices("side_inputs"), intermediate, cloudSpec(f.obj("tail"), false)
+            )
+        }
+
+        /** The cloud model (with its endpoint) or the split tail (served beside it, no endpoint of its own). */
+        private fun cloudSpec(f: Fields, hasEndpoint: Boolean): CloudSpec = CloudSpec(
+            if (hasEndpoint) f.stringOrNull("endpoint") else null, f.string("model_name"), f.string("model_version"),
+            f.list("inputs").mapIndexed { i, t -> oip(Fields(t, "${f.path}/inputs/$i")) },
+            f.list("outputs").mapIndexed { i, t -> oip(Fields(t, "${f.path}/outputs/$i")) }
+        )
 
         private fun tensor(f: Fields): TensorSpec {
             val q = f.objOrNull("quantization")
@@ -99,7 +129,7 @@ class Manifest(
 }
 
 /** Typed access to one JSON object; every miss names the field path. */
-internal class Fields(value: Any?, private val path: String) {
+internal class Fields(value: Any?, val path: String) {
     @Suppress("UNCHECKED_CAST")
     val map: Map<String, Any?> = value as? Map<String, Any?> ?: throw ManifestException("${where("")} is not an object")
 
@@ -130,6 +160,11 @@ internal class Fields(value: Any?, private val path: String) {
 
     fun stringListOrNull(key: String): List<String>? =
         if (map[key] == null) { present(key); null } else list(key).map { it as? String ?: throw ManifestException("${where(key)} holds a non-string") }
+
+    fun indices(key: String): List<Int> {
+        val list = required(key) as? List<*> ?: throw ManifestException("${where(key)} is not an array")
+        return list.map { (it as? Long)?.toInt() ?: throw ManifestException("${where(key)} holds a non-integer") }
+    }
 
     fun shape(key: String): List<Int?> = list(key).map { d -> if (d == null) null else (d as? Long)?.toInt() ?: throw ManifestException("${where(key)} holds a non-integer") }
 

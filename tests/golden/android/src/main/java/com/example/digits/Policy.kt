@@ -32,64 +32,94 @@ class Prediction(
     val cloudError: String?
 )
 
+/** The device half of split mode: the head model's bytes, how to open them, and the client of the tail model. */
+class SplitParts(val headBytes: ByteArray, val openHead: (ByteArray) -> EdgeEngine, val tail: CloudClient?)
+
 /**
  * The manifest's fallback policy over an [EdgeEngine] and an optional [CloudClient] (the same decision table as
  * every EdgeForge SDK): a model whose sha256 does not match is never loaded; load or run failures, confidence below
- * the threshold, or mode `cloud` ask the cloud; when the cloud fails after its retries, the edge result is returned
- * marked low-confidence if there is one, else [PredictionError] is thrown.
+ * the threshold, or mode `cloud` ask the cloud; mode `split` runs the head here, quantizes its output to int8 with
+ * the manifest's scale and zero point and asks the tail model, and when that fails (`split_` + the head's or the
+ * tail call's problem) asks the cloud for the whole model; when the cloud fails after its retries, the edge result
+ * is returned marked low-confidence if there is one, else [PredictionError] is thrown.
  */
-class FallbackPredictor(
+class FallbackPredictor @JvmOverloads constructor(
     private val manifest: Manifest,
     modelBytes: ByteArray,
     openEngine: (ByteArray) -> EdgeEngine,
-    private val cloud: CloudClient?
+    private val cloud: CloudClient?,
+    split: SplitParts? = null
 ) {
-    var engine: EdgeEngine? = null
-        private set
-    var edgeProblem: String? = null
-        private set
+    val engine: EdgeEngine?
+    /** Why the whole model cannot run here (`model_integrity_failed`, `model_load_failed`), or null. */
+    val edgeProblem: String?
+    val head: EdgeEngine?
+    /** Why split mode cannot run its head here (`not_configured`, `model_integrity_failed`, `model_load_failed`), or null. */
+    val headProblem: String?
+    private val splitSpec: SplitSpec? = if (manifest.policy.mode == "split") manifest.split else null
+    private val tail: CloudClient?
 
     init {
-        if (sha256Hex(modelBytes) != manifest.model.sha256) {
-            edgeProblem = "model_integrity_failed"
-        } else {
-            try {
-                engine = openEngine(modelBytes)
-            } catch (e: Exception) {
-                edgeProblem = "model_load_failed"
-            } catch (e: LinkageError) {
-                edgeProblem = "model_load_failed"
-            }
-        }
+        val opened = openChecked(modelBytes, manifest.model.sha256, openEngine)
+        engine = opened.first
+        edgeProblem = opened.second
+        val spec = splitSpec
+        val openedHead = if (spec != null && split != null) openChecked(split.headBytes, spec.headSha256, split.openHead) else Pair(null, "not_configured")
+        head = openedHead.first
+        headProblem = openedHead.second
+        tail = if (spec != null) split?.tail else null
     }
 
     fun predict(inputs: List<FloatArray>): Prediction {
         val start = System.nanoTime()
-        val cloudMode = manifest.policy.mode == "cloud"
+        val mode = manifest.policy.mode
         var edge: List<FloatArray>? = null
-        var reason: String? = "mode_cloud"
-        if (!cloudMode) {
+        val reason: String
+        if (mode == "split") {
+            val attempt = runSplit(inputs)
+            val outputs = attempt.first
+            if (outputs != null) return result(outputs, "split", start, null, false, null)
+            reason = attempt.second ?: "split_error"
+        } else if (mode == "cloud") {
+            reason = "mode_cloud"
+        } else {
             val attempt = runEdge(inputs)
             edge = attempt.first
-            reason = attempt.second
             if (edge != null && !isLow(edge)) return result(edge, "edge", start, null, false, null)
+            reason = attempt.second ?: "low_confidence"
         }
-        val why = reason ?: "low_confidence"
-        val answer = askCloud(inputs)
-        if (answer.first != null) return result(answer.first!!, "cloud", start, why, false, null)
-        var edgeProblem: String? = why
-        if (edge == null && cloudMode) {
+        val answer = call(cloud, inputs)
+        val cloudOutputs = answer.first
+        if (cloudOutputs != null) return result(cloudOutputs, "cloud", start, reason, false, null)
+        var edgeProblem: String? = reason
+        if (edge == null && mode != "edge") {
             val attempt = runEdge(inputs)
             edge = attempt.first
             edgeProblem = attempt.second
         }
-        if (edge != null) return result(edge, "edge", start, why, true, answer.second)
+        if (edge != null) return result(edge, "edge", start, reason, true, answer.second)
         throw PredictionError("no result: on the device $edgeProblem, and the cloud ${answer.second}")
     }
 
     fun close() {
         engine?.close()
+        head?.close()
         cloud?.close()
+        tail?.close()
+    }
+
+    /** Head here, int8 over the wire, tail there: (outputs, null) or (null, `split_<problem>`). */
+    private fun runSplit(inputs: List<FloatArray>): Pair<List<FloatArray>?, String?> {
+        val spec = splitSpec ?: return Pair(null, "split_not_configured")
+        val current = head ?: return Pair(null, "split_$headProblem")
+        val middle = try {
+            current.run(spec.headInputs.map { inputs[it] })[0]
+        } catch (e: Exception) {
+            return Pair(null, "split_edge_run_failed")
+        }
+        val sent = quantizeInt8(middle, spec.intermediate.scale!!, spec.intermediate.zeroPoint!!)
+        val answer = call(tail, listOf(sent) + spec.sideInputs.map { inputs[it] })
+        return if (answer.first != null) answer else Pair(null, "split_${answer.second}")
     }
 
     private fun runEdge(inputs: List<FloatArray>): Pair<List<FloatArray>?, String?> {
@@ -101,8 +131,8 @@ class FallbackPredictor(
         }
     }
 
-    private fun askCloud(inputs: List<FloatArray>): Pair<List<FloatArray>?, String?> {
-        val client = cloud ?: return Pair(null, "not_configured")
+    private fun call(client: CloudClient?, inputs: List<FloatArray>): Pair<List<FloatArray>?, String?> {
+        if (client == null) return Pair(null, "not_configured")
         var error = "error"
         for (attempt in 0..manifest.policy.retries) {
             try {
@@ -138,6 +168,27 @@ class FallbackPredictor(
         for (i in probs.indices) if (probs[i] > probs[best]) best = i
         return Pair(manifest.labels!![best], probs[best])
     }
+}
+
+/** (engine, null), or (null, `model_integrity_failed` / `model_load_failed`): a mismatch is never loaded. */
+internal fun openChecked(bytes: ByteArray, sha256: String, open: (ByteArray) -> EdgeEngine): Pair<EdgeEngine?, String?> {
+    if (sha256Hex(bytes) != sha256) return Pair(null, "model_integrity_failed")
+    return try {
+        Pair(open(bytes), null)
+    } catch (e: Exception) {
+        Pair(null, "model_load_failed")
+    } catch (e: LinkageError) {
+        Pair(null, "model_load_failed")
+    }
+}
+
+/**
+ * `clip(round_half_even(x / scale) + zeroPoint, -128, 127)` with the division in float32 (as the Python SDK and the
+ * compressor compute it), as floats holding the int8 values that are sent as INT8.
+ */
+fun quantizeInt8(values: FloatArray, scale: Double, zeroPoint: Long): FloatArray {
+    val s = scale.toFloat()
+    return FloatArray(values.size) { Math.max(-128.0, Math.min(127.0, Math.rint((values[it] / s).toDouble()) + zeroPoint)).toFloat() }
 }
 
 internal fun sha256Hex(bytes: ByteArray): String =
