@@ -48,6 +48,7 @@ def build(module, work: Path, train_npz: Path, **pruning):
 
     _, _, x_test, y_test = load_digits_split()
     source, data = load_source(module, (torch.from_numpy(x_test[:1]),), {"x": x_test, "labels": y_test})
+    work.mkdir(parents=True, exist_ok=True)
     options = CompressOptions(
         precisions=(Precision.FP32, Precision.INT8_FULL), train_data=train_npz, latency_repeats=5, **pruning
     )
