@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -36,10 +38,14 @@ def digits_spec(digits_files, **overrides):
 
 
 @pytest.fixture(scope="module")
-def address(tmp_path_factory):
-    config = ServerConfig(data_dir=tmp_path_factory.mktemp("server"), tenants=TENANTS, max_concurrent_jobs=2,
-                          max_upload_bytes=MAX_UPLOAD)
-    server, port = create_server("127.0.0.1:0", config)
+def server_config(tmp_path_factory):
+    return ServerConfig(data_dir=tmp_path_factory.mktemp("server"), tenants=TENANTS, max_concurrent_jobs=2,
+                        max_upload_bytes=MAX_UPLOAD)
+
+
+@pytest.fixture(scope="module")
+def address(server_config):
+    server, port = create_server("127.0.0.1:0", server_config)
     server.start()
     yield f"127.0.0.1:{port}"
     shutdown(server, 0)
@@ -240,3 +246,42 @@ def _write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def _infer_tail(stub, tail: dict, sent: np.ndarray) -> np.ndarray:
+    tensor = ipb.ModelInferRequest.InferInputTensor(name=tail["inputs"][0]["name"], datatype="INT8", shape=sent.shape)
+    request = ipb.ModelInferRequest(model_name=tail["model_name"], model_version=tail["model_version"],
+                                    inputs=[tensor], raw_input_contents=[sent.tobytes()])
+    reply = stub.ModelInfer(request, metadata=auth("alice-infer"))
+    return np.frombuffer(reply.raw_output_contents[0], np.float32).reshape(tuple(reply.outputs[0].shape))
+
+
+def test_split_job_tail_is_served_on_completion_and_after_a_restart(alice, stubs, server_config, digits_files, tmp_path):
+    """A --mode split job: its tail answers ModelInfer under the manifest's tail name, on completion and on restart."""
+    from compressor.runtimes import OnnxRunner, TFLiteRunner
+
+    job = alice.submit(digits_spec(digits_files, mode="split"), digits_files / "model.pt2", digits_files / "data.npz")
+    final = alice.watch(job.id, lambda event: None)
+    assert final.state == pb.SUCCEEDED, final.error
+    out = alice.download(final, tmp_path / "out")
+    manifest = json.loads((out / "model-manifest.json").read_text())
+    split = manifest["split"]
+    assert manifest["policy"]["mode"] == "split" and split["tail"]["model_name"] == "digits-tail"
+    with np.load(digits_files / "data.npz") as data:
+        x = data["x"][:1]
+    [middle] = TFLiteRunner(out / split["head"]["file"]).run({"x": x})
+    q = split["intermediate"]["quantization"]
+    sent = np.clip(np.round(middle / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+    want = OnnxRunner(out / split["tail"]["file"]).run({split["tail"]["inputs"][0]["name"]: sent})[0]
+    np.testing.assert_allclose(_infer_tail(stubs[1], split["tail"], sent), want, rtol=1e-5, atol=1e-5)
+    # a restarted server (a copy of this one's data directory) serves the tail again from its job store
+    restarted = ServerConfig(data_dir=shutil.copytree(server_config.data_dir, tmp_path / "restarted"), tenants=TENANTS)
+    server, port = create_server("127.0.0.1:0", restarted)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            got = _infer_tail(irpc.GRPCInferenceServiceStub(channel), split["tail"], sent)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    finally:
+        shutdown(server, 0)
+
