@@ -14,6 +14,7 @@ import numpy as np
 
 from compressor.api import load_source, run_build, write_bundle
 from compressor.errors import InvalidInputError
+from compressor.loaders import sha256_file
 from compressor.manifest import MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, SCHEMA_PATH, check_labels, oip_tensor, write_manifest
 from compressor.options import CompressOptions
 from compressor.native_output import captured
@@ -121,7 +122,7 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
             "model_name": spec.python_package,
             "model_version": spec.model_version,
             "file": CLOUD_MODEL,
-            "sha256": _sha256(bundle / CLOUD_MODEL),
+            "sha256": sha256_file(bundle / CLOUD_MODEL),
             "inputs": [oip_tensor(s.to_json()) for s in cloud.inputs],
             "outputs": [oip_tensor(s.to_json()) for s in cloud.outputs],
         },
@@ -156,8 +157,3 @@ def _check_labels_early(source, samples, spec: SdkSpec) -> None:
     shapes = [{"name": f"output {i}", "shape": list(np.shape(o))} for i, o in enumerate(outputs)]
     check_labels(list(spec.labels) if spec.labels else None, shapes, "classification")
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
