@@ -18,6 +18,7 @@ EXPECTED = {
     "iphone-15-pro": {"tflite": {"int8-dynamic", "int8-full"}},
     "coral-edgetpu": {"tflite": {"int8-full"}},
     "raspberry-pi-5": {"tflite": {"int8-dynamic", "int8-full"}},
+    "raspberry-pi-zero-2w": {"tflite": {"int8-dynamic", "int8-full"}},
     "jetson-orin-nano": {"onnx": {"fp16"}},
     "host": {"tflite": {"int8-dynamic", "int8-full"}, "onnx": {"int8-dynamic", "int8-full"}},
 }
