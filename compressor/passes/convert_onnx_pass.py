@@ -16,7 +16,8 @@ import numpy as np
 from compressor.errors import ConversionError, EdgeForgeError, TechniqueNotApplicableError
 from compressor.native_output import captured
 from compressor.profiles import Format, Precision
-from compressor.state import BuildState, Candidate
+from compressor.candidates import derive_candidates
+from compressor.state import BuildState
 
 FORMAT = Format.ONNX
 OPSET = 18
@@ -29,16 +30,7 @@ def run(state: BuildState) -> None:
     with captured(state.workdir / "converter.log"):
         export_fp32(state, base, dynamic_batch=not state.profile.accepts.static_shapes)
     stage.advance("fp32 graph")
-    for precision in precisions:
-        candidate = Candidate(FORMAT, precision, state.workdir / "candidates" / f"{precision.value}.onnx")
-        candidate.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with captured(state.workdir / "converter.log"):
-                quantize(base, candidate.path, precision, state)
-        except Exception as exc:  # noqa: BLE001 - one failed precision must not sink the others
-            candidate.error = f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}"
-        state.candidates.append(candidate)
-        stage.advance(precision.value)
+    derive_candidates(state, FORMAT, base, quantize, stage)
 
 
 def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 from compressor.errors import ConversionError, EdgeForgeError
 from compressor.native_output import captured
 from compressor.profiles import Format, Precision
-from compressor.state import BuildState, Candidate
+from compressor.candidates import derive_candidates
+from compressor.state import BuildState
 
 FORMAT = Format.TFLITE
 
@@ -29,18 +30,7 @@ def run(state: BuildState) -> None:
     with captured(state.workdir / "converter.log"):
         convert_fp32(state, base)
     stage.advance("fp32 flatbuffer")
-    for precision in precisions:
-        candidate = Candidate(FORMAT, precision, state.workdir / "candidates" / f"{precision.value}.tflite")
-        candidate.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with captured(state.workdir / "converter.log"):
-                quantize(base, candidate.path, precision, state)
-        except EdgeForgeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one failed precision must not sink the others
-            candidate.error = f"quantization failed: {type(exc).__name__}: {str(exc)[:300]}"
-        state.candidates.append(candidate)
-        stage.advance(precision.value)
+    derive_candidates(state, FORMAT, base, quantize, stage)
 
 
 def convert_fp32(state: BuildState, out) -> None:
