@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import threading
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from server.config import ServerConfig, Tenant
 from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc
 from server.gen.inference import grpc_service_pb2 as ipb, grpc_service_pb2_grpc as irpc
 from server.jobs.spec import to_proto
+from support import wait_for
 
 TENANTS = (Tenant(name="alice", build_tokens=("alice-build",), inference_tokens=("alice-infer",)),
            Tenant(name="bob", build_tokens=("bob-build",), inference_tokens=("bob-infer",)))
@@ -44,11 +47,16 @@ def server_config(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def address(server_config):
+def running(server_config):
     server, port = create_server("127.0.0.1:0", server_config)
     server.start()
-    yield f"127.0.0.1:{port}"
+    yield server, port
     shutdown(server, 0)
+
+
+@pytest.fixture(scope="module")
+def address(running):
+    return f"127.0.0.1:{running[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +248,23 @@ def test_cancel_stops_a_job_and_download_is_refused(digits_files, address, stubs
     code, details = _code(stubs[0].DownloadArtifact, pb.DownloadArtifactRequest(job_id=job.id, name="report.json"),
                           metadata=auth("bob-build"))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "once it has SUCCEEDED" in details
+
+
+def test_worker_killed_mid_job_fails_that_job_and_the_server_keeps_serving(digits_files, running, stubs):
+    server, port = running
+    client = CompressionClient(f"127.0.0.1:{port}", "bob-build")
+    job = client.submit(digits_spec(digits_files), digits_files / "model.pt2")
+    get = lambda: client.stub.GetJob(pb.GetJobRequest(job_id=job.id), metadata=client.metadata)
+    pid = wait_for(lambda: get().stage and server.jobs.runner.worker_pid(job.id), what="the worker's first progress")
+    os.kill(pid, signal.SIGKILL)
+    final = client.watch(job.id)
+    client.close()
+    assert final.state == pb.FAILED and final.artifacts == []
+    assert "worker process was killed by signal 9" in final.error and "the server is unaffected" in final.error
+    assert stubs[1].ServerLive(ipb.ServerLiveRequest(), metadata=auth("bob-infer")).live
+    assert stubs[0].ListProfiles(pb.ListProfilesRequest(), metadata=auth("bob-build")).profiles
+    assert [j.state for j in stubs[0].ListJobs(pb.ListJobsRequest(), metadata=auth("bob-build")).jobs
+            if j.id == job.id] == [pb.FAILED]
 
 
 def _write(path: Path, data: bytes) -> Path:

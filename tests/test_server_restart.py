@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -17,6 +16,7 @@ from server.app import create_server, shutdown
 from server.client import CompressionClient
 from server.config import ServerConfig
 from server.gen.edgeforge.v1 import compression_pb2 as pb
+from support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,16 +27,6 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
     line = process.stdout.readline()
     assert "listening on port" in line, line
     return process, f"127.0.0.1:{line.split()[-1]}"
-
-
-def _wait(condition, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_sigterm_stops_the_server_gracefully(tmp_path):
@@ -58,7 +48,7 @@ def test_kill_mid_job_then_restart(tmp_path, digits_files):
     try:
         running = client.submit(digits_spec(digits_files), digits_files / "model.pt2", digits_files / "data.npz")
         queued = client.submit(digits_spec(digits_files), digits_files / "model.pt2")
-        _wait(lambda: client.stub.GetJob(pb.GetJobRequest(job_id=running.id)).stage, what="the first progress event")
+        wait_for(lambda: client.stub.GetJob(pb.GetJobRequest(job_id=running.id)).stage, what="the first progress event")
     finally:
         client.close()
         os.kill(process.pid, signal.SIGKILL)
@@ -74,7 +64,7 @@ def test_kill_mid_job_then_restart(tmp_path, digits_files):
             list(client.stub.DownloadArtifact(pb.DownloadArtifactRequest(job_id=running.id, name="report.json")))
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert not list((tmp_path / "artifacts").glob(".staging-*"))
-        _wait(lambda: client.stub.GetJob(pb.GetJobRequest(job_id=queued.id)).state == pb.RUNNING, what="queued job to run")
+        wait_for(lambda: client.stub.GetJob(pb.GetJobRequest(job_id=queued.id)).state == pb.RUNNING, what="queued job to run")
         client.stub.CancelJob(pb.CancelJobRequest(job_id=queued.id))
         assert client.watch(queued.id).state == pb.CANCELLED
     finally:

@@ -33,6 +33,7 @@ class JobRunner:
         self.timeout_s, self.on_success = timeout_s, on_success
         self._queue: queue.Queue = queue.Queue()
         self._cancel: dict[str, threading.Event] = {}
+        self._workers: dict[str, int] = {}  # job id -> pid of its running worker process
         self._stopping = threading.Event()
         self._context = multiprocessing.get_context("spawn")
         self._threads = [threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True)
@@ -57,6 +58,10 @@ class JobRunner:
 
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
+
+    def worker_pid(self, job_id: str) -> int | None:
+        """The pid of the process building ``job_id`` right now (None when it is not running)."""
+        return self._workers.get(job_id)
 
     def cancel(self, job: JobRecord) -> None:
         """Cancel a queued job at once, or stop a running one's worker; NotReadyError once it has ended."""
@@ -109,6 +114,7 @@ class JobRunner:
                                         args=(job.spec, str(next(uploads.glob("model-*"))),
                                               str(data) if data else None, str(out), send))
         process.start()
+        self._workers[job_id] = process.pid
         send.close()
         try:
             outcome = self._supervise(job_id, process, receive, cancel)
@@ -117,6 +123,7 @@ class JobRunner:
                 process.kill()
             process.join(5)
             self._cancel.pop(job_id, None)
+            self._workers.pop(job_id, None)
         self._finish(job_id, outcome, process.exitcode, out)
 
     def _supervise(self, job_id: str, process, receive, cancel: threading.Event) -> tuple:
