@@ -35,10 +35,6 @@ class BuildResult:
         return self.out_dir / self.report["outputs"][fmt]
 
 
-class _SyntheticData(SampleData):
-    synthetic = True
-
-
 def load_source(model, example_inputs: tuple | None = None, data: str | Path | dict | None = None) -> tuple[SourceModel, SampleData]:
     """Load a model (path or ``torch.nn.Module``) and its sample data, checked against each other."""
     arrays = read_npz(data) if isinstance(data, (str, Path)) else data
@@ -66,7 +62,7 @@ def synthetic_data(source: SourceModel, count: int = SYNTHETIC_SAMPLES) -> Sampl
             inputs[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
             inputs[spec.name] = np.zeros(shape, dtype=spec.dtype)
-    return _SyntheticData(inputs)
+    return SampleData(inputs, synthetic=True)
 
 
 def run_build(

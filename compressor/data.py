@@ -21,13 +21,14 @@ class SampleData:
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
+    synthetic: bool = False  # seeded stand-ins made because the user gave no data
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
     def take(self, start: int, stop: int) -> "SampleData":
         labels = None if self.labels is None else self.labels[start:stop]
-        return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels)
+        return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels, self.synthetic)
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

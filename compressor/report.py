@@ -75,7 +75,7 @@ def build_report(state: BuildState, paths: dict[int, str | None], outputs: dict[
         "data": {
             "samples": len(state.data),
             "labeled": labeled,
-            "synthetic": getattr(state.data, "synthetic", False),
+            "synthetic": state.data.synthetic,
             "calibration_samples": len(state.calibration()),
         },
         "gate": {
