@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-from compressor.errors import EdgeForgeError, InvalidInputError
+from compressor.errors import EdgeForgeError, GateFailedError, InvalidInputError
 from compressor.outdir import atomic_output_dir
 from compressor.progress import ProgressEvent, ProgressSink
 from server import stubs
@@ -25,6 +25,17 @@ RETRIES = 5
 
 class RemoteJobError(EdgeForgeError, RuntimeError):
     """The server ran the job and it did not succeed; the message is the server's reason."""
+
+
+# The error a failed job raises on the client, by its FailureKind: a gate failure is the same error (and
+# `sdkgen` exit status) as a local build's; anything else is a RemoteJobError.
+_FAILURE_ERRORS: dict[int, type[EdgeForgeError]] = {pb.GATE_FAILED: GateFailedError}
+
+
+def job_error(job) -> EdgeForgeError:
+    """The error that an unsuccessful job stands for, carrying the server's reason."""
+    cls = _FAILURE_ERRORS.get(job.failure, RemoteJobError)
+    return cls(f"job {job.id} {pb.JobState.Name(job.state).lower()}: {job.error}")
 
 
 def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:
@@ -76,7 +87,7 @@ class CompressionClient:
     def download(self, job, out: Path) -> Path:
         """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``), atomically."""
         if job.state != pb.SUCCEEDED:
-            raise RemoteJobError(f"job {job.id} {pb.JobState.Name(job.state).lower()}: {job.error}")
+            raise job_error(job)
         with atomic_output_dir(out) as staging:
             for artifact in job.artifacts:
                 target = staging / artifact.name

@@ -78,6 +78,7 @@ class CompressionServicer(rpc.CompressionServiceServicer):
             id=job.id, state=pb.JobState.Value(job.state), spec=from_dict(job.spec), created_at=job.created_at,
             updated_at=job.updated_at, error=job.error, summary=job.summary, model_name=job.model_name,
             model_version=job.model_version, stage=event.stage if event else "", percent=event.percent if event else 0.0,
+            failure=pb.FailureKind.Value(job.failure or "FAILURE_KIND_UNSPECIFIED"),
             artifacts=[pb.Artifact(name=a.name, size=a.size, sha256=a.sha256, archive=a.archive)
                        for a in self.jobs.artifact_list(job)],
         )

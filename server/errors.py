@@ -60,6 +60,20 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
+# Why a job failed, by the error its build raised (names of the proto's FailureKind); most specific first.
+_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (GateFailedError, "GATE_FAILED"),
+    (InvalidInputError, "INVALID_INPUT"),
+    (UnknownNameError, "INVALID_INPUT"),
+    (EdgeForgeError, "BUILD_ERROR"),
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The FailureKind name for a job whose build raised ``exc`` (INTERNAL for anything unexpected)."""
+    return next((kind for cls, kind in _FAILURES if isinstance(exc, cls)), "INTERNAL")
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code for an EdgeForge error (INTERNAL for anything unexpected)."""
     for cls, code in _CODES:

@@ -97,14 +97,17 @@ def local(digits_files, tmp_path_factory):
 MEASURED = {"report.json", "summary.txt", "converter.log"}
 
 
+def _tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
 def test_submitted_job_downloads_the_same_tree_as_a_local_build(remote, local):
     job, final, events, out = remote
     assert job.state == pb.QUEUED and final.state == pb.SUCCEEDED, final.error
     assert {"analyze", "validate", "select"} <= {e.stage for e in events}
     assert final.summary and final.model_name == "digits" and final.model_version == "1"
-    tree = lambda root: sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    assert tree(out) == tree(local)
-    differ = [p for p in tree(out) if p not in MEASURED and (out / p).read_bytes() != (local / p).read_bytes()]
+    assert _tree(out) == _tree(local)
+    differ = [p for p in _tree(out) if p not in MEASURED and (out / p).read_bytes() != (local / p).read_bytes()]
     assert differ == []
     assert {a.name for a in final.artifacts if a.archive} == {"python.zip", "candidates.zip", "cloud.zip"}
 
@@ -259,12 +262,39 @@ def test_worker_killed_mid_job_fails_that_job_and_the_server_keeps_serving(digit
     os.kill(pid, signal.SIGKILL)
     final = client.watch(job.id)
     client.close()
-    assert final.state == pb.FAILED and final.artifacts == []
+    assert final.state == pb.FAILED and final.failure == pb.WORKER_CRASHED and final.artifacts == []
     assert "worker process was killed by signal 9" in final.error and "the server is unaffected" in final.error
     assert stubs[1].ServerLive(ipb.ServerLiveRequest(), metadata=auth("bob-infer")).live
     assert stubs[0].ListProfiles(pb.ListProfilesRequest(), metadata=auth("bob-build")).profiles
     assert [j.state for j in stubs[0].ListJobs(pb.ListJobsRequest(), metadata=auth("bob-build")).jobs
             if j.id == job.id] == [pb.FAILED]
+
+
+def _submit(address, digits_files, out, *extra) -> int:
+    from sdkgen.cli import main
+
+    return main(["submit", str(digits_files / "model.pt2"), "--server", address, "--token", "alice-build",
+                 "--profile", "pixel-8", "--platform", "python", "--name", "Digits", "--package", "com.example.digits",
+                 "--labels", str(digits_files / "labels.txt"), "--out", str(out), *extra])
+
+
+def test_sdkgen_submit_cli_writes_a_local_builds_layout(address, digits_files, local, tmp_path, capsys):
+    out = tmp_path / "submitted"
+    assert _submit(address, digits_files, out, "--data", str(digits_files / "data.npz")) == 0
+    assert _tree(out) == _tree(local)
+    assert f"wrote {out.resolve()}" in " ".join(capsys.readouterr().err.split())
+
+
+def test_sdkgen_submit_gate_failure_exits_like_a_local_build(address, stubs, digits_files, tmp_path, capsys):
+    from sdkgen.cli import EXIT_GATE_FAILED
+
+    out = tmp_path / "gate"
+    assert _submit(address, digits_files, out, "--precision", "int8-full", "--min-cosine", "1.0") == EXIT_GATE_FAILED
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "failed: no candidate for profile 'pixel-8' passes the gate" in printed, printed
+    assert not out.exists()
+    [job] = stubs[0].ListJobs(pb.ListJobsRequest(limit=1), metadata=auth("alice-build")).jobs
+    assert job.state == pb.FAILED and job.failure == pb.GATE_FAILED
 
 
 def _write(path: Path, data: bytes) -> Path:

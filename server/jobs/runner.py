@@ -49,7 +49,7 @@ class JobRunner:
     def start(self) -> None:
         """Recover from the last run (interrupted jobs fail, queued ones run again), then start the threads."""
         for job in self.store.in_state(RUNNING):
-            self.store.update(job.id, state=FAILED, error=INTERRUPTED)
+            self._fail(job.id, "INTERRUPTED", INTERRUPTED)
             self._cleanup(job.id)
         for job in self.store.in_state(QUEUED):
             self._queue.put(job.id)
@@ -97,7 +97,7 @@ class JobRunner:
                 self._run(job_id)
             except Exception as exc:  # noqa: BLE001 - the runner thread must survive any job
                 log.exception("job %s failed in the runner", job_id)
-                self.store.update(job_id, state=FAILED, error=f"internal server error: {exc}")
+                self._fail(job_id, "INTERNAL", f"internal server error: {exc}")
             finally:
                 self._cleanup(job_id)
 
@@ -134,7 +134,8 @@ class JobRunner:
                 return ("interrupted",) if self._stopping.is_set() else ("cancelled",)
             if time.monotonic() > deadline:
                 process.terminate()
-                return ("error", f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped")
+                return ("error", f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
+                        "TIMED_OUT")
             if receive.poll(0.2):
                 try:
                     message = receive.recv()
@@ -160,13 +161,17 @@ class JobRunner:
         elif kind == "cancelled":
             self.store.update(job_id, state=CANCELLED, error="cancelled while running; the worker was stopped")
         elif kind == "interrupted":
-            self.store.update(job_id, state=FAILED, error=INTERRUPTED)
+            self._fail(job_id, "INTERRUPTED", INTERRUPTED)
         elif kind == "error":
-            self.store.update(job_id, state=FAILED, error=outcome[1])
+            self._fail(job_id, outcome[2], outcome[1])
         else:
             how = f"was killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exited with code {exitcode}"
-            self.store.update(job_id, state=FAILED, error=f"the worker process {how} without a result (a converter "
-                              "crash or running out of memory); the server is unaffected")
+            self._fail(job_id, "WORKER_CRASHED", f"the worker process {how} without a result (a converter crash or "
+                       "running out of memory); the server is unaffected")
+
+    def _fail(self, job_id: str, failure: str, error: str) -> None:
+        """Mark a job FAILED with its FailureKind name and the reason shown to the client."""
+        self.store.update(job_id, state=FAILED, failure=failure, error=error)
 
     def _keep_cloud_model(self, job_id: str, out: Path, cloud_file: str) -> str:
         if not cloud_file or not (out / cloud_file).is_file():

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, spec TEXT NOT NULL,
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
   summary TEXT NOT NULL DEFAULT '', model_name TEXT NOT NULL DEFAULT '', model_version TEXT NOT NULL DEFAULT '',
-  cloud_model TEXT NOT NULL DEFAULT '');
+  cloud_model TEXT NOT NULL DEFAULT '', failure TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at);
 CREATE TABLE IF NOT EXISTS events (
   job_id TEXT NOT NULL, seq INTEGER NOT NULL, stage TEXT NOT NULL, done INTEGER NOT NULL, total INTEGER NOT NULL,
@@ -46,6 +46,7 @@ class JobRecord:
     model_name: str = ""
     model_version: str = ""
     cloud_model: str = ""
+    failure: str = ""  # why a FAILED job failed: a FailureKind name (GATE_FAILED, WORKER_CRASHED...)
     last_event: ProgressEvent | None = field(default=None)
 
     @property
@@ -62,6 +63,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "failure" not in columns:  # a store written before jobs recorded why they failed
+            self._db.execute("ALTER TABLE jobs ADD COLUMN failure TEXT NOT NULL DEFAULT ''")
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
 

@@ -1,7 +1,7 @@
 """The body of one job, run in its own spawned process: build, and report back over a pipe.
 
 Messages sent to the parent: ("progress", stage, done, total, message), then exactly one of
-("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message).  A crash
+("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message, failure kind).  A crash
 (segfault, OOM kill) sends nothing; the runner then fails the job from the exit code.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compressor.errors import EdgeForgeError
 from compressor.progress import ProgressEvent
+from server.errors import failure_kind
 
 
 def _die_with_parent() -> None:
@@ -33,9 +34,10 @@ def run(spec_dict: dict, model: str, data: str | None, out: str, conn) -> None:
         result = _build(spec_dict, Path(model), Path(data) if data else None, Path(out), conn)
         conn.send(("done", result))
     except EdgeForgeError as exc:
-        conn.send(("error", str(exc)))
+        conn.send(("error", str(exc), failure_kind(exc)))
     except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
-        conn.send(("error", f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"))
+        conn.send(("error", f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+                   failure_kind(exc)))
     finally:
         conn.close()
 
