@@ -34,9 +34,20 @@ def run(args: argparse.Namespace) -> int:
             job = client.watch(job.id, sink)
         out = client.download(job, args.out)
     except grpc.RpcError as exc:
-        raise RemoteJobError(f"server {args.server} answered {exc.code().name}: {exc.details()}") from None
+        raise RemoteJobError(_explain(args, exc)) from None
     finally:
         client.close()
     console.print(job.summary)
     console.print(f"[green]wrote[/] {out} (job {job.id}; cloud model {job.model_name} version {job.model_version})")
     return 0
+
+
+def _explain(args: argparse.Namespace, exc) -> str:
+    """One line for a failed RPC; an unreachable server gets a hint (TLS servers drop plain-text calls)."""
+    import grpc
+
+    message = f"server {args.server} answered {exc.code().name}: {exc.details()}"
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        message += "; check HOST:PORT and that the server is running"
+        message += "" if args.tls_ca else ", and pass --tls-ca CA.pem if it serves TLS"
+    return message
