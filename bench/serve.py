@@ -1,7 +1,7 @@
 """ModelInfer latency (p50/p99) and throughput at concurrency 1, 8 and 32 for the digits model, beside
 onnxruntime called in-process on the same ONNX file, in one run.
 
-    .venv/bin/python bench/serve.py [--seconds 3] [--onnx MODEL.onnx]
+    .venv/bin/python bench/serve.py [--seconds 3] [--onnx MODEL.onnx] [--max-batch 32 [--batch-window-ms 2]]
 
 The server runs in its own process (as `sdkgen serve` does); the load comes from client threads, one gRPC
 channel each, sending one sample per request with raw_input_contents.
@@ -39,13 +39,15 @@ def export_digits(dest: Path) -> Path:
     return dest
 
 
-def serve(onnx: str) -> None:
+def serve(onnx: str, max_batch: int, window_ms: float) -> None:
     from server.app import create_server
+    from server.config import ServerConfig
     from server.inference.repository import ModelRepository
 
     repository = ModelRepository()
     repository.register("digits", "1", onnx)
-    server, port = create_server("127.0.0.1:0", repository=repository)
+    config = ServerConfig(max_batch=max_batch, batch_window_ms=window_ms)
+    server, port = create_server("127.0.0.1:0", config, repository=repository)
     server.start()
     print(port, flush=True)
     sys.stdin.read()  # until the parent closes our stdin
@@ -77,10 +79,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement (default 3)")
     parser.add_argument("--onnx", type=Path, help="ONNX model to serve (default: export examples/digits)")
+    parser.add_argument("--max-batch", type=int, default=1, help="server's dynamic batching limit (default 1: off)")
+    parser.add_argument("--batch-window-ms", type=float, default=0.0, help="server batching window (default 0)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve)
+        return serve(args.serve, args.max_batch, args.batch_window_ms)
 
     import grpc
     import onnxruntime as ort
@@ -91,7 +95,8 @@ def main() -> None:
     from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc
 
     onnx = args.onnx or export_digits(Path(tempfile.mkdtemp()) / "digits.onnx")
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(onnx)], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(onnx), "--max-batch", str(args.max_batch),
+                              "--batch-window-ms", str(args.batch_window_ms)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{child.stdout.readline().strip()}"
     options = ort.SessionOptions()
@@ -110,7 +115,9 @@ def main() -> None:
     def local_call(_i):
         return lambda: session.run(None, {name: x})
 
-    print(f"digits CNN, batch 1, {args.seconds:g} s per cell, 1 onnxruntime intra-op thread")
+    batching = (f"server batching up to {args.max_batch} within {args.batch_window_ms:g} ms" if args.max_batch > 1
+                else "no server batching")
+    print(f"digits CNN, batch 1, {args.seconds:g} s per cell, 1 onnxruntime intra-op thread, {batching}")
     print(f"{'path':<28}{'concurrency':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     try:
         for concurrency in LEVELS:

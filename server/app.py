@@ -14,6 +14,7 @@ from server.auth import AuthInterceptor
 from server.compression import CompressionServicer, add_to_server as add_compression
 from server.config import ServerConfig
 from server.jobs.service import JobService
+from server.inference.batcher import Batcher
 from server.inference.repository import ModelRepository
 from server.inference.servicer import InferenceServicer, add_to_server as add_inference
 from server.interceptors import ErrorInterceptor
@@ -48,7 +49,8 @@ def create_server(address: str = "[::]:0", config: ServerConfig | None = None,
     interceptors = [ErrorInterceptor(), *([AuthInterceptor(config.tenants)] if config.tenants else [])]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.rpc_threads),
                          interceptors=interceptors, options=_options(config))
-    services = [add_inference(InferenceServicer(repository, VERSION), server)]
+    batcher = Batcher(config.max_batch, config.batch_window_ms / 1000)
+    services = [add_inference(InferenceServicer(repository, VERSION, batcher), server)]
     server.jobs = None  # shutdown() stops the job runner too
     if config.data_dir is not None:
         server.jobs = JobService(config.data_dir, config, repository)

@@ -30,6 +30,8 @@ class ServerConfig(BaseModel):
     max_concurrent_jobs: int = Field(1, ge=1)
     job_timeout_s: float = Field(3600.0, gt=0)
     inference_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads per model")
+    max_batch: int = Field(1, ge=1, description="ModelInfer dynamic batching: most rows per run (1: off)")
+    batch_window_ms: float = Field(0.0, ge=0, description="how long a batch waits for more (0: only queued ones)")
     tenants: tuple[Tenant, ...] = Field((), description="empty: no auth (every call is tenant 'default')")
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -132,3 +132,29 @@ def test_health_service_reports_serving(served):
     with grpc.insecure_channel(served[0]) as channel:
         check = health_pb2_grpc.HealthStub(channel).Check
         assert check(health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService")).status == 1
+
+
+def test_dynamic_batching_returns_the_unbatched_results(digits_onnx, digits_split):
+    """Concurrent requests of 1-3 rows share onnxruntime runs (--max-batch) and each gets its own rows back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.config import ServerConfig
+
+    repository = ModelRepository()
+    model = repository.register("digits", "1", digits_onnx)
+    runs, run = [], model.run
+    model.run = lambda feeds, outputs: runs.append(len(feeds["x"])) or run(feeds, outputs)
+    server, port = create_server("127.0.0.1:0", ServerConfig(max_batch=16, batch_window_ms=50), repository=repository)
+    server.start()
+    x = digits_split[2][:24]
+    slices = [(i, i + n) for i, n in zip(range(0, 24, 2), [1, 2, 3, 2] * 3)]
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, ThreadPoolExecutor(len(slices)) as pool:
+            infer = rpc.GRPCInferenceServiceStub(channel).ModelInfer
+            replies = list(pool.map(lambda s: infer(_request(x[s[0]:s[1]])), slices))
+    finally:
+        server.stop(0)
+    for (a, b), reply in zip(slices, replies):
+        got = np.frombuffer(reply.raw_output_contents[0], np.float32).reshape(b - a, 10)
+        np.testing.assert_allclose(got, _reference(digits_onnx, x[a:b]), rtol=1e-6, atol=1e-6)
+    assert sum(runs) == sum(b - a for a, b in slices) and len(runs) < len(slices) and max(runs) <= 16, runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from server import stubs
 from server.auth import tenant
 from server.errors import NotFoundError
+from server.inference.batcher import Batcher
 from server.inference.codec import feeds_from, fill_response
 from server.inference.repository import ModelRepository
 
@@ -15,8 +16,8 @@ SERVER_NAME = "edgeforge"
 
 
 class InferenceServicer(rpc.GRPCInferenceServiceServicer):
-    def __init__(self, repository: ModelRepository, version: str) -> None:
-        self.repository, self.version = repository, version
+    def __init__(self, repository: ModelRepository, version: str, batcher: Batcher | None = None) -> None:
+        self.repository, self.version, self.batcher = repository, version, batcher or Batcher()
 
     def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -46,7 +47,7 @@ class InferenceServicer(rpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request, context):
         model = self.repository.get(request.model_name, request.model_version, tenant())
         feeds, names = feeds_from(model, request)
-        return fill_response(pb.ModelInferResponse(), model, request.id, names, model.run(feeds, names))
+        return fill_response(pb.ModelInferResponse(), model, request.id, names, self.batcher.run(model, feeds, names))
 
 
 def add_to_server(servicer: InferenceServicer, server) -> str:
