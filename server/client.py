@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc 
 CHUNK = 1 << 20
 MAX_MESSAGE = 64 << 20
 RETRIES = 5
+WATCH_RETRIES = 8  # reconnections in a row while a job is followed (about 20 s of backoff)
 
 
 class RemoteJobError(EdgeForgeError, RuntimeError):
@@ -71,18 +73,20 @@ class CompressionClient:
 
     def watch(self, job_id: str, progress: ProgressSink | None = None):
         """Follow a job to its end (reconnecting from the last event seen); return the final Job."""
-        seen = 0
+        seen, failures = 0, 0
         while True:
             try:
                 for event in self.stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_seq=seen), metadata=self.metadata):
-                    seen = event.seq
+                    seen, failures = event.seq, 0
                     if event.HasField("job"):
                         return event.job
                     if progress:
                         progress(ProgressEvent(event.stage, event.done, event.total, event.message))
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                failures += 1
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or failures > WATCH_RETRIES:
                     raise
+                time.sleep(min(0.2 * 2**failures, 5.0))  # the server restarts or the link drops: back off, resume
 
     def download(self, job, out: Path) -> Path:
         """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``), atomically."""
