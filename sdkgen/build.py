@@ -31,7 +31,6 @@ from sdkgen.spec import SdkSpec
 from sdkgen.split_bundle import split_section
 
 CLOUD_MODEL = "cloud/model.onnx"
-PIXEL_SCALE = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
         "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
         "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],
         "labels": list(spec.labels) if spec.labels else None,
-        "preprocessing": {"layout": layout, "pixel_scale": PIXEL_SCALE, "pixel_offset": 0.0, "channels": channels},
+        "preprocessing": {"layout": layout, "pixel_scale": spec.pixel_scale, "pixel_offset": spec.pixel_offset, "channels": channels},
         "postprocessing": {"activation": "softmax" if spec.resolved_task == "classification" else "none"},
         "policy": {
             "mode": state.split.row.kind if spec.plans_split else spec.mode,

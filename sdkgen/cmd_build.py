@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confidence-threshold", type=float, default=0.6, help="below it a classifier asks the cloud (default 0.6)")
     parser.add_argument("--timeout-ms", type=int, default=2000, help="cloud call timeout (default 2000)")
     parser.add_argument("--retries", type=int, default=1, help="cloud call retries (default 1)")
+    parser.add_argument("--pixel-scale", type=float, default=1.0 / 255.0,
+                        help="image helpers feed pixel (0..255) * scale + offset to the model (default 1/255)")
+    parser.add_argument("--pixel-offset", type=float, default=0.0, help="see --pixel-scale (default 0)")
     add_split_arguments(parser.add_argument_group("split planning (--mode auto or split)"))
 
 
@@ -45,6 +48,8 @@ def spec_from(args: argparse.Namespace) -> SdkSpec:
         timeout_ms=args.timeout_ms,
         retries=args.retries,
         cloud_endpoint=args.cloud_endpoint,
+        pixel_scale=args.pixel_scale,
+        pixel_offset=args.pixel_offset,
     )
 
 

@@ -50,6 +50,8 @@ class SdkSpec:
     retries: int = 1
     cloud_endpoint: str | None = None
     model_version: str = "1"
+    pixel_scale: float = 1.0 / 255.0  # image helpers: model value = pixel (0..255) * scale + offset
+    pixel_offset: float = 0.0
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -72,6 +74,8 @@ class SdkSpec:
             raise InvalidInputError(f"cloud endpoint {self.cloud_endpoint!r} is not HOST:PORT (e.g. infer.example.com:8001)")
         if self.mode == "cloud" and self.cloud_endpoint is None:
             raise InvalidInputError("mode 'cloud' needs --cloud-endpoint HOST:PORT")
+        if not (self.pixel_scale > 0 and abs(self.pixel_offset) < 1e6):
+            raise InvalidInputError(f"pixel scale {self.pixel_scale} must be > 0 (model value = pixel * scale + offset)")
         if self.labels is not None and (not self.labels or any(not label.strip() for label in self.labels)):
             raise InvalidInputError("the labels file must hold one non-empty class name per line")
 

@@ -32,7 +32,7 @@ def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions) -> "pb.JobSpe
     spec = pb.JobSpec(profile=profile, platforms=sdk.platforms, name=sdk.name, package=sdk.package,
                       labels=sdk.labels or (), mode=sdk.mode, cloud_endpoint=sdk.cloud_endpoint or "",
                       task=sdk.task or "", timeout_ms=sdk.timeout_ms, retries=sdk.retries,
-                      model_version=sdk.model_version)
+                      model_version=sdk.model_version, pixel_scale=sdk.pixel_scale, pixel_offset=sdk.pixel_offset)
     if sdk.confidence_threshold is not None:
         spec.confidence_threshold = sdk.confidence_threshold
     recipe = options.model_dump(mode="json", exclude_defaults=True)
@@ -57,6 +57,8 @@ def from_proto(spec: "pb.JobSpec") -> BuildRequest:
         timeout_ms=spec.timeout_ms if spec.HasField("timeout_ms") else _SDK_DEFAULTS.timeout_ms,
         retries=spec.retries if spec.HasField("retries") else _SDK_DEFAULTS.retries,
         cloud_endpoint=spec.cloud_endpoint or None, model_version=spec.model_version or _SDK_DEFAULTS.model_version,
+        pixel_scale=spec.pixel_scale if spec.HasField("pixel_scale") else _SDK_DEFAULTS.pixel_scale,
+        pixel_offset=spec.pixel_offset if spec.HasField("pixel_offset") else _SDK_DEFAULTS.pixel_offset,
     )
     return BuildRequest(profile, sdk, _options(spec))
 

@@ -21,10 +21,20 @@ from sdkgen.spec import SdkSpec
     ({"mode": "cloud"}, r"mode 'cloud' needs --cloud-endpoint"),
     ({"cloud_endpoint": "localhost"}, r"is not HOST:PORT"),
     ({"confidence_threshold": 1.5}, r"outside 0\.\.1"),
+    ({"pixel_scale": 0.0}, r"pixel scale 0\.0 must be > 0"),
 ])
 def test_bad_spec_is_refused_at_construction(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         SdkSpec(**kwargs)
+
+
+def test_pixel_scale_travels_in_a_server_job_spec():
+    from compressor.options import CompressOptions
+    from server.jobs.spec import from_proto, to_proto
+
+    back = from_proto(to_proto("pixel-8", SdkSpec(pixel_scale=1 / 16, pixel_offset=-0.5), CompressOptions())).sdk
+    assert (back.pixel_scale, back.pixel_offset) == (1 / 16, -0.5)
+    assert from_proto(to_proto("pixel-8", SdkSpec(), CompressOptions())).sdk.pixel_scale == pytest.approx(1 / 255)
 
 
 def test_unknown_platform_lists_the_known_ones():
