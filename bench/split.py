@@ -4,7 +4,8 @@ the best measured cut, with the ratios planner/best and cloud/planner, in one ru
     .venv/bin/python bench/split.py [--profile raspberry-pi-zero-2w] [--uplinks 1,10,100] [--repeats 5]
 
 See bench/split_harness.py for how the link is shaped and how device-side figures are obtained (heads run in
-onnxruntime on this host, stretched by the profile-to-host roofline ratio).
+onnxruntime on this host; the work part is stretched by the profile-to-host roofline ratio and the profile's
+fixed per-invocation cost is added, the device model the planner uses).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> None:
 
 def _table(name: str, harness, args) -> None:
     print(f"{name} (3x32x32, {sum(w.macs for w in harness.work) / 1e6:.0f} MMAC), device {args.profile} emulated "
-          f"(onnxruntime on this host, stretched by the profile/host roofline ratio), server onnxruntime via gRPC "
+          f"(onnxruntime here: work stretched by the profile/host roofline ratio, host call {harness.invoke_ms * 1e3:.0f} us "
+          f"-> device call {harness.profile.compute.invoke_overhead_us:.0f} us), server onnxruntime via gRPC "
           f"on loopback, measured RTT {harness.rtt_ms:.2f} ms, {len(harness.ways) - 2} cuts, median of {args.repeats}")
     print(f"{'uplink':>8} {'cloud ms':>9} {'edge ms':>9} {'planner':>20} {'planner ms':>11} {'best':>20} "
           f"{'best ms':>9} {'planner/best':>13} {'cloud/planner':>14}")

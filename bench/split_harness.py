@@ -5,9 +5,12 @@ and one tail per cut.  The client sleeps ``bytes * 8 / bandwidth`` before each r
 response (downlink), so the wire behaves like the link being studied while the bytes and the protocol are real.
 
 Device side: there is no phone here.  Each head (and the whole model, for all-edge) really runs in onnxruntime
-on this host, and the client then waits until the elapsed time equals the measured time multiplied by the
-profile-to-host ratio of the roofline estimates for that head's work: an emulated device that is as much slower
-than this host as the profile's compute figures say.  Used by bench/split.py and tests/test_split_regret.py.
+on this host, and the client then waits until the elapsed time equals what the planner's device model
+(:meth:`Calibration.emulated_device_ms`) makes of it: this host's fixed cost of a runtime call (measured) stays,
+the rest of the measured time is stretched by the profile-to-host ratio of the roofline estimates for that head's
+work, and the profile's extra fixed cost per invocation (``compute.invoke_overhead_us``) is added: an emulated
+device that is as much slower than this host as the profile's figures say, a tiny head included.
+Used by bench/split.py and tests/test_split_regret.py.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from compressor.native_output import captured
 from compressor.passes.convert_onnx_pass import export_torch
 from compressor.profiles import Precision, get_profile
 from compressor.runtimes import OnnxRunner
-from compressor.splitting.costs import node_work, split_work
+from compressor.splitting.costs import Calibration, Work, node_work, split_work
 from compressor.splitting.export import TransferQuantization, _DequantizedTail
 from compressor.splitting.graph import export_graph, find_cuts, split_modules
-from compressor.splitting.planner import Plan, measure_whole_ms, network_for, plan_split
+from compressor.splitting.planner import Plan, measure_invoke_ms, measure_whole_ms, network_for, plan_split
 
 
 class BenchCNN(nn.Module):
@@ -67,7 +70,7 @@ class Way:
 
     label: str
     head: OnnxRunner | None
-    head_stretch: float
+    head_work: Work
     tail: str | None
     transfer: TransferQuantization | None
 
@@ -85,12 +88,16 @@ class SplitHarness:
         self.work_dir = Path(tempfile.mkdtemp(prefix="edgeforge-split-bench-"))
         self.gm = export_graph(self.module, sample_args)
         self.work = node_work(self.gm, sample_args)
+        self.invoke_ms = measure_invoke_ms()
+        # the faster of two p50s: load from other work only ever adds time, and it would scale every estimate
+        self.whole_ms = min(measure_whole_ms(self.module, sample_args) for _ in range(2))
+        self.device = Calibration.measure(self.host, split_work(self.work, len(self.work))[0], self.whole_ms,
+                                          self.invoke_ms)
         self.repository = ModelRepository()
         self.ways = self._export_all()
         self.server, port = create_server("127.0.0.1:0", repository=self.repository)
         self.server.start()
         self.client = _Client(f"127.0.0.1:{port}")
-        self.whole_ms = measure_whole_ms(self.module, sample_args)
         self.rtt_ms = self._measure_rtt()
 
     def _export(self, module, args: tuple, name: str) -> Path:
@@ -99,14 +106,10 @@ class SplitHarness:
             export_torch(module, args, path, dynamic_batch=False)
         return path
 
-    def _stretch(self, index: int) -> float:
-        head = split_work(self.work, index)[0]
-        return head.estimate_ms(self.profile, Precision.FP32) / max(head.estimate_ms(self.host, Precision.FP32), 1e-9)
-
     def _export_all(self) -> dict[str, Way]:
         whole = self._export(self.module, self.args, "whole")
         self.repository.register("whole", "1", whole)
-        ways = {"all-cloud": Way("all-cloud", None, 1.0, "whole", None)}
+        ways = {"all-cloud": Way("all-cloud", None, Work(), "whole", None)}
         for cut in find_cuts(self.gm):
             head, tail = split_modules(self.gm, cut)
             with torch.no_grad():
@@ -115,8 +118,8 @@ class SplitHarness:
             head_path = self._export(head, self.args, f"head-{cut.node}")
             q = torch.from_numpy(transfer.quantize(middle))
             self.repository.register(f"tail-{cut.node}", "1", self._export(_DequantizedTail(tail, transfer), (q,), f"tail-{cut.node}"))
-            ways[cut.node] = Way(cut.node, OnnxRunner(head_path, 1), self._stretch(cut.index), f"tail-{cut.node}", transfer)
-        ways["all-edge"] = Way("all-edge", OnnxRunner(whole, 1), self._stretch(len(self.work)), None, None)
+            ways[cut.node] = Way(cut.node, OnnxRunner(head_path, 1), split_work(self.work, cut.index)[0], f"tail-{cut.node}", transfer)
+        ways["all-edge"] = Way("all-edge", OnnxRunner(whole, 1), split_work(self.work, len(self.work))[0], None, None)
         return ways
 
     def _measure_rtt(self) -> float:
@@ -134,11 +137,13 @@ class SplitHarness:
 
     def run_once(self, way: Way, x: np.ndarray, uplink_mbps: float) -> tuple[float, np.ndarray]:
         """One end-to-end inference: (milliseconds, outputs)."""
+        call = way.head.bind({"x": x}) if way.head is not None else None  # as measure_whole_ms times a call
         start = time.perf_counter()
         sent = [x]
-        if way.head is not None:
-            [middle] = way.head.run({"x": x})
-            _wait_until(start, (time.perf_counter() - start) * way.head_stretch)
+        if call is not None:
+            [middle] = call()
+            host_ms = (time.perf_counter() - start) * 1e3
+            _wait_until(start, self.device.emulated_device_ms(host_ms, way.head_work, self.profile, Precision.FP32) / 1e3)
             if way.tail is None:
                 return (time.perf_counter() - start) * 1e3, middle
             sent = [way.transfer.quantize(middle)]
@@ -158,7 +163,8 @@ class SplitHarness:
 
     def plan(self, uplink_mbps: float) -> Plan:
         network = network_for(self.profile, uplink_mbps, self.rtt_ms)
-        return plan_split(self.gm, self.args, self.profile, Precision.FP32, self.whole_ms, network=network)
+        return plan_split(self.gm, self.args, self.profile, Precision.FP32, self.whole_ms, network=network,
+                          measured_invoke_ms=self.invoke_ms)
 
     def close(self) -> None:
         self.client.close()

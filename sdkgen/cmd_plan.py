@@ -12,7 +12,7 @@ from compressor.api import load_source
 from compressor.errors import InvalidInputError
 from compressor.profiles import Precision, get_profile
 from compressor.splitting.graph import export_graph
-from compressor.splitting.planner import Plan, measure_whole_ms, network_for, plan_split
+from compressor.splitting.planner import Plan, measure_invoke_ms, measure_whole_ms, network_for, plan_split
 from compressor.splitting.request import OBJECTIVES
 from sdkgen.commands import command
 from sdkgen.console import out
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     sample_args = tuple(torch.from_numpy(v[:1].copy()) for v in samples.inputs.values())
     gm = export_graph(module, sample_args)
     plan = plan_split(gm, sample_args, profile, precision, measure_whole_ms(module, sample_args),
-                      network=network_for(profile, args.uplink_mbps, args.rtt_ms), objective=args.objective)
+                      network=network_for(profile, args.uplink_mbps, args.rtt_ms), objective=args.objective,
+                      measured_invoke_ms=measure_invoke_ms())
     out.print(plan_table(plan))
     chosen = plan.chosen
     out.print(f"choice: [bold]{chosen.label}[/] ({chosen.kind}), estimated {chosen.total_ms:.2f} ms; "

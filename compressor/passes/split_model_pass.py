@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from compressor.errors import GateFailedError, TechniqueNotApplicableError
 from compressor.splitting.export import SplitArtifacts, export_split
 from compressor.splitting.graph import export_graph, input_names
-from compressor.splitting.planner import Plan, PlanRow, measure_whole_ms, network_for, plan_split
+from compressor.splitting.planner import Plan, PlanRow, measure_invoke_ms, measure_whole_ms, network_for, plan_split
 from compressor.state import BuildState
 
 
@@ -37,7 +37,7 @@ def run(state: BuildState) -> None:
     precision = state.candidates[state.selected[fmt]].precision
     network = network_for(state.profile, request.uplink_mbps, request.rtt_ms)
     plan = plan_split(gm, args, state.profile, precision, measure_whole_ms(module, args), network=network,
-                      objective=request.objective)
+                      objective=request.objective, measured_invoke_ms=measure_invoke_ms())
     stage.advance(f"{len(plan.rows) - 2} cuts")
     row = plan.chosen if request.mode == "auto" else _cheapest_split(plan)
     artifacts, note = None, ""

@@ -67,6 +67,10 @@ class Compute(_Frozen):
     gmacs: dict[Precision, float] = Field(description="effective giga multiply-accumulates per second")
     memory_bandwidth_gbps: float = Field(gt=0)
     op_overhead_us: float = Field(ge=0, description="fixed cost per operator dispatch")
+    invoke_overhead_us: float = Field(
+        ge=0, description="fixed cost per model invocation (runtime call, input/output copies), paid once per run "
+        "however small the model: what makes a head of a few operators dearer than its work"
+    )
     estimate: bool = Field(description="true when figures are derived from spec sheets, not measured")
     source: str = Field(min_length=1, description="where the figures come from")
 

@@ -1,10 +1,12 @@
 """The Neurosurgeon-style cost model: per-node work, then head, transfer and tail cost for every cut.
 
 Per-node work (multiply-accumulates from torch's FlopCounterMode, weight bytes of the parameters a node is the
-first to read, one dispatch per operator) is summed either side of a cut.  The head is estimated on the
-profile's device with its roofline figures, scaled by how far the ``host`` profile's estimate of the whole model
-missed its measured onnxruntime latency here (as for whole artifacts, see ``measure_artifacts_pass``).  The tail
-runs on the server: the measured whole-model latency apportioned by the host estimate of the tail's share.
+first to read, one dispatch per operator) is summed either side of a cut.  One device model (:class:`Calibration`)
+serves the planner and the loopback emulator (bench/split_harness.py): a run costs a fixed per-invocation cost
+(the profile's ``compute.invoke_overhead_us``; on this host, measured) plus its work cost, the profile's roofline
+estimate scaled by how far the ``host`` profile's estimate of the whole model missed its measured onnxruntime
+latency here once the host's own invocation cost is taken off.  The tail runs on the server: the measured
+whole-model work cost apportioned by the host estimate of the tail's share (its invocation is in the RTT).
 Transfer is the int8 intermediate (plus float side inputs) over the uplink, the output over the downlink, plus RTT.
 """
 
@@ -86,20 +88,41 @@ def split_work(work: list[NodeWork], index: int) -> tuple[Work, Work]:
 
 @dataclass(frozen=True)
 class Calibration:
-    """How far the host profile's roofline estimate is from a measured whole-model latency on this machine."""
+    """The device model shared by the planner and the emulator: latency = fixed invocation cost + work cost.
+
+    ``factor`` is how far the host profile's roofline estimate is from the measured whole-model latency on this
+    machine less ``host_invoke_ms``, this machine's measured fixed cost of one runtime call.
+    """
 
     host: Profile
     factor: float
+    host_invoke_ms: float = 0.0
 
     @classmethod
-    def measure(cls, host: Profile, whole: Work, measured_ms: float) -> "Calibration":
-        return cls(host, measured_ms / max(whole.estimate_ms(host, Precision.FP32), 1e-6))
+    def measure(cls, host: Profile, whole: Work, measured_ms: float, invoke_ms: float = 0.0) -> "Calibration":
+        """Calibrate from the whole model's measured latency and the measured cost of a trivial call."""
+        work_ms = max(measured_ms - invoke_ms, 0.1 * measured_ms)  # a noisy invoke figure must not zero the work
+        return cls(host, work_ms / max(whole.estimate_ms(host, Precision.FP32), 1e-6), invoke_ms)
 
     def device_ms(self, work: Work, profile: Profile, precision: Precision) -> float:
-        return work.estimate_ms(profile, precision) * self.factor
+        """Estimated latency of ``work`` run as one model on ``profile``'s device (0 for no work)."""
+        if work.ops == 0:
+            return 0.0
+        return profile.compute.invoke_overhead_us * 1e-3 + work.estimate_ms(profile, precision) * self.factor
 
     def server_ms(self, work: Work) -> float:
+        """Work cost of ``work`` on the server; its invocation is part of the measured round trip."""
         return work.estimate_ms(self.host, Precision.FP32) * self.factor
+
+    def emulated_device_ms(self, host_ms: float, work: Work, profile: Profile, precision: Precision) -> float:
+        """How long the device would take for ``work`` that took ``host_ms`` here, by the same model as
+        :meth:`device_ms`: the work part (``host_ms`` less the host's invocation cost) is stretched by the
+        profile/host roofline ratio, the host's invocation cost stays (it was spent) and the device's extra
+        invocation cost is added."""
+        ratio = work.estimate_ms(profile, precision) / max(work.estimate_ms(self.host, Precision.FP32), 1e-9)
+        host_invoke = min(self.host_invoke_ms, host_ms)
+        extra_invoke = max(profile.compute.invoke_overhead_us * 1e-3 - host_invoke, 0.0)
+        return host_invoke + (host_ms - host_invoke) * ratio + extra_invoke
 
 
 def transfer_ms(up_bytes: int, down_bytes: int, network: Network) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,12 @@ def network_for(profile: Profile, uplink_mbps: float | None = None, rtt_ms: floa
 
 
 def plan_split(gm, sample_args: tuple, profile: Profile, precision: Precision, measured_whole_ms: float, *,
-               network: Network | None = None, objective: str = "latency") -> Plan:
+               network: Network | None = None, objective: str = "latency", measured_invoke_ms: float = 0.0) -> Plan:
     """Cost every cut of ``gm`` (from :func:`~compressor.splitting.graph.export_graph`) and pick the cheapest.
 
     ``measured_whole_ms`` is the whole model's measured latency on this machine (onnxruntime), which calibrates
-    the estimates.  Raises :class:`InvalidInputError` for an unknown objective, or energy without power figures.
+    the estimates; ``measured_invoke_ms`` is this machine's fixed cost of one runtime call
+    (:func:`measure_invoke_ms`), taken off before calibrating the work part.  Raises :class:`InvalidInputError` for an unknown objective, or energy without power figures.
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"unknown split objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
@@ -83,7 +85,7 @@ def plan_split(gm, sample_args: tuple, profile: Profile, precision: Precision, m
     network = network or profile.network
     work = node_work(gm, sample_args)
     whole = split_work(work, len(work))[0]
-    calibration = Calibration.measure(get_profile(HOST_PROFILE), whole, measured_whole_ms)
+    calibration = Calibration.measure(get_profile(HOST_PROFILE), whole, measured_whole_ms, measured_invoke_ms)
     inputs = {name: tuple(a.shape) for name, a in zip([n.name for n in gm.graph.nodes if n.op == "placeholder"], sample_args)}
     out_bytes = sum(tensor_bytes(_shape(gm, name), 4) for name in model_outputs(gm))
 
@@ -125,3 +127,22 @@ def measure_whole_ms(module, sample_args: tuple, repeats: int = 50) -> float:
         runner = OnnxRunner(path)
         feeds = {s.name: np.ascontiguousarray(a.numpy()) for s, a in zip(runner.inputs, sample_args)}
         return measure_latency_ms(runner, feeds, warmup=10, repeats=repeats)["p50"]
+
+
+@functools.cache
+def measure_invoke_ms(repeats: int = 200) -> float:
+    """This machine's fixed cost of one onnxruntime call: the p50 latency of a one-operator model (cached)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from compressor.runtimes import OnnxRunner, measure_latency_ms
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "invoke",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with tempfile.TemporaryDirectory(prefix="edgeforge-invoke-") as work:
+        path = Path(work) / "invoke.onnx"
+        onnx.save(model, path)
+        runner = OnnxRunner(path, 1)
+        return measure_latency_ms(runner, {"x": np.zeros((1, 4), np.float32)}, warmup=20, repeats=repeats)["p50"]
