@@ -73,10 +73,17 @@ def run_build(
     progress: ProgressSink | None = None,
     workdir: Path | None = None,
     split=None,
+    student=None,
 ) -> BuildState:
-    """Convert, validate, measure and select artifacts (and plan a split for a ``SplitRequest``); files stay in ``workdir``."""
+    """Convert, validate, measure and select artifacts (and plan a split for a ``SplitRequest``); files stay in ``workdir``.
+
+    ``student``, a ``torch.nn.Module`` taking the same inputs as ``source`` and giving same-shaped outputs, is
+    distilled from it into one more candidate; a mismatch raises :class:`InvalidInputError` before any work.
+    """
     quiet_native_logs()
     profile = get_profile(profile) if isinstance(profile, str) else profile
+    if student is not None:
+        check_student(source, data, student)
     state = BuildState(
         source=source,
         profile=profile,
@@ -84,9 +91,38 @@ def run_build(
         data=data,
         workdir=workdir or Path(tempfile.mkdtemp(prefix="edgeforge-")),
         progress=Progress(progress),
+        student=student,
         split_request=split,
     )
     return run_pipeline(state)
+
+
+def check_student(source: SourceModel, data: SampleData, student) -> None:
+    """Raise :class:`InvalidInputError` unless ``student`` runs on ``source``'s inputs and matches its output shapes."""
+    import torch
+
+    if not isinstance(student, torch.nn.Module):
+        raise InvalidInputError(f"student must be a torch.nn.Module; got {type(student).__name__}")
+    args = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in data.take(0, min(len(data), 2)).inputs.values())
+    with torch.no_grad():
+        expected = _shapes(source.torch_module().eval()(*args))
+        try:
+            got = _shapes(student.eval()(*args))
+        except Exception as exc:  # noqa: BLE001 - any failure here means the student does not take these inputs
+            raise InvalidInputError(
+                f"the student cannot run on the model's inputs ({', '.join(s.describe() for s in source.inputs)}): "
+                f"{type(exc).__name__}: {str(exc)[:200]}; its forward() must take the same tensors as the teacher's"
+            ) from None
+    if got != expected:
+        raise InvalidInputError(
+            f"the student's outputs have shapes {got}, the teacher's {expected} (on 2 samples); distillation needs the "
+            "student to give outputs of the same shapes as the teacher"
+        )
+
+
+def _shapes(result) -> list[tuple[int, ...]]:
+    outputs = result if isinstance(result, (tuple, list)) else (result,)
+    return [tuple(getattr(o, "shape", ())) for o in outputs]
 
 
 def write_bundle(state: BuildState, dest: Path) -> dict:
@@ -128,17 +164,20 @@ def compress(
     example_inputs: tuple | None = None,
     options: CompressOptions | None = None,
     progress: ProgressSink | None = None,
+    student=None,
 ) -> BuildResult:
     """Compress ``model`` (a file path or a ``torch.nn.Module`` with ``example_inputs``) for ``profile``.
 
     Writes ``model.tflite`` and/or ``model.onnx`` (as the profile ships), ``candidates/``,
     ``report.json`` and ``summary.txt`` into ``out``, atomically.  Raises an
     :class:`~compressor.errors.EdgeForgeError` subclass on bad input or when no
-    candidate passes the accuracy gate; ``out`` is then left untouched.
+    candidate passes the accuracy gate; ``out`` is then left untouched.  A
+    ``student`` module (same inputs, same output shapes) is distilled from
+    ``model`` and added as the ``student-distill`` candidate.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     source, samples = load_source(model, example_inputs, data)
     with tempfile.TemporaryDirectory(prefix="edgeforge-") as work, atomic_output_dir(out) as staging:
-        state = run_build(source, samples, profile, options, progress, Path(work))
+        state = run_build(source, samples, profile, options, progress, Path(work), student=student)
         report = write_bundle(state, staging)
     return BuildResult(Path(out).resolve(), report)

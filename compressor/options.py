@@ -22,8 +22,11 @@ class CompressOptions(BaseModel):
     latency_warmup: int = Field(10, ge=0)
     latency_repeats: int = Field(50, ge=1)
     # pruning, distillation and budgeted search (issue 6); the defaults leave the model as submitted
-    prune: Literal["none", "unstructured", "structured"] = Field("none", description="pruning kind")
-    sparsity: float | None = Field(None, gt=0, lt=1, description="fraction of weights (unstructured) or channels/heads (structured) removed")
+    prune: Literal["none", "unstructured", "structured", "blocks"] = Field("none", description="pruning kind")
+    sparsity: float | None = Field(
+        None, gt=0, lt=1,
+        description="fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks)",
+    )
     criterion: str = Field("l2", description="importance criterion (see compressor.importance.criteria)")
     prune_scope: Literal["global", "layer"] = Field("global", description="rank weights across all layers or per layer")
     distill: bool = Field(False, description="train the pruned student on the teacher's soft targets")
@@ -47,9 +50,19 @@ class CompressOptions(BaseModel):
     def _pruning_consistent(self) -> "CompressOptions":
         if self.prune == "none":
             if self.sparsity is not None:
-                raise ValueError("sparsity needs a pruning kind: set prune to 'unstructured' or 'structured'")
+                raise ValueError("sparsity needs a pruning kind: set prune to 'unstructured', 'structured' or 'blocks'")
             if self.distill:
-                raise ValueError("distill trains the pruned model (the student); set prune to 'structured' or 'unstructured'")
+                raise ValueError(
+                    "distill trains the pruned model (the student); set prune to 'structured', 'unstructured' or "
+                    "'blocks' (a student module of your own goes to compress(..., student=module))"
+                )
+            return self
+        if self.prune == "blocks":
+            if "criterion" in self.model_fields_set:
+                raise ValueError(
+                    "block pruning ranks residual blocks by how much bypassing each changes the outputs on your data; "
+                    f"criterion {self.criterion!r} ranks channels, so use it with prune='structured'"
+                )
             return self
         from compressor.importance import MAGNITUDE_CRITERIA, criteria  # loads torch: only for builds that prune
 

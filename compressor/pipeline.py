@@ -8,6 +8,7 @@ from compressor.passes import (
     convert_tflite_pass,
     convert_variants_pass,
     distill_model_pass,
+    distill_student_pass,
     measure_artifacts_pass,
     measure_source_pass,
     prune_model_pass,
@@ -26,15 +27,16 @@ converters.register(Format.TFLITE.value)(convert_tflite_pass.run)
 converters.register(Format.ONNX.value)(convert_onnx_pass.run)
 
 
-def build_pipeline(options: CompressOptions, profile: Profile, split: bool = False) -> list[Pass]:
+def build_pipeline(options: CompressOptions, profile: Profile, split: bool = False, student: bool = False) -> list[Pass]:
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
     pruned = options.prune != "none"
     return [
         measure_source_pass.run,
         *([prune_model_pass.run] if pruned else []),
         *([distill_model_pass.run] if options.distill else []),
+        *([distill_student_pass.run] if student else []),
         *(converters.get(fmt.value) for fmt in profile.accepts.formats),
-        *([convert_variants_pass.run] if pruned else []),
+        *([convert_variants_pass.run] if pruned or student else []),
         *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
         measure_artifacts_pass.run,
@@ -45,6 +47,8 @@ def build_pipeline(options: CompressOptions, profile: Profile, split: bool = Fal
 
 
 def run_pipeline(state: BuildState) -> BuildState:
-    for step in build_pipeline(state.options, state.profile, split=state.split_request is not None):
+    for step in build_pipeline(
+        state.options, state.profile, split=state.split_request is not None, student=state.student is not None
+    ):
         step(state)
     return state

@@ -76,6 +76,7 @@ class BuildState:
     candidates: list[Candidate] = field(default_factory=list)
     selected: dict[Format, int] = field(default_factory=dict)
     variants: list[Variant] = field(default_factory=list)
+    student: Any = None  # torch.nn.Module given through the Python API: distilled into one more variant
     split_request: Any = None  # compressor.splitting.request.SplitRequest: plan (and export) a split
     split: Any = None  # compressor.passes.split_model_pass.SplitOutcome, once planned
 

@@ -31,8 +31,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
     """Pruning, distillation and budgeted search (all off by default)."""
     group = parser.add_argument_group("pruning, distillation and search")
-    group.add_argument("--prune", choices=["none", "unstructured", "structured"], default="none", help="pruning kind (default none)")
-    group.add_argument("--sparsity", type=float, help="fraction removed: weights (unstructured) or channels/heads (structured); default 0.5")
+    group.add_argument("--prune", choices=["none", "unstructured", "structured", "blocks"], default="none", help="pruning kind (default none)")
+    group.add_argument("--sparsity", type=float, help="fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks); default 0.5")
     group.add_argument("--criterion", default="l2", help="structured importance: l1, l2, taylor, entropy, correlation, fpgm (default l2)")
     group.add_argument("--prune-scope", choices=["global", "layer"], default="global", help="rank across all layers or per layer")
     group.add_argument("--distill", action="store_true", help="train the pruned model on the original's soft targets")

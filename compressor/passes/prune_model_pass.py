@@ -2,7 +2,9 @@
 
 Structured pruning removes channels and attention heads with Torch-Pruning,
 ranked by the chosen importance criterion; unstructured pruning zeroes the
-smallest weights with ``torch.nn.utils.prune``.  Unless distillation follows,
+smallest weights with ``torch.nn.utils.prune``; block pruning replaces the
+residual blocks whose bypass changes the outputs least by identity
+(``compressor.blocks``).  Unless distillation follows,
 each pruned variant is fine-tuned on hard labels (or, with unlabeled data, on
 the original model's outputs) within the options' epoch and time bounds.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from compressor.state import BuildState, Variant
 
 DEFAULT_SPARSITY = 0.5
-SEARCH_SPARSITIES = {"structured": (0.25, 0.5, 0.75), "unstructured": (0.5, 0.7, 0.8, 0.9)}
+SEARCH_SPARSITIES = {"structured": (0.25, 0.5, 0.75), "unstructured": (0.5, 0.7, 0.8, 0.9), "blocks": (0.25, 0.5, 0.75)}
 
 
 def run(state: BuildState) -> None:
@@ -62,6 +64,12 @@ def _pruned(state: BuildState, teacher, sparsity: float, data, args) -> Variant:
     options = state.options
     percent = round(100 * sparsity)
     technique = {"prune": options.prune, "sparsity": sparsity, "scope": options.prune_scope}
+    if options.prune == "blocks":
+        from compressor import blocks
+
+        module, outcome = blocks.prune_blocks(teacher, args, sparsity, data)
+        technique.update(criterion="output-cosine", scope="global", **outcome)
+        return Variant(f"blocks{percent}", module, pruning.count(module, args)["params"], technique)
     if options.prune == "structured":
         module = pruning.prune_structured(teacher, args, sparsity, options.criterion, data, options.prune_scope)
         technique["criterion"] = options.criterion
