@@ -58,7 +58,8 @@ def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: in
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
 
 
-def _quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Affine integer quantization: ``clip(round(x / scale) + zero_point)`` to ``dtype``'s range."""
     info = np.iinfo(dtype)
     return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
 
@@ -92,7 +93,7 @@ class TFLiteRunner:
             scale, zero_point = detail["quantization"]
             dtype = np.dtype(detail["dtype"])
             if scale and array.dtype != dtype:
-                array = _quantize(array, scale, zero_point, dtype)
+                array = quantize(array, scale, zero_point, dtype)
             arrays.append(np.ascontiguousarray(array, dtype=dtype))
         return arrays
 

@@ -20,7 +20,7 @@ from compressor.metrics import compare, passes_gate
 from compressor.native_output import captured
 from compressor.passes import convert_onnx_pass, convert_tflite_pass
 from compressor.profiles import Format, Precision
-from compressor.runtimes import OnnxRunner, open_artifact
+from compressor.runtimes import OnnxRunner, open_artifact, quantize
 from compressor.splitting.graph import Cut, input_names, split_modules
 from compressor.state import BuildState
 
@@ -42,7 +42,7 @@ class TransferQuantization:
         return cls(scale, zero_point)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(np.round(x / self.scale) + self.zero_point, INT8.min, INT8.max).astype(np.int8)
+        return quantize(x, self.scale, self.zero_point, np.int8)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return ((q.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
