@@ -41,17 +41,23 @@ def in_chunks(fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: di
     return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
 
 
-def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: int = 10, repeats: int = 50) -> dict[str, float]:
+def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: int = 10, repeats: int = 50,
+                       idle_ms: float = 0.0) -> dict[str, float]:
     """p50/p90 wall time of one inference on ``sample``, after ``warmup`` untimed runs.
 
     Runners that can bind a sample (every runner here) are timed on the runtime call alone: input
     quantization and Python-side conversions happen once, as an app would prepare its buffers.
+    ``idle_ms`` sleeps that long before each timed call: an occasional inference (one per user request, one
+    per frame, one per network message) finds caches and clocks colder than back-to-back calls do, and on
+    this host costs up to twice as much.
     """
     call = runner.bind(sample) if hasattr(runner, "bind") else (lambda: runner.run(sample))
     for _ in range(warmup):
         call()
     times = []
     for _ in range(repeats):
+        if idle_ms:
+            time.sleep(idle_ms / 1e3)
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1e3)
