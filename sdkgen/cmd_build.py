@@ -53,13 +53,17 @@ def spec_from(args: argparse.Namespace) -> SdkSpec:
     )
 
 
+def split_request_from(args: argparse.Namespace) -> SplitRequest:
+    return SplitRequest(objective=args.objective, uplink_mbps=args.uplink_mbps, rtt_ms=args.rtt_ms)
+
+
 @command("build", "Compress a model and generate SDKs (Android, iOS, Python) with the model and an edge-cloud fallback.")
 def run(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     options = options_from(args)
     with stage_bars() as sink:
-        split = SplitRequest(objective=args.objective, uplink_mbps=args.uplink_mbps, rtt_ms=args.rtt_ms)
-        result = build(args.model, args.profile, args.out, spec, data=args.data, options=options, progress=sink, split=split)
+        result = build(args.model, args.profile, args.out, spec, data=args.data, options=options, progress=sink,
+                       split=split_request_from(args))
     out.print(summary_table(result.report))
     for platform, path in result.sdk_dirs.items():
         console.print(f"[green]wrote[/] {platform} SDK: {path}")

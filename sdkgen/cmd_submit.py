@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from server.client import CompressionClient, RemoteJobError
     from server.jobs.spec import to_proto
 
-    spec = to_proto(args.profile, cmd_build.spec_from(args), options_from(args))
+    spec = to_proto(args.profile, cmd_build.spec_from(args), options_from(args), cmd_build.split_request_from(args))
     client = CompressionClient(args.server, args.token, args.tls_ca)
     try:
         job = client.submit(spec, args.model, args.data)

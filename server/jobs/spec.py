@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from compressor.errors import InvalidInputError
 from compressor.options import CompressOptions
 from compressor.profiles import Profile, get_profile
+from compressor.splitting.request import SplitRequest
 from server import stubs
 from sdkgen.spec import SdkSpec
 
@@ -25,9 +26,10 @@ class BuildRequest:
     profile: Profile
     sdk: SdkSpec
     options: CompressOptions
+    split: SplitRequest
 
 
-def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions) -> "pb.JobSpec":
+def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions, split: SplitRequest | None = None) -> "pb.JobSpec":
     """The JobSpec a client sends for ``sdkgen build``'s arguments."""
     spec = pb.JobSpec(profile=profile, platforms=sdk.platforms, name=sdk.name, package=sdk.package,
                       labels=sdk.labels or (), mode=sdk.mode, cloud_endpoint=sdk.cloud_endpoint or "",
@@ -35,6 +37,12 @@ def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions) -> "pb.JobSpe
                       model_version=sdk.model_version, pixel_scale=sdk.pixel_scale, pixel_offset=sdk.pixel_offset)
     if sdk.confidence_threshold is not None:
         spec.confidence_threshold = sdk.confidence_threshold
+    split = split or SplitRequest()
+    spec.split_objective = split.objective
+    if split.uplink_mbps is not None:
+        spec.uplink_mbps = split.uplink_mbps
+    if split.rtt_ms is not None:
+        spec.rtt_ms = split.rtt_ms
     recipe = options.model_dump(mode="json", exclude_defaults=True)
     spec.max_accuracy_drop, spec.min_cosine = options.max_accuracy_drop, options.min_cosine
     spec.precisions.extend(recipe.pop("precisions", None) or ())
@@ -60,7 +68,10 @@ def from_proto(spec: "pb.JobSpec") -> BuildRequest:
         pixel_scale=spec.pixel_scale if spec.HasField("pixel_scale") else _SDK_DEFAULTS.pixel_scale,
         pixel_offset=spec.pixel_offset if spec.HasField("pixel_offset") else _SDK_DEFAULTS.pixel_offset,
     )
-    return BuildRequest(profile, sdk, _options(spec))
+    split = SplitRequest(objective=spec.split_objective or SplitRequest.objective,
+                         uplink_mbps=spec.uplink_mbps if spec.HasField("uplink_mbps") else None,
+                         rtt_ms=spec.rtt_ms if spec.HasField("rtt_ms") else None)
+    return BuildRequest(profile, sdk, _options(spec), split)
 
 
 def _options(spec: "pb.JobSpec") -> CompressOptions:

@@ -51,7 +51,8 @@ def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> 
     def progress(event: ProgressEvent) -> None:
         conn.send(("progress", event.stage, event.done, event.total, event.message))
 
-    result = build(model, request.profile, out, request.sdk, data=data, options=request.options, progress=progress)
+    result = build(model, request.profile, out, request.sdk, data=data, options=request.options, progress=progress,
+                   split=request.split)
     cloud = result.manifest.get("cloud") or {}
     summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else json.dumps(result.report)[:2000]
     tail = (result.manifest.get("split") or {}).get("tail") or {}

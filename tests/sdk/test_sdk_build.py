@@ -37,6 +37,22 @@ def test_pixel_scale_travels_in_a_server_job_spec():
     assert from_proto(to_proto("pixel-8", SdkSpec(), CompressOptions())).sdk.pixel_scale == pytest.approx(1 / 255)
 
 
+def test_split_planning_figures_travel_in_a_server_job_spec():
+    from compressor.options import CompressOptions
+    from compressor.splitting.request import SplitRequest
+    from server.jobs.spec import from_proto, to_proto
+
+    sent = SplitRequest(objective="energy", uplink_mbps=2.5, rtt_ms=40.0)
+    back = from_proto(to_proto("pixel-8", SdkSpec(mode="auto"), CompressOptions(), sent)).split
+    assert (back.objective, back.uplink_mbps, back.rtt_ms) == ("energy", 2.5, 40.0)
+    default = from_proto(to_proto("pixel-8", SdkSpec(), CompressOptions())).split
+    assert (default.objective, default.uplink_mbps, default.rtt_ms) == ("latency", None, None)
+    bad = to_proto("pixel-8", SdkSpec(), CompressOptions())
+    bad.uplink_mbps = -1
+    with pytest.raises(InvalidInputError, match="positive bandwidth"):
+        from_proto(bad)
+
+
 def test_unknown_platform_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="unknown SDK platform 'windows'; known: android, ios, python"):
         SdkSpec(platforms=("windows",))
