@@ -1,4 +1,4 @@
-"""Session fixtures for the SDK tests: one real `sdkgen build` of the digits CNN, its SDKs and a real OIP server."""
+"""Session fixtures for the SDK tests: real `sdkgen build`s of the digits CNN (edge and split mode), real OIP servers."""
 
 from __future__ import annotations
 
@@ -43,6 +43,38 @@ def oip_server(sdk_build):
     cloud = sdk_build.manifest["cloud"]
     repository = ModelRepository()
     repository.register(cloud["model_name"], cloud["model_version"], sdk_build.out_dir / cloud["file"])
+    server, port = create_server("127.0.0.1:0", repository=repository)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def split_sdk_build(digits_files, tmp_path_factory):
+    """A split-mode Android SDK of the digits CNN (same name and package as ``sdk_build``, so the harness compiles)."""
+    from compressor.options import CompressOptions
+    from compressor.profiles import Precision
+    from compressor.splitting.request import SplitRequest
+    from sdkgen.build import build
+    from sdkgen.spec import SdkSpec, read_labels
+
+    spec = SdkSpec(name=SDK_NAME, package=SDK_PACKAGE, platforms=("android",),
+                   labels=read_labels(digits_files / "labels.txt"), mode="split")
+    out = tmp_path_factory.mktemp("split-sdk") / "digits"
+    return build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz",
+                 options=CompressOptions(precisions=(Precision.FP32,)),
+                 split=SplitRequest(uplink_mbps=1.0, rtt_ms=20.0))
+
+
+@pytest.fixture(scope="session")
+def tail_server(split_sdk_build):
+    """The project's gRPC server serving only the split build's tail, under the manifest's tail name and version."""
+    from server.app import create_server
+    from server.inference.repository import ModelRepository
+
+    tail = split_sdk_build.manifest["split"]["tail"]
+    repository = ModelRepository()
+    repository.register(tail["model_name"], tail["model_version"], split_sdk_build.out_dir / tail["file"])
     server, port = create_server("127.0.0.1:0", repository=repository)
     server.start()
     yield f"127.0.0.1:{port}"

@@ -1,4 +1,5 @@
-"""The generated Kotlin SDK on the JVM: compiled with kotlinc against Debian's grpc-java/protobuf-java, vectors and cloud run."""
+"""The generated Kotlin SDK on the JVM, compiled with kotlinc against Debian's grpc-java/protobuf-java: the fallback
+vectors, and the cloud and split paths against the real server."""
 
 from __future__ import annotations
 
@@ -30,13 +31,10 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="session")
-def kotlin_sdk(sdk_build, tmp_path_factory):
-    """Classpath of the compiled SDK: Debian protoc + grpc-java plugin -> Java, javac, then kotlinc over every .kt."""
+def _compile(android: Path, work: Path) -> str:
+    """Classpath of one generated Android SDK: Debian protoc + grpc-java plugin -> Java, javac, then kotlinc."""
     missing = [t for t in TOOLS if shutil.which(t) is None] + [j for j in CLASSPATH_JARS if not (JARS / f"{j}.jar").exists()]
     require(not missing, f"JVM toolchain for the Kotlin SDK check (Debian packages in .ci/run); missing: {missing}")
-    android = sdk_build.sdk_dirs["android"]
-    work = tmp_path_factory.mktemp("kotlin")
     jars = [str(JARS / f"{j}.jar") for j in CLASSPATH_JARS]
     gen, classes, kt = work / "gen", work / "classes", work / "kt"
     for d in (gen, classes, kt):
@@ -50,6 +48,18 @@ def kotlin_sdk(sdk_build, tmp_path_factory):
     _run(["kotlinc", "-jvm-target", "1.8", "-nowarn", "-d", str(kt), "-cp", ":".join([str(classes), *jars]),
           *kotlin_sources, str(HERE / "jvm" / "Harness.kt")])
     return ":".join([str(kt), str(classes), *jars])
+
+
+@pytest.fixture(scope="session")
+def kotlin_sdk(sdk_build, tmp_path_factory):
+    """Classpath of the compiled SDK of the session's edge-mode build."""
+    return _compile(sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin"))
+
+
+@pytest.fixture(scope="session")
+def kotlin_split_sdk(split_sdk_build, tmp_path_factory):
+    """Classpath of the compiled SDK of the split-mode build (its rendering differs: head asset, split docs)."""
+    return _compile(split_sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin-split"))
 
 
 def _harness(classpath: str, *args: str) -> list[dict]:
@@ -97,3 +107,33 @@ def test_kotlin_cloud_path_against_the_real_server(kotlin_sdk, sdk_build, oip_se
     assert (result["source"], result["fallback_reason"], result["edge_problem"]) == ("cloud", "model_load_failed", "model_load_failed")
     assert result["label"] == str(expected.argmax())
     np.testing.assert_allclose(result["outputs"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_kotlin_split_path_sends_int8_to_the_real_server(kotlin_split_sdk, split_sdk_build, tail_server, digits_samples,
+                                                         tmp_path):
+    """Split mode on the JVM over loopback: the head's outputs (from LiteRT here; a stub on the JVM, so replayed
+    there) are quantized by the Kotlin policy and sent by OipCloudClient as INT8 to the served tail; the int8 values
+    equal the compressor's quantizer's and the answers equal onnxruntime on split/tail.onnx fed those values."""
+    from compressor.runtimes import OnnxRunner, open_artifact, quantize
+
+    manifest = split_sdk_build.manifest
+    split = manifest["split"]
+    assert manifest["policy"]["mode"] == "split" and split["tail"]["inputs"][0]["datatype"] == "INT8"
+    q = split["intermediate"]["quantization"]
+    x = digits_samples[0][:8]
+    head = open_artifact(split_sdk_build.out_dir / split["head"]["file"], split["head"]["format"])
+    middle = np.concatenate([head.run({"x": x[i : i + 1]})[0] for i in range(len(x))]).astype(np.float32)
+    sent = quantize(middle, q["scale"], q["zero_point"], np.int8)
+    tail = OnnxRunner(split_sdk_build.out_dir / split["tail"]["file"])
+    expected = np.concatenate([tail.run({split["intermediate"]["name"]: sent[i : i + 1]})[0] for i in range(len(x))])
+    middle_file = tmp_path / "middle.txt"
+    middle_file.write_text("\n".join(",".join(repr(float(v)) for v in m.reshape(-1)) for m in middle))
+    assets = split_sdk_build.sdk_dirs["android"] / "src/main/assets"
+    results = _harness(kotlin_split_sdk, "split", tail_server, str(assets / "model-manifest.json"),
+                       str(assets / manifest["model"]["file"]), str(assets / split["head"]["file"]), str(middle_file))
+    assert [(r["source"], r["head_problem"]) for r in results] == [("split", None)] * len(x), results
+    np.testing.assert_array_equal(np.array([r["sent"][0] for r in results]), sent.reshape(len(x), -1))
+    got = np.array([r["outputs"] for r in results])
+    np.testing.assert_allclose(got, expected.reshape(len(x), -1), rtol=1e-5, atol=1e-5)
+    labels = [manifest["labels"][i] for i in expected.reshape(len(x), -1).argmax(1)]
+    assert [r["label"] for r in results] == labels

@@ -18,6 +18,7 @@ fun main(args: Array<String>) {
     when (args[0]) {
         "vectors" -> vectors(File(args[1]).readText())
         "cloud" -> cloud(args[1], File(args[2]).readText(), File(args[3]).readBytes(), File(args[4]).readText())
+        "split" -> split(args[1], File(args[2]).readText(), File(args[3]).readBytes(), File(args[4]).readBytes(), File(args[5]).readText())
         "manifest" -> println(try { Manifest.parse(File(args[1]).readText()); "{\"ok\": true}" } catch (e: ManifestException) { "{\"error\": ${quote(e.message ?: "")}}" })
         else -> throw IllegalArgumentException("unknown mode ${args[0]}")
     }
@@ -114,6 +115,49 @@ private fun cloud(endpoint: String, manifestText: String, modelBytes: ByteArray,
     val outputs = r.outputs[0].joinToString(", ", "[", "]")
     println("{\"source\": ${quote(r.source)}, \"fallback_reason\": ${literal(r.fallbackReason)}, \"label\": ${literal(r.label)}, " +
         "\"edge_problem\": ${literal(predictor.edgeProblem)}, \"outputs\": $outputs}")
+}
+
+/**
+ * Split mode as the generated SDK class wires it (tail = [OipCloudClient] on the manifest's tail spec, no cloud), over
+ * the real server; the head engine replays the head's outputs computed off the JVM (one line per sample), since
+ * LiteRT is a stub here. The policy quantizes them, the client sends them as INT8; prints what went and came back.
+ */
+private fun split(endpoint: String, manifestText: String, modelBytes: ByteArray, headBytes: ByteArray, middleText: String) {
+    val manifest = Manifest.parse(manifestText)
+    val spec = manifest.split ?: throw IllegalArgumentException("the manifest has no split section")
+    for (line in middleText.trim().lines()) {
+        val middle = line.split(",").map { it.toFloat() }.toFloatArray()
+        val replay = { _: ByteArray ->
+            object : EdgeEngine {
+                override fun run(inputs: List<FloatArray>): List<FloatArray> = listOf(middle)
+                override fun close() {}
+            }
+        }
+        val sent = ArrayList<FloatArray>()
+        val client = OipCloudClient(endpoint, spec.tail)
+        val tail = object : CloudClient {
+            override fun infer(inputs: List<FloatArray>, timeoutMs: Long): List<FloatArray> {
+                sent.add(inputs[0])
+                return client.infer(inputs, timeoutMs)
+            }
+            override fun close() = client.close()
+        }
+        val open = { bytes: ByteArray -> LiteRtEngine(bytes, manifest.inputs, manifest.outputs, 1) }
+        val predictor = FallbackPredictor(manifest, modelBytes, open, null, SplitParts(headBytes, replay, tail))
+        val fields = LinkedHashMap<String, Any?>()
+        try {
+            val r = predictor.predict(manifest.inputs.map { FloatArray(it.sampleSize) })
+            fields["source"] = r.source
+            fields["label"] = r.label
+            fields["outputs"] = r.outputs[0].toList()
+        } catch (e: PredictionError) {
+            fields["error"] = e.message
+        }
+        fields["head_problem"] = predictor.headProblem
+        fields["sent"] = sent.map { values -> values.map { it.toInt() } }
+        predictor.close()
+        println(fields.entries.joinToString(", ", "{", "}") { "${quote(it.key)}: ${literal(it.value)}" })
+    }
 }
 
 private fun floats(value: Any?): FloatArray = (value as List<*>).map { (it as Number).toFloat() }.toFloatArray()
