@@ -9,6 +9,7 @@ being unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import sys
@@ -71,6 +72,12 @@ class SourceModel:
                     "and submit the .onnx file."
                 )
         return self._torch
+
+    def teacher(self):
+        """The original model as a module that takes batches of any size, for soft targets and counting: a
+        TorchScript module itself (its ExportedProgram form is fixed to the sample's batch), else
+        :meth:`torch_module`."""
+        return self.handle if self.format == "torchscript" else self.torch_module()
 
     def sample_args(self, batch: int = 1) -> tuple:
         """Zero tensors of this model's input shapes (batch ``batch``) for tracing and export."""
@@ -270,8 +277,8 @@ def onnx_to_torch(model, path: Path | None):
     """Turn an ONNX graph into an eager ``torch.nn.Module`` with onnx2torch."""
     from onnx import version_converter
 
-    _ensure_torchvision_importable()
-    from onnx2torch import convert
+    with _torchvision_stand_in():
+        from onnx2torch import convert
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), ONNX2TORCH_OPSET)
     if opset > ONNX2TORCH_OPSET:
@@ -304,20 +311,33 @@ def _relax_reshape_allowzero(model) -> None:
                 attribute.i = 0
 
 
-def _ensure_torchvision_importable() -> None:
-    """onnx2torch imports torchvision for two detection ops only; stand in for it where it is not installed."""
+@contextlib.contextmanager
+def _torchvision_stand_in():
+    """onnx2torch imports torchvision (at import time) for two detection ops only; where it is not installed,
+    stand in for it while onnx2torch is imported, then forget the stand-in, which torch.onnx's exporter would
+    otherwise take for the real package."""
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        def missing(*_args, **_kwargs):
-            raise TechniqueNotApplicableError(
-                "this ONNX model uses NonMaxSuppression or RoiAlign, which need torchvision to run in PyTorch; "
-                "it can still target ONNX profiles"
-            )
+        pass
+    else:
+        yield
+        return
 
-        ops = types.ModuleType("torchvision.ops")
-        ops.batched_nms = ops.nms = ops.roi_align = missing
-        package = types.ModuleType("torchvision")
-        package.ops = ops
-        sys.modules.setdefault("torchvision", package)
-        sys.modules.setdefault("torchvision.ops", ops)
+    def missing(*_args, **_kwargs):
+        raise TechniqueNotApplicableError(
+            "this ONNX model uses NonMaxSuppression or RoiAlign, which need torchvision to run in PyTorch; "
+            "it can still target ONNX profiles"
+        )
+
+    ops = types.ModuleType("torchvision.ops")
+    ops.batched_nms = ops.nms = ops.roi_align = missing
+    package = types.ModuleType("torchvision")
+    package.ops = ops
+    sys.modules.update({"torchvision": package, "torchvision.ops": ops})
+    try:
+        yield
+    finally:
+        for name, stand_in in (("torchvision", package), ("torchvision.ops", ops)):
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]

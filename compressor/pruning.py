@@ -51,17 +51,15 @@ def prune_structured(
 ) -> nn.Module:
     """A copy of ``module`` with ``sparsity`` of its channels and attention heads removed, ranked by ``criterion``.
 
-    Raises :class:`TechniqueNotApplicableError` when the module has no prunable layers (e.g. an ExportedProgram,
-    whose layers are flattened into graph operations).
+    A module without layers (an ExportedProgram's) is first rebuilt with them (:func:`layered`).  Raises
+    :class:`TechniqueNotApplicableError` when that fails or leaves nothing to prune.
     """
-    model = copy.deepcopy(module).eval()
+    model = copy.deepcopy(layered(module, example_args)).eval()
     layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
     if not layers:
         raise TechniqueNotApplicableError(
-            "structured pruning cannot apply: the model has no nn.Conv/nn.Linear layers to remove channels from "
-            "(an ExportedProgram .pt2 or TorchScript file flattens them into graph operations). Use "
-            "--prune unstructured for this file, or compress the nn.Module itself through the Python API: "
-            "compressor.api.compress(module, profile, out, example_inputs=...)."
+            "structured pruning cannot apply: the model has no convolutions or matrix products, so it has no "
+            "channels to remove; build it with --prune none (quantization still applies)"
         )
     heads = attention_heads(model)
     scorer = criteria.get(criterion)
@@ -86,10 +84,17 @@ def prune_structured(
     return model
 
 
-def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global") -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """A copy of ``module`` with ``sparsity`` of its weight-matrix/kernel entries zeroed by magnitude, and the masks."""
+def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global",
+                       example_args: tuple | None = None) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A copy of ``module`` with ``sparsity`` of its weight-matrix/kernel entries zeroed by magnitude, and the masks.
+
+    A module whose weights are constants rather than parameters (TorchScript converted to an ExportedProgram) is
+    first rebuilt with layers (:func:`layered`, which needs ``example_args``).
+    """
+    if example_args is not None and not any(_weight_matrices(module)):
+        module = layered(module, example_args)
     model = copy.deepcopy(module)
-    targets = [(name, *_owner(model, name)) for name, p in model.named_parameters() if p.dim() > 1 and p.is_floating_point()]
+    targets = [(name, *_owner(model, name)) for name, _ in _weight_matrices(model)]
     if not targets:
         raise TechniqueNotApplicableError("unstructured pruning cannot apply: the model has no weight matrices or kernels")
     if scope == "global":
@@ -102,6 +107,77 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
         masks[name] = getattr(owner, f"{leaf}_mask").detach().clone()
         prune.remove(owner, leaf)  # bakes weight_orig * mask into a plain parameter
     return model, masks
+
+
+def layered(module: nn.Module, example_args: tuple) -> nn.Module:
+    """``module`` itself when it has nn.Conv/nn.Linear layers, otherwise the same function rebuilt with them.
+
+    An ExportedProgram's module (a .pt2 file, or TorchScript converted to one) holds its layers as graph
+    operations, which have no channels to remove.  Exported to ONNX and read back with onnx2torch (the route
+    submitted ONNX files take), each convolution and matrix product is an nn.Conv/nn.Linear layer again, with
+    BatchNorm folded in; a Reshape to a constant ``[batch, features]`` becomes a flatten, so that pruning may
+    change the feature count.  The rebuilt module must compute what ``module`` computes.
+    """
+    if any(isinstance(m, PRUNABLE) for m in module.modules()):
+        return module
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+
+    from compressor.loaders import onnx_to_torch
+    from compressor.native_output import captured
+    from compressor.passes.convert_onnx_pass import export_torch
+
+    refusal = ("structured pruning cannot apply: the model has no nn.Conv/nn.Linear layers to remove channels from "
+               "and could not be rebuilt with them through ONNX ({why}). Use --prune unstructured for this file, "
+               "or compress the nn.Module itself through the Python API: compressor.api.compress(module, profile, "
+               "out, example_inputs=...).")
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgeforge-layered-") as work:
+            path = Path(work) / "model.onnx"
+            with captured(Path(work) / "export.log"):
+                export_torch(module, example_args, path, dynamic_batch=True)
+            rebuilt = onnx_to_torch(onnx.load(str(path)), None)
+        _flatten_constant_reshapes(rebuilt, example_args)
+    except TechniqueNotApplicableError as exc:
+        raise TechniqueNotApplicableError(refusal.format(why=str(exc).split(";")[0])) from None
+    except Exception as exc:  # noqa: BLE001 - any exporter failure means this route is closed for this model
+        raise TechniqueNotApplicableError(refusal.format(why=f"{type(exc).__name__}: {str(exc)[:160]}")) from None
+    with torch.no_grad():
+        expected, got = first_output(module(*example_args)), first_output(rebuilt(*example_args))
+    if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-3, atol=1e-4):
+        raise TechniqueNotApplicableError(refusal.format(why="the rebuilt module computes something else"))
+    return rebuilt
+
+
+def _flatten_constant_reshapes(gm: torch.fx.GraphModule, example_args: tuple) -> None:
+    """Replace each Reshape to a constant ``[batch or -1, N]`` of a tensor with N features per sample by a flatten."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(gm).propagate(*example_args)
+    changed = False
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(gm.get_submodule(node.target)).__name__ != "OnnxReshape":
+            continue
+        source, shape = node.args[0], node.args[1]
+        if shape.op != "get_attr" or "tensor_meta" not in source.meta:
+            continue
+        target = gm.get_submodule(shape.target.rpartition(".")[0]) if "." in shape.target else gm
+        value = getattr(target, shape.target.rpartition(".")[2]).tolist()
+        dims = tuple(source.meta["tensor_meta"].shape)
+        batch = dims[0]
+        if len(value) != 2 or value[0] not in (-1, 0, batch) or value[1] != int(torch.tensor(dims[1:]).prod()):
+            continue
+        with gm.graph.inserting_before(node):
+            flat = gm.graph.call_function(torch.flatten, (source, 1))
+        node.replace_all_uses_with(flat)
+        gm.graph.erase_node(node)
+        changed = True
+    if changed:
+        gm.graph.eliminate_dead_code()
+        gm.delete_all_unused_submodules()
+        gm.recompile()
 
 
 def output_layers(model: nn.Module, example_args: tuple) -> list[nn.Module]:
@@ -164,6 +240,10 @@ def _prepare_scores(model: nn.Module, needs: str, importance, data: SampleData) 
     for i in batches:
         output = first_output(model(*(x[i : i + BATCH] for x in inputs)))
         task_loss(output, None if labels is None else labels[i : i + BATCH]).backward()
+
+
+def _weight_matrices(model: nn.Module):
+    return ((name, p) for name, p in model.named_parameters() if p.dim() > 1 and p.is_floating_point())
 
 
 def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:

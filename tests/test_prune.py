@@ -94,11 +94,45 @@ def test_pruned_models_export_and_run_in_onnxruntime(tiny, tmp_path):
     np.testing.assert_allclose(runner.run(feeds)[0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_exported_program_refuses_structured_pruning_but_accepts_unstructured(digits_files):
-    source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    with pytest.raises(TechniqueNotApplicableError, match=r"structured pruning cannot apply.*--prune unstructured.*Python API"):
-        prune_structured(source.torch_module(), source.sample_args(), 0.5, "l2", data)
-    pruned, masks = prune_unstructured(source.torch_module(), 0.5)
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_model_files_are_pruned_structurally_through_their_onnx_rebuild(kind, digits_files, digits_module, tmp_path):
+    """A .pt2 or TorchScript file has no layers to prune; rebuilt with them (ONNX + onnx2torch) it loses channels,
+    distils from the file's own model and ships a TFLite artifact that runs in LiteRT and passes the gate."""
+    path = digits_files / "model.pt2"
+    if kind == "torchscript":
+        path = tmp_path / "model.pt"
+        torch.jit.trace(copy.deepcopy(digits_module).eval(), (torch.zeros(1, 1, 8, 8),)).save(str(path))
+    source, data = load_source(path, data=digits_files / "data.npz")
+    before = count(source.torch_module(), source.sample_args())
+    pruned = prune_structured(source.torch_module(), source.sample_args(), 0.5, "l2", data)
+    after = count(pruned, source.sample_args())
+    assert after["params"] < 0.5 * source.params and after["macs"] < 0.5 * before["macs"]
+    options = CompressOptions(prune="structured", sparsity=0.3, distill=True, finetune_epochs=40,
+                              precisions=(Precision.FP32,), max_accuracy_drop=5.0, latency_repeats=3)
+    state = run_build(source, data, "pixel-8", options)
+    [candidate] = [c for c in state.candidates if c.variant]
+    assert candidate.error is None and candidate.passed_gate, candidate.metrics
+    assert candidate.params < 0.8 * source.params and candidate.metrics["accuracy_drop"] <= 5.0
+
+
+def test_structured_pruning_names_the_technique_when_nothing_can_be_rebuilt():
+    class Elementwise(torch.nn.Module):
+        def forward(self, x):
+            return torch.tanh(x) * 2
+
+    program = torch.export.export(Elementwise(), (torch.zeros(1, 4),)).module()
+    with pytest.raises(TechniqueNotApplicableError, match=r"structured pruning cannot apply.*no channels.*--prune none"):
+        prune_structured(program, (torch.zeros(1, 4),), 0.5, "l2", SampleData({"x": np.zeros((4, 4), np.float32)}, None))
+
+
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_model_files_are_pruned_unstructured_and_train(kind, digits_files, digits_module, tmp_path):
+    path = digits_files / "model.pt2"
+    if kind == "torchscript":  # converted, its weights are graph constants: rebuilt with parameters to train them
+        path = tmp_path / "model.pt"
+        torch.jit.trace(copy.deepcopy(digits_module).eval(), (torch.zeros(1, 1, 8, 8),)).save(str(path))
+    source, data = load_source(path, data=digits_files / "data.npz")
+    pruned, masks = prune_unstructured(source.torch_module(), 0.5, example_args=source.sample_args())
     assert achieved_sparsity(masks) == pytest.approx(0.5, abs=0.01)
     summary = train(pruned, data, TrainConfig(epochs=1, seconds=30))  # an ExportedProgram's module trains too
     assert summary["epochs"] == 1

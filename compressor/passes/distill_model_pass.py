@@ -15,7 +15,7 @@ from compressor.state import BuildState
 def run(state: BuildState) -> None:
     from compressor import finetune  # torch loads only for builds that distill
 
-    teacher = state.source.torch_module()
+    teacher = state.source.teacher()
     data = finetune.training_data(state)
     for variant in state.variants:
         if "distill" in variant.technique:

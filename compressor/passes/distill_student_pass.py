@@ -20,7 +20,7 @@ def run(state: BuildState) -> None:
     from compressor import finetune, pruning  # torch loads only for builds that distill
 
     options = state.options
-    teacher = state.source.torch_module()
+    teacher = state.source.teacher()
     data = finetune.training_data(state)
     args = state.torch_sample_args()
     student = copy.deepcopy(state.student)

@@ -21,14 +21,14 @@ def run(state: BuildState) -> None:
     from compressor import finetune, pruning  # torch and Torch-Pruning load only for builds that prune
 
     options = state.options
-    teacher = state.source.torch_module()
+    original, teacher = state.source.torch_module(), state.source.teacher()
     sparsities = sparsities_to_try(options)
     stage = state.progress.stage(f"prune {options.prune}", len(sparsities))
     data = finetune.training_data(state)
     args = state.torch_sample_args()
     before = pruning.count(teacher, args)
     for sparsity in sparsities:
-        variant = _pruned(state, teacher, sparsity, data, args)
+        variant = _pruned(state, original, sparsity, data, args)
         variant.technique["before"] = before
         variant.technique["after"] = pruning.count(variant.module, args)
         if not options.distill:
@@ -58,7 +58,7 @@ def fine_tune(state: BuildState, variant: Variant, data, teacher=None) -> dict:
     return finetune.train(variant.module, data, config, teacher=teacher, masks=variant.masks, stage=stage)
 
 
-def _pruned(state: BuildState, teacher, sparsity: float, data, args) -> Variant:
+def _pruned(state: BuildState, original, sparsity: float, data, args) -> Variant:
     from compressor import pruning
 
     options = state.options
@@ -67,14 +67,14 @@ def _pruned(state: BuildState, teacher, sparsity: float, data, args) -> Variant:
     if options.prune == "blocks":
         from compressor import blocks
 
-        module, outcome = blocks.prune_blocks(teacher, args, sparsity, data)
+        module, outcome = blocks.prune_blocks(original, args, sparsity, data)
         technique.update(criterion="output-cosine", scope="global", **outcome)
         return Variant(f"blocks{percent}", module, pruning.count(module, args)["params"], technique)
     if options.prune == "structured":
-        module = pruning.prune_structured(teacher, args, sparsity, options.criterion, data, options.prune_scope)
+        module = pruning.prune_structured(original, args, sparsity, options.criterion, data, options.prune_scope)
         technique["criterion"] = options.criterion
         return Variant(f"structured{percent}-{options.criterion}", module, pruning.count(module, args)["params"], technique)
-    module, masks = pruning.prune_unstructured(teacher, sparsity, options.prune_scope)
+    module, masks = pruning.prune_unstructured(original, sparsity, options.prune_scope, example_args=args)
     technique["criterion"] = "magnitude"
     technique["achieved_sparsity"] = round(pruning.achieved_sparsity(masks), 4)
     return Variant(f"unstructured{percent}", module, pruning.count(module, args)["params"], technique, masks)
