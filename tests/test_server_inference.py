@@ -158,3 +158,28 @@ def test_dynamic_batching_returns_the_unbatched_results(digits_onnx, digits_spli
         got = np.frombuffer(reply.raw_output_contents[0], np.float32).reshape(b - a, 10)
         np.testing.assert_allclose(got, _reference(digits_onnx, x[a:b]), rtol=1e-6, atol=1e-6)
     assert sum(runs) == sum(b - a for a, b in slices) and len(runs) < len(slices) and max(runs) <= 16, runs
+
+
+def test_a_batching_thread_ends_when_its_model_is_idle_and_comes_back_on_demand(digits_onnx, digits_split):
+    """Replaced model versions must not keep a thread (and their session) forever."""
+    import threading
+    import time
+
+    from server.inference.batcher import Batcher
+
+    model = ModelRepository().register("digits", "1", digits_onnx)
+    batcher = Batcher(max_batch=8, idle_exit_s=0.2)
+    before = set(threading.enumerate())  # other tests' servers may still have their own batching threads
+    x, names = digits_split[2][:2], [o.name for o in model.outputs]
+    expected = _reference(digits_onnx, x)
+    np.testing.assert_allclose(batcher.run(model, {"x": x}, names)[0], expected, rtol=1e-6, atol=1e-6)
+    assert batcher.active_models() == 1
+    def threads() -> list:
+        return [t for t in set(threading.enumerate()) - before if t.name == "batcher-digits"]
+
+    deadline = time.monotonic() + 10
+    while (batcher.active_models() or threads()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert batcher.active_models() == 0 and not threads()
+    np.testing.assert_allclose(batcher.run(model, {"x": x}, names)[0], expected, rtol=1e-6, atol=1e-6)
+    assert batcher.active_models() == 1

@@ -37,13 +37,20 @@ def batchable(model: ServedModel) -> bool:
     return all(s.shape and s.shape[0] < 0 for s in (*model.inputs, *model.outputs))
 
 
-class Batcher:
-    """``run(model, feeds, outputs)`` like ``model.run``; with ``max_batch > 1`` it may share the call with others."""
+IDLE_EXIT_S = 60.0  # a model's batching thread ends after this long without requests (replaced versions go away)
 
-    def __init__(self, max_batch: int = 1, window_s: float = 0.0) -> None:
-        self.max_batch, self.window_s = max_batch, window_s
+
+class Batcher:
+    """``run(model, feeds, outputs)`` like ``model.run``; with ``max_batch > 1`` it may share the call with others.
+
+    Each model being batched has one thread and one queue; the thread ends, and lets go of the model, once no
+    request came for ``idle_exit_s``, so versions replaced on the server do not keep threads and sessions alive.
+    """
+
+    def __init__(self, max_batch: int = 1, window_s: float = 0.0, idle_exit_s: float = IDLE_EXIT_S) -> None:
+        self.max_batch, self.window_s, self.idle_exit_s = max_batch, window_s, idle_exit_s
         self._queues: dict[int, queue.SimpleQueue] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held to enqueue and to retire a queue, so no request lands in a dead one
 
     def run(self, model: ServedModel, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         """The outputs for ``feeds``; the same arrays an unbatched ``model.run`` returns."""
@@ -51,23 +58,38 @@ class Batcher:
         if self.max_batch <= 1 or not batchable(model) or not 0 < rows < self.max_batch:
             return model.run(feeds, outputs)
         request = _Request(feeds, outputs, rows, _key(feeds, outputs))
-        self._queue(model).put(request)
-        return request.result.result()
-
-    def _queue(self, model: ServedModel) -> queue.SimpleQueue:
         with self._lock:
             pending = self._queues.get(id(model))
             if pending is None:
                 pending = self._queues[id(model)] = queue.SimpleQueue()
                 threading.Thread(target=self._loop, args=(model, pending), name=f"batcher-{model.name}",
                                  daemon=True).start()
-            return pending
+            pending.put(request)
+        return request.result.result()
+
+    def active_models(self) -> int:
+        """How many models have a batching thread now."""
+        with self._lock:
+            return len(self._queues)
+
+    def _next(self, model: ServedModel, pending: queue.SimpleQueue) -> _Request | None:
+        """The next request, or None once the model has been idle for ``idle_exit_s`` (its queue is then retired)."""
+        while True:
+            try:
+                return pending.get(timeout=self.idle_exit_s)
+            except queue.Empty:
+                with self._lock:
+                    if pending.empty():
+                        del self._queues[id(model)]
+                        return None
 
     def _loop(self, model: ServedModel, pending: queue.SimpleQueue) -> None:
         """One thread per model: take the first waiting request, gather companions for the window, run them."""
         held: list[_Request] = []
         while True:
-            first = held.pop(0) if held else pending.get()
+            first = held.pop(0) if held else self._next(model, pending)
+            if first is None:
+                return
             batch, rows, deadline = [first], first.rows, time.monotonic() + self.window_s
             while rows < self.max_batch:
                 try:  # what is queued already joins at once; then wait out the window (0: never wait)
