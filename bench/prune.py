@@ -5,9 +5,10 @@ original fp32; int8 only; structured 50% + distillation + int8; unstructured
 80% + int8.  For each: download (deflated) size ratio vs the original fp32
 artifact, accuracy drop in points on the held-out digits, and host latency
 ratio vs the original (single-threaded p50, interleaved rounds, this machine,
-this run; > 1 means faster).  The teacher is the bundled example's weights
-(examples/digits/model.pt2) in an eager ``DigitsCNN``, so structured pruning can
-remove channels; pruned models are trained on the training split only.
+this run; > 1 means faster).  The model is the bundled example's file as a user
+submits it (examples/digits/model.pt2, an ExportedProgram: structured pruning
+rebuilds it with layers through ONNX + onnx2torch); pruned models are trained on
+the training split only.
 
     .venv/bin/python bench/prune.py [--epochs 30] [--rounds 7]
 """
@@ -32,22 +33,18 @@ PROFILE = "pixel-8"  # TFLite only: the rows compare TFLite artifacts
 TARGET_SIZE, TARGET_DROP, TARGET_SPEEDUP = 0.10, 1.0, 1.5
 
 
-def teacher():
-    from model import DigitsCNN  # examples/digits/model.py
-
+def example_model() -> Path:
     path = ROOT / "examples" / "digits" / "model.pt2"
     if not path.exists():
         raise SystemExit("run `make demo` (or python examples/digits/train.py) first to build the digits example")
-    module = DigitsCNN()
-    module.load_state_dict(torch.export.load(str(path)).state_dict)
-    return module.eval()
+    return path
 
 
-def build(module, work: Path, train_npz: Path, **pruning):
+def build(model: Path, work: Path, train_npz: Path, **pruning):
     from model import load_digits_split
 
     _, _, x_test, y_test = load_digits_split()
-    source, data = load_source(module, (torch.from_numpy(x_test[:1]),), {"x": x_test, "labels": y_test})
+    source, data = load_source(model, data={"x": x_test, "labels": y_test})
     work.mkdir(parents=True, exist_ok=True)
     options = CompressOptions(
         precisions=(Precision.FP32, Precision.INT8_FULL), train_data=train_npz, latency_repeats=5, **pruning
@@ -75,7 +72,7 @@ def main() -> None:
     x_train, y_train, _, _ = load_digits_split()
     work = Path(tempfile.mkdtemp(prefix="bench-prune-"))
     np.savez(work / "train.npz", x=x_train, labels=y_train)
-    original = teacher()
+    original = example_model()
     common = {"finetune_epochs": args.epochs, "finetune_seconds": 600.0}
     structured = build(original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common)
     unstructured = build(original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common)
