@@ -2,10 +2,11 @@
 
 Rows (all TFLite, built by EdgeForge's pipeline for the ``pixel-8`` profile from the
 same fp32 flatbuffer): fp32; uniform int8 (dynamic: int8 weights, float
-activations); uniform int4 (ai-edge-quantizer's dynamic int4 recipe, what the
-bare tool offers); the sensitivity-aware mix (``mixed_precision=True``:
-per-layer int4 / int8 / fp16 weights, chosen on SENTENCES against the cosine
-gate).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
+activations); uniform int4 (ai-edge-quantizer's stock dynamic int4 recipe, per
+channel: what the bare tool offers, the size baseline); uniform int4 in blocks
+of 32 (the tool's stock blockwise recipe, for comparison); the sensitivity-aware
+mix (``mixed_precision=True``: per-layer int4 in blocks of 64 or 32 / int8 /
+fp16 weights, chosen on SENTENCES against the cosine gate).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
 of the sentence embeddings vs the original PyTorch model on SENTENCES (the
 search's own data) and on HELD_OUT (sentences the search never saw), and host
 latency (single-threaded p50, interleaved rounds, this machine, this run).
@@ -169,11 +170,11 @@ def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[s
     return MeanPooledEncoder(encoder).eval(), tokenize(SENTENCES), tokenize(HELD_OUT)
 
 
-def uniform_int4(base: Path, out: Path) -> None:
-    """ai-edge-quantizer's stock int4 recipe (dynamic range, per-channel) applied to the whole fp32 flatbuffer."""
+def uniform_int4(base: Path, out: Path, blockwise: bool = False) -> None:
+    """ai-edge-quantizer's stock int4 recipe (dynamic range; per channel, or in blocks of 32) on the whole fp32 flatbuffer."""
     from ai_edge_quantizer import quantizer, recipe
 
-    engine = quantizer.Quantizer(str(base), recipe.dynamic_wi4_afp32())
+    engine = quantizer.Quantizer(str(base), recipe.dynamic_wi4b32_afp32() if blockwise else recipe.dynamic_wi4_afp32())
     engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
@@ -208,23 +209,25 @@ def main() -> None:
         if c.error:
             raise SystemExit(f"{c.name} failed: {c.error}")
 
-    int4 = work / "int4-weight-only.tflite"
+    int4, int4_b32 = work / "int4-dynamic.tflite", work / "int4-b32-dynamic.tflite"
     uniform_int4(work / "fp32-base.tflite", int4)
+    uniform_int4(work / "fp32-base.tflite", int4_b32, blockwise=True)
     paths = {
         "fp32": by_name["fp32.tflite"].path,
         "int8 dynamic (uniform)": by_name["int8-dynamic.tflite"].path,
         "int4 dynamic (uniform)": int4,
+        "int4 blockwise-32 (uniform)": int4_b32,
         "mixed by sensitivity": by_name["mixed.int8-dynamic.tflite"].path,
     }
     references = {name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))}
     torch.set_num_threads(1)
     p50 = latencies(paths, samples.take(0, 1).inputs, args.rounds)
     fp32_kb = paths["fp32"].stat().st_size / 1024
-    counts = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]["counts"]
+    mixed_technique = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]
+    counts = ", ".join(f"{count} {name}" for name, count in mixed_technique["counts"].items())
     print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
-          f"{args.seq_len} tokens; profile {PROFILE}; mixed plan: {counts['4']} int4, {counts['8']} int8, "
-          f"{counts['16']} fp16 layers")
-    header = (f"{'variant':24} {'KB':>8} {'ratio':>6} {'cos mean':>9} {'cos min':>8} "
+          f"{args.seq_len} tokens; profile {PROFILE}; mixed plan ({mixed_technique['trials']} trials): {counts} layers")
+    header = (f"{'variant':27} {'KB':>8} {'ratio':>6} {'cos mean':>9} {'cos min':>8} "
               f"{'held mean':>9} {'held min':>8} {'p50 ms':>7}")
     print(header)
     print("-" * len(header))
@@ -235,7 +238,7 @@ def main() -> None:
         held = compare(references["held"], runner.run(held_out), None)
         kb = path.stat().st_size / 1024
         results[label] = (kb, search, held)
-        print(f"{label:24} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
+        print(f"{label:27} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
               f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}")
     mixed_kb, mixed, mixed_held = results["mixed by sensitivity"]
     print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "

@@ -1,4 +1,4 @@
-"""Mixed precision by sensitivity (issue 6): per-layer int4/int8/fp16 weights chosen on the user's data."""
+"""Mixed precision by sensitivity (issue 6): per-layer int4 (blockwise or per channel) / int8 / fp16 weights."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import torch
 
 from compressor.api import load_source, run_build
 from compressor.errors import TechniqueNotApplicableError
+from compressor.metrics import compare
 from compressor.options import CompressOptions
-from compressor.passes.quantize_mixed_pass import weighted_layers
+from compressor.passes.quantize_mixed_pass import calibrate, ladder, quantize, upgrade_steps, weighted_layers
 from compressor.profiles import Precision
+from compressor.runtimes import open_artifact
 from prune_models import TinyTransformer, fit, labelled_data
 
 
@@ -30,10 +32,66 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
     assert mixed.size_bytes <= int8.size_bytes
     plan = mixed.technique["mixed_precision"]
     layers = weighted_layers(transformer_build.workdir / "fp32-base.tflite")
-    assert set(plan["bits"]) == {layer.scope for layer in layers} and len(layers) >= 13  # 2 x (q, k, v, out, 2 mlp) + embed + head
-    assert set(plan["bits"].values()) <= {4, 8, 16}
-    assert set(plan["sensitivity_1_minus_cosine"]) == set(plan["bits"])
-    assert plan["trials"] >= len(layers)
+    assert set(plan["precision"]) == {layer.scope for layer in layers} and len(layers) >= 13  # 2 x (q, k, v, out, 2 mlp) + embed + head
+    for layer in layers:
+        rungs = {rung.name: rung for rung in ladder(layer)}
+        assert plan["precision"][layer.scope] in rungs
+        assert plan["bits"][layer.scope] == rungs[plan["precision"][layer.scope]].bits
+        assert set(plan["sensitivity_1_minus_cosine"][layer.scope]) == set(rungs) - {"fp16"}  # integer rungs measured
+    assert sum(plan["counts"].values()) == len(layers)
+    assert plan["activation_aware"] is True
+    assert plan["trials"] >= sum(len(ladder(layer)) - 1 for layer in layers)
+
+
+def test_ladders_offer_blockwise_int4_where_the_block_divides_the_input(transformer_build):
+    layers = weighted_layers(transformer_build.workdir / "fp32-base.tflite")
+    by_input = {layer.shape[1]: [rung.name for rung in ladder(layer)] for layer in layers}
+    assert by_input[8] == ["int4", "int8", "fp16"]  # token features -> dim: no block divides 8
+    assert by_input[32] == ["int4-b32", "int8", "fp16"]
+    assert by_input[64] == ["int4-b64", "int4-b32", "int8", "fp16"]  # the mlp's second linear
+
+
+def test_blockwise_int4_is_in_the_flatbuffer_smaller_than_int8_and_runs(transformer_build, tmp_path):
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    base = transformer_build.workdir / "fp32-base.tflite"
+    layers = weighted_layers(base)
+    layer = next(layer for layer in layers if layer.shape[1] == 64)
+    rungs = {rung.name: rung for rung in ladder(layer)}
+    x, _ = labelled_data((6, 8), count=96)
+    calibration = calibrate(base, layers, {"x": x[:16]})
+    sizes = {}
+    for name in ("int4-b32", "int8"):
+        quantize(base, {layer: rungs[name]}, tmp_path / f"{name}.tflite", calibration)
+        sizes[name] = (tmp_path / f"{name}.tflite").stat().st_size
+    assert sizes["int4-b32"] < sizes["int8"]
+    model = fb.read_model(str(tmp_path / "int4-b32.tflite"))
+    subgraph = model.subgraphs[0]
+    op = next(op for op in subgraph.operators if fb.get_op_scope(op, subgraph.tensors) == layer.scope)
+    weight = subgraph.tensors[op.inputs[1]]
+    assert weight.type == fb.TENSOR_TYPE_TO_CODE["INT4"]
+    details = weight.quantization.details
+    assert type(details).__name__ == "BlockwiseQuantizationT" and details.blockSize == 32
+    feeds = {"x": x[:16]}
+    reference = open_artifact(base, "tflite").run(feeds)
+    outputs = open_artifact(tmp_path / "int4-b32.tflite", "tflite").run(feeds)
+    assert compare(reference, outputs, None)["cosine_mean"] > 0.99
+
+
+def test_upgrade_steps_follow_each_layers_lower_hull_best_rate_first():
+    from compressor.passes.quantize_mixed_pass import FP16, Layer, Rung
+
+    a, b = Layer("a", "FULLY_CONNECTED", (4, 64)), Layer("b", "FULLY_CONNECTED", (4, 64))
+    b64, b32, int8 = Rung("int4-b64", 4, 64), Rung("int4-b32", 4, 32), Rung("int8", 8)
+    effects = {  # rung: (bytes added, loss)
+        a: {b64: (-900, 0.010), b32: (-880, 0.002), int8: (-700, 0.001), FP16: (-500, 0.0)},
+        b: {b64: (-900, 0.001), b32: (-880, 0.0012), int8: (-700, 0.0009), FP16: (-500, 0.0)},  # b32: off the hull
+    }
+    start, steps = upgrade_steps(effects)
+    assert start == {a: b64, b: b64}
+    assert [(s.layer.scope, s.rung.name) for s in steps][:2] == [("a", "int4-b32"), ("a", "int8")]
+    assert ("b", "int4-b32") not in [(s.layer.scope, s.rung.name) for s in steps]
+    assert [s.rate for s in steps] == sorted((s.rate for s in steps), reverse=True)
 
 
 def test_mixed_precision_needs_a_tflite_profile_with_weight_quantization(digits_files):
@@ -48,4 +106,4 @@ def test_mixed_integer_layers_run_integer_kernels(transformer_build):
 
     mixed = next(c for c in transformer_build.candidates if c.name == "mixed.int8-dynamic.tflite")
     ops = [d["op_name"] for d in Interpreter(model_path=str(mixed.path))._get_ops_details()]  # noqa: SLF001
-    assert ops.count("DEQUANTIZE") <= mixed.technique["mixed_precision"]["counts"]["16"]  # only fp16 weights dequantize
+    assert ops.count("DEQUANTIZE") <= mixed.technique["mixed_precision"]["counts"]["fp16"]  # only fp16 weights do
