@@ -45,8 +45,9 @@ class TechniqueNotApplicableError(EdgeForgeError, ValueError):
 
 
 class GateFailedError(EdgeForgeError, RuntimeError):
-    """No candidate artifact passed the accuracy gate or fit the profile; ``report`` holds every candidate's numbers."""
+    """No candidate artifact passed the accuracy gate or fit the profile; ``report`` holds every candidate's numbers
+    (a remote build's failure carries them already rendered, as ``table``)."""
 
-    def __init__(self, message: str, report: dict | None = None) -> None:
+    def __init__(self, message: str, report: dict | None = None, table: str = "") -> None:
         super().__init__(message)
-        self.report = report
+        self.report, self.table = report, table

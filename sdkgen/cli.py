@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             from compressor.report import summary_table
 
             console.print(summary_table(exc.report))
+        elif exc.table:
+            console.print(exc.table, markup=False, highlight=False)
         console.print(f"[bold red]error:[/] {exc}")
         return EXIT_GATE_FAILED
     except EdgeForgeError as exc:

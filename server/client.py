@@ -29,15 +29,13 @@ class RemoteJobError(EdgeForgeError, RuntimeError):
     """The server ran the job and it did not succeed; the message is the server's reason."""
 
 
-# The error a failed job raises on the client, by its FailureKind: a gate failure is the same error (and
-# `sdkgen` exit status) as a local build's; anything else is a RemoteJobError.
-_FAILURE_ERRORS: dict[int, type[EdgeForgeError]] = {pb.GATE_FAILED: GateFailedError}
-
-
 def job_error(job) -> EdgeForgeError:
-    """The error that an unsuccessful job stands for, carrying the server's reason."""
-    cls = _FAILURE_ERRORS.get(job.failure, RemoteJobError)
-    return cls(f"job {job.id} {pb.JobState.Name(job.state).lower()}: {job.error}")
+    """The error that an unsuccessful job stands for, carrying the server's reason: a gate failure is the same
+    error (and `sdkgen` exit status, and candidate table) as a local build's; anything else is a RemoteJobError."""
+    message = f"job {job.id} {pb.JobState.Name(job.state).lower()}: {job.error}"
+    if job.failure == pb.GATE_FAILED:
+        return GateFailedError(message, table=job.summary)
+    return RemoteJobError(message)
 
 
 def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:

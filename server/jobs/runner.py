@@ -135,7 +135,7 @@ class JobRunner:
             if time.monotonic() > deadline:
                 process.terminate()
                 return ("error", f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
-                        "TIMED_OUT")
+                        "TIMED_OUT", "")
             if receive.poll(0.2):
                 try:
                     message = receive.recv()
@@ -163,15 +163,16 @@ class JobRunner:
         elif kind == "interrupted":
             self._fail(job_id, "INTERRUPTED", INTERRUPTED)
         elif kind == "error":
-            self._fail(job_id, outcome[2], outcome[1])
+            self._fail(job_id, outcome[2], outcome[1], summary=outcome[3])
         else:
             how = f"was killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exited with code {exitcode}"
             self._fail(job_id, "WORKER_CRASHED", f"the worker process {how} without a result (a converter crash or "
                        "running out of memory); the server is unaffected")
 
-    def _fail(self, job_id: str, failure: str, error: str) -> None:
-        """Mark a job FAILED with its FailureKind name and the reason shown to the client."""
-        self.store.update(job_id, state=FAILED, failure=failure, error=error)
+    def _fail(self, job_id: str, failure: str, error: str, summary: str = "") -> None:
+        """Mark a job FAILED with its FailureKind name, the reason shown to the client and, for a gate failure,
+        the table of every candidate's numbers (as the job's summary)."""
+        self.store.update(job_id, state=FAILED, failure=failure, error=error, summary=summary)
 
     def _keep_cloud_model(self, job_id: str, out: Path, cloud_file: str) -> str:
         if not cloud_file or not (out / cloud_file).is_file():

@@ -1,7 +1,8 @@
 """The body of one job, run in its own spawned process: build, and report back over a pipe.
 
 Messages sent to the parent: ("progress", stage, done, total, message), then exactly one of
-("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message, failure kind).  A crash
+("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message, failure kind, summary);
+a gate failure's summary is its table of every candidate's numbers, as a local build prints it.  A crash
 (segfault, OOM kill) sends nothing; the runner then fails the job from the exit code.
 """
 
@@ -12,8 +13,9 @@ import signal
 import traceback
 from pathlib import Path
 
-from compressor.errors import EdgeForgeError
+from compressor.errors import EdgeForgeError, GateFailedError
 from compressor.progress import ProgressEvent
+from compressor.report import summary_text
 from server.errors import failure_kind
 
 
@@ -33,11 +35,13 @@ def run(spec_dict: dict, model: str, data: str | None, out: str, conn) -> None:
     try:
         result = _build(spec_dict, Path(model), Path(data) if data else None, Path(out), conn)
         conn.send(("done", result))
+    except GateFailedError as exc:
+        conn.send(("error", str(exc), failure_kind(exc), summary_text(exc.report) if exc.report else ""))
     except EdgeForgeError as exc:
-        conn.send(("error", str(exc), failure_kind(exc)))
+        conn.send(("error", str(exc), failure_kind(exc), ""))
     except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
         conn.send(("error", f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-                   failure_kind(exc)))
+                   failure_kind(exc), ""))
     finally:
         conn.close()
 
