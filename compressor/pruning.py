@@ -16,6 +16,7 @@ returned so fine-tuning keeps the zeros.
 from __future__ import annotations
 
 import copy
+import re
 
 import torch
 import torch_pruning as tp
@@ -92,7 +93,7 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     first rebuilt with layers (:func:`layered`, which needs ``example_args``).
     """
     if example_args is not None and not any(_weight_matrices(module)):
-        module = layered(module, example_args)
+        module = layered(module, example_args, "unstructured pruning")
     model = copy.deepcopy(module)
     targets = [(name, *_owner(model, name)) for name, _ in _weight_matrices(model)]
     if not targets:
@@ -109,7 +110,7 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     return model, masks
 
 
-def layered(module: nn.Module, example_args: tuple) -> nn.Module:
+def layered(module: nn.Module, example_args: tuple, technique: str = "structured pruning") -> nn.Module:
     """``module`` itself when it has nn.Conv/nn.Linear layers, otherwise the same function rebuilt with them.
 
     An ExportedProgram's module (a .pt2 file, or TorchScript converted to one) holds its layers as graph
@@ -129,10 +130,10 @@ def layered(module: nn.Module, example_args: tuple) -> nn.Module:
     from compressor.native_output import captured
     from compressor.passes.convert_onnx_pass import export_torch
 
-    refusal = ("structured pruning cannot apply: the model has no nn.Conv/nn.Linear layers to remove channels from "
-               "and could not be rebuilt with them through ONNX ({why}). Use --prune unstructured for this file, "
-               "or compress the nn.Module itself through the Python API: compressor.api.compress(module, profile, "
-               "out, example_inputs=...).")
+    refusal = (f"{technique} cannot apply: the model has no nn.Conv/nn.Linear layers and could not be rebuilt "
+               "with them through ONNX ({why}). Compress the nn.Module itself through the Python API: "
+               "compressor.api.compress(module, profile, out, example_inputs=...)"
+               + ("; or use --prune unstructured on an ExportedProgram (.pt2) of it." if technique.startswith("structured") else "."))
     try:
         with tempfile.TemporaryDirectory(prefix="edgeforge-layered-") as work:
             path = Path(work) / "model.onnx"
@@ -143,7 +144,8 @@ def layered(module: nn.Module, example_args: tuple) -> nn.Module:
     except TechniqueNotApplicableError as exc:
         raise TechniqueNotApplicableError(refusal.format(why=str(exc).split(";")[0])) from None
     except Exception as exc:  # noqa: BLE001 - any exporter failure means this route is closed for this model
-        raise TechniqueNotApplicableError(refusal.format(why=f"{type(exc).__name__}: {str(exc)[:160]}")) from None
+        first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise TechniqueNotApplicableError(refusal.format(why=f"{type(exc).__name__}: {first_line}")) from None
     with torch.no_grad():
         expected, got = first_output(module(*example_args)), first_output(rebuilt(*example_args))
     if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-3, atol=1e-4):

@@ -17,7 +17,9 @@ from compressor.finetune import TrainConfig, train
 from compressor.importance import criteria
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
-from compressor.pruning import achieved_sparsity, attention_heads, count, prune_structured, prune_unstructured
+from compressor.pruning import (
+    achieved_sparsity, attention_heads, count, layered, prune_structured, prune_unstructured,
+)
 from compressor.runtimes import OnnxRunner
 from prune_models import ResidualCNN, TinyTransformer, fit, labelled_data
 
@@ -123,6 +125,16 @@ def test_structured_pruning_names_the_technique_when_nothing_can_be_rebuilt():
     program = torch.export.export(Elementwise(), (torch.zeros(1, 4),)).module()
     with pytest.raises(TechniqueNotApplicableError, match=r"structured pruning cannot apply.*no channels.*--prune none"):
         prune_structured(program, (torch.zeros(1, 4),), 0.5, "l2", SampleData({"x": np.zeros((4, 4), np.float32)}, None))
+
+
+def test_a_model_that_cannot_be_rebuilt_with_layers_gets_a_clear_refusal():
+    class Bessel(torch.nn.Module):  # aten.special_i0 has no ONNX export
+        def forward(self, x):
+            return torch.special.i0(x) @ x.T
+
+    program = torch.export.export(Bessel(), (torch.zeros(2, 2),)).module()
+    with pytest.raises(TechniqueNotApplicableError, match=r"could not be rebuilt with them through ONNX.*Python API"):
+        layered(program, (torch.zeros(2, 2),))
 
 
 @pytest.mark.parametrize("kind", ["pt2", "torchscript"])
