@@ -55,7 +55,7 @@ def prune_structured(
     A module without layers (an ExportedProgram's) is first rebuilt with them (:func:`layered`).  Raises
     :class:`TechniqueNotApplicableError` when that fails or leaves nothing to prune.
     """
-    model = copy.deepcopy(layered(module, example_args)).eval()
+    model = copy.deepcopy(prunable_form(module, example_args, "structured")).eval()
     layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
     if not layers:
         raise TechniqueNotApplicableError(
@@ -92,8 +92,8 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     A module whose weights are constants rather than parameters (TorchScript converted to an ExportedProgram) is
     first rebuilt with layers (:func:`layered`, which needs ``example_args``).
     """
-    if example_args is not None and not any(_weight_matrices(module)):
-        module = layered(module, example_args, "unstructured pruning")
+    if example_args is not None:
+        module = prunable_form(module, example_args, "unstructured")
     model = copy.deepcopy(module)
     targets = [(name, *_owner(model, name)) for name, _ in _weight_matrices(model)]
     if not targets:
@@ -108,6 +108,15 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
         masks[name] = getattr(owner, f"{leaf}_mask").detach().clone()
         prune.remove(owner, leaf)  # bakes weight_orig * mask into a plain parameter
     return model, masks
+
+
+def prunable_form(module: nn.Module, example_args: tuple, kind: str) -> nn.Module:
+    """The form of ``module`` that ``kind`` ("structured" or "unstructured") pruning works on: ``module`` itself
+    when it has what that kind removes (layers; weight parameters), else :func:`layered`.  Cheap when ``module``
+    already is in that form, so a search over sparsities computes it once up front."""
+    if kind == "unstructured" and any(_weight_matrices(module)):
+        return module
+    return layered(module, example_args, f"{kind} pruning")
 
 
 def layered(module: nn.Module, example_args: tuple, technique: str = "structured pruning") -> nn.Module:
@@ -258,4 +267,7 @@ def achieved_sparsity(masks: dict[str, torch.Tensor]) -> float:
     return float(1 - sum(float(m.sum()) for m in masks.values()) / max(total, 1)) if masks else 0.0
 
 
-__all__ = ["count", "prune_structured", "prune_unstructured", "output_layers", "attention_heads", "achieved_sparsity"]
+__all__ = [
+    "count", "prune_structured", "prune_unstructured", "prunable_form", "layered", "output_layers", "attention_heads",
+    "achieved_sparsity",
+]

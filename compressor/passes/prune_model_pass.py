@@ -26,6 +26,8 @@ def run(state: BuildState) -> None:
     stage = state.progress.stage(f"prune {options.prune}", len(sparsities))
     data = finetune.training_data(state)
     args = state.torch_sample_args()
+    if options.prune in ("structured", "unstructured"):  # a model file may need rebuilding with layers: once
+        original = pruning.prunable_form(original, args, options.prune)
     before = pruning.count(teacher, args)
     for sparsity in sparsities:
         variant = _pruned(state, original, sparsity, data, args)
