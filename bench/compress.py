@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "digits")]
 
 from compressor import CompressOptions, load_source, run_build  # noqa: E402
-from compressor.runtimes import TorchRunner, measure_latency_ms, open_artifact  # noqa: E402
+from compressor.runtimes import TorchRunner, interleaved_p50, open_artifact  # noqa: E402
 
 
 def _model_files(work: Path) -> dict[str, tuple[Path, Path]]:
@@ -57,11 +57,7 @@ def bench_model(name: str, model: Path, data: Path, repeats: int) -> list[str]:
     for c in state.candidates:
         runners[c.name] = open_artifact(c.path, c.format.value)
     torch.set_num_threads(1)
-    p50 = {key: [] for key in runners}
-    for _ in range(5):  # interleaved rounds so drift hits every runner alike
-        for key, runner in runners.items():
-            p50[key].append(measure_latency_ms(runner, sample, warmup=5, repeats=repeats // 5)["p50"])
-    p50 = {key: float(np.median(v)) for key, v in p50.items()}
+    p50 = interleaved_p50(runners, sample, rounds=5, warmup=5, repeats=repeats // 5)
     rows = [f"{name}: source {source.size_bytes / 1024:.1f} KB, {source.params:,} params, {state.macs:,} MACs; "
             f"eager fp32 {p50['eager']:.3f} ms, plain tflite {p50['plain tflite']:.3f} ms, plain onnx {p50['plain onnx']:.3f} ms"]
     header = f"{'artifact':<22}{'size KB':>9}{'size x':>8}{'acc %':>8}{'drop pt':>9}{'cos mean':>10}{'p50 ms':>9}{'vs eager':>10}{'vs plain':>10}"

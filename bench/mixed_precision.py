@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from compressor import CompressOptions, Precision, load_source, run_build  # noqa: E402
 from compressor.metrics import compare  # noqa: E402
 from compressor.profiles import Format  # noqa: E402
-from compressor.runtimes import measure_latency_ms, open_artifact  # noqa: E402
+from compressor.runtimes import interleaved_p50, open_artifact  # noqa: E402
 
 PROFILE = "pixel-8"  # ships TFLite only: every row is a TFLite artifact
 TARGET_COSINE = 0.99
@@ -178,16 +178,6 @@ def uniform_int4(base: Path, out: Path, blockwise: bool = False) -> None:
     engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
-def latencies(paths: dict[str, Path], sample: dict[str, np.ndarray], rounds: int) -> dict[str, float]:
-    """Median over ``rounds`` interleaved rounds of each artifact's single-threaded p50."""
-    runners = {name: open_artifact(path, Format.TFLITE.value) for name, path in paths.items()}
-    p50 = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            p50[name].append(measure_latency_ms(runner, sample, warmup=10, repeats=50)["p50"])
-    return {name: float(np.median(values)) for name, values in p50.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-len", type=int, default=32, help="fixed token sequence length")
@@ -221,7 +211,8 @@ def main() -> None:
     }
     references = {name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))}
     torch.set_num_threads(1)
-    p50 = latencies(paths, samples.take(0, 1).inputs, args.rounds)
+    runners = {name: open_artifact(path, Format.TFLITE.value) for name, path in paths.items()}
+    p50 = interleaved_p50(runners, samples.take(0, 1).inputs, args.rounds, warmup=10, repeats=50)
     fp32_kb = paths["fp32"].stat().st_size / 1024
     mixed_technique = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]
     counts = ", ".join(f"{count} {name}" for name, count in mixed_technique["counts"].items())

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "digits")]
 
 from compressor import CompressOptions, Precision, load_source, run_build  # noqa: E402
-from compressor.runtimes import measure_latency_ms, open_artifact  # noqa: E402
+from compressor.runtimes import interleaved_p50, open_artifact  # noqa: E402
 
 PROFILE = "pixel-8"  # TFLite only: the rows compare TFLite artifacts
 TARGET_SIZE, TARGET_DROP, TARGET_SPEEDUP = 0.10, 1.0, 1.5
@@ -50,16 +50,6 @@ def build(model: Path, work: Path, train_npz: Path, **pruning):
         precisions=(Precision.FP32, Precision.INT8_FULL), train_data=train_npz, latency_repeats=5, **pruning
     )
     return run_build(source, data, PROFILE, options, workdir=work)
-
-
-def latencies(candidates, sample, rounds: int) -> dict[str, float]:
-    """Median over ``rounds`` interleaved rounds of each artifact's single-threaded p50."""
-    runners = {c.name: open_artifact(c.path, c.format.value) for c in candidates}
-    p50 = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            p50[name].append(measure_latency_ms(runner, sample, warmup=20, repeats=200)["p50"])
-    return {name: float(np.median(values)) for name, values in p50.items()}
 
 
 def main() -> None:
@@ -87,7 +77,8 @@ def main() -> None:
         if c.error:
             raise SystemExit(f"{c.name} failed: {c.error}")
     torch.set_num_threads(1)
-    p50 = latencies([c for _, c in rows], structured.sample(), args.rounds)
+    runners = {c.name: open_artifact(c.path, c.format.value) for _, c in rows}
+    p50 = interleaved_p50(runners, structured.sample(), args.rounds, warmup=20, repeats=200)
     base = rows[0][1]
     print(f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
           f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}")

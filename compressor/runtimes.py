@@ -64,6 +64,17 @@ def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: in
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
 
 
+def interleaved_p50(runners: dict[str, Runner], sample: dict[str, np.ndarray], rounds: int, warmup: int = 10,
+                    repeats: int = 50) -> dict[str, float]:
+    """Each runner's p50 (:func:`measure_latency_ms`), median over ``rounds`` rounds that take every runner in
+    turn, so that drift and other load on the machine hit all of them alike (the benches' side-by-side ratios)."""
+    p50: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            p50[name].append(measure_latency_ms(runner, sample, warmup=warmup, repeats=repeats)["p50"])
+    return {name: float(np.median(values)) for name, values in p50.items()}
+
+
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     """Affine integer quantization: ``clip(round(x / scale) + zero_point)`` to ``dtype``'s range."""
     info = np.iinfo(dtype)

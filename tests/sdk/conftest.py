@@ -37,16 +37,7 @@ def python_sdk(sdk_build):
 @pytest.fixture(scope="session")
 def oip_server(sdk_build):
     """The project's gRPC server serving the build's cloud/model.onnx under the manifest's cloud name and version."""
-    from server.app import create_server
-    from server.inference.repository import ModelRepository
-
-    cloud = sdk_build.manifest["cloud"]
-    repository = ModelRepository()
-    repository.register(cloud["model_name"], cloud["model_version"], sdk_build.out_dir / cloud["file"])
-    server, port = create_server("127.0.0.1:0", repository=repository)
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    yield from _serve(sdk_build.manifest["cloud"], sdk_build.out_dir)
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +60,16 @@ def split_sdk_build(digits_files, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tail_server(split_sdk_build):
     """The project's gRPC server serving only the split build's tail, under the manifest's tail name and version."""
+    yield from _serve(split_sdk_build.manifest["split"]["tail"], split_sdk_build.out_dir)
+
+
+def _serve(model: dict, out_dir):
+    """Serve ``model`` (a manifest's cloud or tail section: model_name, model_version, file) until the session ends."""
     from server.app import create_server
     from server.inference.repository import ModelRepository
 
-    tail = split_sdk_build.manifest["split"]["tail"]
     repository = ModelRepository()
-    repository.register(tail["model_name"], tail["model_version"], split_sdk_build.out_dir / tail["file"])
+    repository.register(model["model_name"], model["model_version"], out_dir / model["file"])
     server, port = create_server("127.0.0.1:0", repository=repository)
     server.start()
     yield f"127.0.0.1:{port}"
