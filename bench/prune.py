@@ -2,7 +2,8 @@
 
 Rows (all TFLite, the artifacts EdgeForge builds for the host profile):
 original fp32; int8 only; structured 50% + distillation + int8; unstructured
-80% + int8.  For each: download (deflated) size ratio vs the original fp32
+80% + int8; unstructured 80% + weight clustering (16 shared values per layer,
+centroids fine-tuned: Deep Compression's trained quantization) + int8.  For each: download (deflated) size ratio vs the original fp32
 artifact, accuracy drop in points on the held-out digits, and host latency
 ratio vs the original (single-threaded p50, interleaved rounds, this machine,
 this run; > 1 means faster).  The model is the bundled example's file as a user
@@ -10,7 +11,7 @@ submits it (examples/digits/model.pt2, an ExportedProgram: structured pruning
 rebuilds it with layers through ONNX + onnx2torch); pruned models are trained on
 the training split only.
 
-    .venv/bin/python bench/prune.py [--epochs 30] [--rounds 7]
+    .venv/bin/python bench/prune.py [--epochs 30] [--rounds 7] [--clusters 16]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30, help="fine-tuning / distillation epochs")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds")
+    parser.add_argument("--clusters", type=int, default=16, help="shared values per layer in the clustered row")
     args = parser.parse_args()
     from model import load_digits_split
 
@@ -66,12 +68,15 @@ def main() -> None:
     common = {"finetune_epochs": args.epochs, "finetune_seconds": 600.0}
     structured = build(original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common)
     unstructured = build(original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common)
-    by_name = {c.name: c for c in structured.candidates + unstructured.candidates}
+    clustered = build(original, work / "clustered", work / "train.npz", prune="unstructured", sparsity=0.8,
+                      cluster=args.clusters, **common)
+    by_name = {c.name: c for c in structured.candidates + unstructured.candidates + clustered.candidates}
     rows = [
         ("original fp32", by_name["fp32.tflite"]),
         ("int8 only", by_name["int8-full.tflite"]),
         ("structured 50% + distill + int8", by_name["structured50-l2-distill.int8-full.tflite"]),
         ("unstructured 80% + int8", by_name["unstructured80.int8-full.tflite"]),
+        (f"unstructured 80% + cluster{args.clusters} + int8", by_name[f"unstructured80-cluster{args.clusters}.int8-full.tflite"]),
     ]
     for _, c in rows:
         if c.error:
@@ -82,12 +87,12 @@ def main() -> None:
     base = rows[0][1]
     print(f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
           f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}")
-    header = f"{'variant':34} {'params':>8} {'KB':>7} {'dl KB':>7} {'dl ratio':>8} {'acc %':>7} {'drop pt':>7} {'p50 ms':>7} {'speedup':>7}"
+    header = f"{'variant':38} {'params':>8} {'KB':>7} {'dl KB':>7} {'dl ratio':>8} {'acc %':>7} {'drop pt':>7} {'p50 ms':>7} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for label, c in rows:
         params = (c.technique or {}).get("after", {}).get("nonzero_params", c.params or structured.source.params)
-        print(f"{label:34} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
+        print(f"{label:38} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
               f"{c.download_size_bytes / base.download_size_bytes:>8.3f} {100 * c.metrics['accuracy']:>7.2f} "
               f"{c.metrics['accuracy_drop']:>7.2f} {p50[c.name]:>7.4f} {p50[base.name] / p50[c.name]:>6.2f}x")
     structured_row, int8_row = rows[2][1], rows[1][1]

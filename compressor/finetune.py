@@ -9,7 +9,8 @@ the teacher labels points the data set does not hold, which is where
 distillation beats hard labels on small data.  Training stops after the
 epochs or the wall-clock bound, whichever comes first, and reports each epoch
 as a progress event.  Pruning masks, when given, are re-applied after every
-step so pruned weights stay zero.
+step so pruned weights stay zero; weight clusters, when given, are re-tied after
+every step (each weight set to its cluster's mean), so training moves centroids.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from compressor.clustering import tie
 from compressor.data import SampleData, match_inputs, read_npz
 from compressor.progress import Stage
 
@@ -101,6 +103,7 @@ def train(
     *,
     teacher: nn.Module | None = None,
     masks: dict[str, torch.Tensor] | None = None,
+    clusters: dict[str, torch.Tensor] | None = None,
     stage: Stage | None = None,
 ) -> dict:
     """Train ``student`` in place; return what happened (epochs run, seconds, last loss, whether time ran out)."""
@@ -127,6 +130,7 @@ def train(
             loss.backward()
             optimizer.step()
             _apply_masks(named, masks)
+            tie(named, clusters)
             last_loss = loss.item()
             if time.monotonic() - started > config.seconds:
                 out_of_time = True

@@ -32,6 +32,10 @@ class CompressOptions(BaseModel):
     distill: bool = Field(False, description="train the pruned student on the teacher's soft targets")
     temperature: float = Field(2.0, gt=0, description="distillation temperature")
     distill_alpha: float = Field(0.5, ge=0, le=1, description="weight of the soft-target loss when labels exist")
+    cluster: int | None = Field(
+        None, ge=2, le=256,
+        description="weight clustering: at most this many distinct non-zero weights per layer, centroids fine-tuned",
+    )
     finetune_epochs: int = Field(10, ge=0, description="fine-tuning epochs after pruning")
     finetune_seconds: float = Field(300.0, gt=0, description="wall-clock bound on fine-tuning per variant")
     finetune_seed: int = 0

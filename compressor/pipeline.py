@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compressor.passes import (
     check_targets_pass,
+    cluster_weights_pass,
     convert_onnx_pass,
     convert_tflite_pass,
     convert_variants_pass,
@@ -35,8 +36,9 @@ def build_pipeline(options: CompressOptions, profile: Profile, split: bool = Fal
         *([prune_model_pass.run] if pruned else []),
         *([distill_model_pass.run] if options.distill else []),
         *([distill_student_pass.run] if student else []),
+        *([cluster_weights_pass.run] if options.cluster else []),
         *(converters.get(fmt.value) for fmt in profile.accepts.formats),
-        *([convert_variants_pass.run] if pruned or student else []),
+        *([convert_variants_pass.run] if pruned or student or options.cluster else []),
         *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
         measure_artifacts_pass.run,

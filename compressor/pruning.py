@@ -95,7 +95,7 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     if example_args is not None:
         module = prunable_form(module, example_args, "unstructured")
     model = copy.deepcopy(module)
-    targets = [(name, *_owner(model, name)) for name, _ in _weight_matrices(model)]
+    targets = [(name, *_owner(model, name)) for name, _ in weight_matrices(model)]
     if not targets:
         raise TechniqueNotApplicableError("unstructured pruning cannot apply: the model has no weight matrices or kernels")
     if scope == "global":
@@ -110,13 +110,14 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     return model, masks
 
 
-def prunable_form(module: nn.Module, example_args: tuple, kind: str) -> nn.Module:
+def prunable_form(module: nn.Module, example_args: tuple, kind: str, technique: str | None = None) -> nn.Module:
     """The form of ``module`` that ``kind`` ("structured" or "unstructured") pruning works on: ``module`` itself
     when it has what that kind removes (layers; weight parameters), else :func:`layered`.  Cheap when ``module``
-    already is in that form, so a search over sparsities computes it once up front."""
-    if kind == "unstructured" and any(_weight_matrices(module)):
+    already is in that form, so a search over sparsities computes it once up front.  ``technique`` names what
+    needs that form in a refusal (default: ``kind`` pruning)."""
+    if kind == "unstructured" and any(weight_matrices(module)):
         return module
-    return layered(module, example_args, f"{kind} pruning")
+    return layered(module, example_args, technique or f"{kind} pruning")
 
 
 def layered(module: nn.Module, example_args: tuple, technique: str = "structured pruning") -> nn.Module:
@@ -130,6 +131,12 @@ def layered(module: nn.Module, example_args: tuple, technique: str = "structured
     """
     if any(isinstance(m, PRUNABLE) for m in module.modules()):
         return module
+    return rebuilt_with_layers(module, example_args, technique)
+
+
+def rebuilt_with_layers(module: nn.Module, example_args: tuple, technique: str,
+                        why_needed: str = "the model has no nn.Conv/nn.Linear layers") -> nn.Module:
+    """``module`` exported to ONNX and read back with onnx2torch (see :func:`layered`), checked to compute the same."""
     import tempfile
     from pathlib import Path
 
@@ -139,7 +146,7 @@ def layered(module: nn.Module, example_args: tuple, technique: str = "structured
     from compressor.native_output import captured
     from compressor.passes.convert_onnx_pass import export_torch
 
-    refusal = (f"{technique} cannot apply: the model has no nn.Conv/nn.Linear layers and could not be rebuilt "
+    refusal = (f"{technique} cannot apply: {why_needed} and the model could not be rebuilt "
                "with them through ONNX ({why}). Compress the nn.Module itself through the Python API: "
                "compressor.api.compress(module, profile, out, example_inputs=...)"
                + ("; or use --prune unstructured on an ExportedProgram (.pt2) of it." if technique.startswith("structured") else "."))
@@ -253,7 +260,15 @@ def _prepare_scores(model: nn.Module, needs: str, importance, data: SampleData) 
         task_loss(output, None if labels is None else labels[i : i + BATCH]).backward()
 
 
-def _weight_matrices(model: nn.Module):
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` normalizes batches: BatchNorm layers, or batch-norm operations in an exported graph."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return True
+    graph = getattr(model, "graph", None)
+    return graph is not None and any("batch_norm" in str(node.target) for node in graph.nodes if node.op == "call_function")
+
+
+def weight_matrices(model: nn.Module):
     return ((name, p) for name, p in model.named_parameters() if p.dim() > 1 and p.is_floating_point())
 
 
@@ -268,6 +283,7 @@ def achieved_sparsity(masks: dict[str, torch.Tensor]) -> float:
 
 
 __all__ = [
-    "count", "prune_structured", "prune_unstructured", "prunable_form", "layered", "output_layers", "attention_heads",
+    "count", "prune_structured", "prune_unstructured", "prunable_form", "layered", "rebuilt_with_layers", "has_batch_norm",
+    "weight_matrices", "output_layers", "attention_heads",
     "achieved_sparsity",
 ]

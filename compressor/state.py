@@ -61,6 +61,7 @@ class Variant:
     params: int
     technique: dict = field(default_factory=dict)
     masks: dict | None = None  # unstructured pruning: parameter name -> 0/1 mask that training must keep
+    clusters: dict | None = None  # weight clustering: parameter name -> each weight's cluster index that training ties
 
 
 @dataclass
@@ -79,6 +80,7 @@ class BuildState:
     student: Any = None  # torch.nn.Module given through the Python API: distilled into one more variant
     split_request: Any = None  # compressor.splitting.request.SplitRequest: plan (and export) a split
     split: Any = None  # compressor.passes.split_model_pass.SplitOutcome, once planned
+    per_tensor_weights: bool = False  # one int8 weight scale per tensor (clustered variants: k centroids, k bytes)
 
     def precisions_for(self, fmt: Format) -> list[Precision]:
         """The profile's precisions for ``fmt``, narrowed by the options, largest first."""

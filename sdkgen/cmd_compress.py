@@ -35,6 +35,7 @@ def add_pruning_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sparsity", type=float, help="fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks); default 0.5")
     group.add_argument("--criterion", default="l2", help="structured importance: l1, l2, taylor, entropy, correlation, fpgm (default l2)")
     group.add_argument("--prune-scope", choices=["global", "layer"], default="global", help="rank across all layers or per layer")
+    group.add_argument("--cluster", type=int, metavar="K", help="weight clustering: share K values per layer (2-256), centroids fine-tuned; int8 artifacts get one scale per tensor")
     group.add_argument("--distill", action="store_true", help="train the pruned model on the original's soft targets")
     group.add_argument("--finetune-epochs", type=int, default=10, help="fine-tuning epochs after pruning (default 10)")
     group.add_argument("--finetune-seconds", type=float, default=300.0, help="time bound on fine-tuning per variant (default 300)")
@@ -69,6 +70,7 @@ def _options(args: argparse.Namespace) -> CompressOptions:
         criterion=args.criterion,
         prune_scope=args.prune_scope,
         distill=args.distill,
+        cluster=args.cluster,
         finetune_epochs=args.finetune_epochs,
         finetune_seconds=args.finetune_seconds,
         train_data=args.train_data,

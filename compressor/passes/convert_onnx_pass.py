@@ -101,12 +101,12 @@ def quantize(base, out, precision: Precision, state: BuildState) -> None:
         if not prepared.exists():
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         if precision is Precision.INT8_DYNAMIC:
-            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=not state.per_tensor_weights)
         else:
             graph = onnx.load(str(prepared)).graph
             weights = {i.name for i in graph.initializer}
             names = [i.name for i in graph.input if i.name not in weights]
             quantize_static(
                 str(prepared), str(out), _Calibration(names, state.calibration()), quant_format=QuantFormat.QDQ,
-                per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                per_channel=not state.per_tensor_weights, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             )

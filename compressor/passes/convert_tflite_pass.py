@@ -5,7 +5,8 @@ Keras sources through TensorFlow's TFLiteConverter.  Every precision is
 derived from the same fp32 flatbuffer: fp16 by casting weights, int8-dynamic by
 per-channel int8 weights with float activations, int8-full by per-channel int8
 weights and int8 activations calibrated on the user's data (int8 model inputs
-and outputs included, as integer-only accelerators need).
+and outputs included, as integer-only accelerators need).  Clustered variants
+take one weight scale per tensor instead, so their shared values stay shared.
 """
 
 from __future__ import annotations
@@ -68,18 +69,30 @@ def _convert_keras(state: BuildState, out) -> None:
     out.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
 
 
-def _recipe(precision: Precision):
-    from ai_edge_quantizer import qtyping, recipe, recipe_manager
+def _recipe(precision: Precision, per_tensor_weights: bool = False):
+    """ai-edge-quantizer's stock recipe for ``precision``; integer weights with one scale per tensor if asked.
 
+    Depthwise kernels keep one scale per channel even then: LiteRT 2.3 computes garbage for an int8-dynamic
+    depthwise convolution with a per-tensor scale (measured here, in XNNPACK and the builtin kernels alike),
+    and they are too small for their size to matter.
+    """
+    from ai_edge_quantizer import qtyping, recipe_manager
+
+    manager = recipe_manager.RecipeManager()
+    ops = qtyping.TFLOperationName
+    channelwise = qtyping.QuantGranularity.CHANNELWISE
     if precision is Precision.FP16:
-        manager = recipe_manager.RecipeManager()
-        manager.add_weight_only_config(
-            regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16, algorithm_key="float_casting"
-        )
+        manager.add_weight_only_config(".*", ops.ALL_SUPPORTED, num_bits=16, algorithm_key="float_casting")
         return manager.get_quantization_recipe()
-    if precision is Precision.INT8_DYNAMIC:
-        return recipe.dynamic_wi8_afp32()
-    return recipe.static_wi8_ai8()
+    granularities = [(ops.ALL_SUPPORTED, qtyping.QuantGranularity.TENSORWISE if per_tensor_weights else channelwise)]
+    if per_tensor_weights:
+        granularities.append((ops.DEPTHWISE_CONV_2D, channelwise))  # a later, narrower entry wins
+    for op, granular in granularities:
+        if precision is Precision.INT8_DYNAMIC:
+            manager.add_dynamic_config(".*", op, num_bits=8, granularity=granular)
+        else:
+            manager.add_static_config(".*", op, activation_num_bits=8, weight_num_bits=8, weight_granularity=granular)
+    return manager.get_quantization_recipe()
 
 
 def quantize(base, out, precision: Precision, state: BuildState) -> None:
@@ -90,7 +103,7 @@ def quantize(base, out, precision: Precision, state: BuildState) -> None:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer
 
-    engine = quantizer.Quantizer(str(base), _recipe(precision))
+    engine = quantizer.Quantizer(str(base), _recipe(precision, state.per_tensor_weights))
     calibration = None
     if engine.need_calibration:
         interpreter = Interpreter(model_path=str(base))

@@ -26,6 +26,7 @@ def run(state: BuildState) -> None:
             candidates=[],
             selected={},
             variants=[],
+            per_tensor_weights=variant.clusters is not None,
         )
         view.workdir.mkdir(parents=True, exist_ok=True)
         measure_source_pass.run(view)

@@ -57,7 +57,9 @@ def fine_tune(state: BuildState, variant: Variant, data, teacher=None) -> dict:
         temperature=options.temperature if options.distill else 1.0, alpha=options.distill_alpha,
     )
     stage = state.progress.stage(f"fine-tune {variant.label}", max(options.finetune_epochs, 1))
-    return finetune.train(variant.module, data, config, teacher=teacher, masks=variant.masks, stage=stage)
+    return finetune.train(
+        variant.module, data, config, teacher=teacher, masks=variant.masks, clusters=variant.clusters, stage=stage
+    )
 
 
 def _pruned(state: BuildState, original, sparsity: float, data, args) -> Variant:
