@@ -7,10 +7,10 @@ centroid, and fine-tuning then moves the centroids: after each optimizer step th
 back to their mean, so a cluster moves by its members' average update.  Zeros stay zeros, so clustering keeps
 what unstructured pruning removed.
 
-Clustering leaves the float model and its size as they are; what it buys shows after quantization: with one
-int8 scale per tensor, ``k`` centroids become at most ``k`` distinct bytes, and deflate (what app stores ship)
-codes a byte of a k-symbol alphabet in about log2(k) bits instead of the ~7.5 bits a per-channel int8 weight
-costs.
+Clustering leaves the raw size of every artifact as it is; what it buys is the download (deflated) size.  With
+one int8 scale per tensor, ``k`` centroids become at most ``k`` distinct bytes, and deflate (what app stores
+ship) codes a byte of a k-symbol alphabet in about log2(k) bits instead of the ~7.5 bits a surviving
+per-channel int8 weight of a pruned layer costs (fp32 artifacts, k distinct floats a layer, deflate well too).
 """
 
 from __future__ import annotations
