@@ -55,37 +55,38 @@ def test_model_files_are_clustered_through_their_rebuild(digits_files):
 
 
 def test_pipeline_ships_clustered_int8_artifacts_with_shared_weight_bytes(digits_files, digits_split, tmp_path):
-    """prune 60% + cluster 16 on the digits file: TFLite and ONNX int8 artifacts hold <= 16 distinct non-zero weight
-    bytes per tensor (one scale per tensor), pass the gate in LiteRT and onnxruntime, and download smaller than
-    pruning alone."""
+    """prune 50% + cluster 16 on the digits file: TFLite and ONNX int8 artifacts hold <= 16 distinct non-zero weight
+    bytes per tensor (one scale per tensor), pass the gate in LiteRT and onnxruntime (2.5 pt: 3 of the 120
+    samples, int8 on a width-8 CNN as in test_compress_cli), and download smaller than pruning alone."""
     from ai_edge_litert.interpreter import Interpreter
 
     x_train, y_train, _, _ = digits_split
     np.savez(tmp_path / "train.npz", x=x_train, labels=y_train)
     source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    common = {"prune": "unstructured", "sparsity": 0.6, "finetune_epochs": 10, "latency_repeats": 3,
+    common = {"prune": "unstructured", "sparsity": 0.5, "finetune_epochs": 10, "latency_repeats": 3,
               "precisions": (Precision.INT8_FULL,), "train_data": tmp_path / "train.npz"}
     for name in ("plain", "clustered", "bundle"):
         (tmp_path / name).mkdir()
     plain = run_build(source, data, "host", CompressOptions(max_accuracy_drop=100, **common), workdir=tmp_path / "plain")
-    clustered = run_build(source, data, "host", CompressOptions(cluster=16, **common), workdir=tmp_path / "clustered")
+    clustered = run_build(source, data, "host", CompressOptions(cluster=16, max_accuracy_drop=2.5, **common),
+                          workdir=tmp_path / "clustered")
     report = write_bundle(clustered, tmp_path / "bundle")
     by_name = {a["name"]: a for a in report["artifacts"]}
     plain_by_name = {c.name: c for c in plain.candidates}
     for fmt in ("tflite", "onnx"):
-        artifact = by_name[f"unstructured60-cluster16.int8-full.{fmt}"]
+        artifact = by_name[f"unstructured50-cluster16.int8-full.{fmt}"]
         assert artifact["error"] is None and artifact["passed_gate"], (artifact["error"], artifact["metrics"])
         assert artifact["technique"]["cluster"]["distinct_values"] <= 16
         assert artifact["technique"]["cluster"]["fine_tune"]["epochs"] == 10
-        unclustered = plain_by_name[f"unstructured60.int8-full.{fmt}"]
+        unclustered = plain_by_name[f"unstructured50.int8-full.{fmt}"]
         assert artifact["download_size_bytes"] < 0.85 * unclustered.download_size_bytes, fmt
     bundle = tmp_path / "bundle"
-    interpreter = Interpreter(model_path=str(bundle / by_name["unstructured60-cluster16.int8-full.tflite"]["path"]))
+    interpreter = Interpreter(model_path=str(bundle / by_name["unstructured50-cluster16.int8-full.tflite"]["path"]))
     kernels = [t for t in interpreter.get_tensor_details()
                if t["dtype"] == np.int8 and len(t["shape"]) > 1 and _is_constant(interpreter, t["index"])]
     per_tensor = [interpreter.get_tensor(t["index"]) for t in kernels if len(t["quantization_parameters"]["scales"]) == 1]
     assert len(per_tensor) == len(kernels) - 1  # all but the depthwise stem (per channel: see convert_tflite_pass)
-    onnx_model = onnx.load(str(bundle / by_name["unstructured60-cluster16.int8-full.onnx"]["path"]))
+    onnx_model = onnx.load(str(bundle / by_name["unstructured50-cluster16.int8-full.onnx"]["path"]))
     onnx_kernels = [a for a in map(numpy_helper.to_array, onnx_model.graph.initializer) if a.dtype == np.int8 and a.ndim > 1]
     assert len(per_tensor) >= 4 and len(onnx_kernels) >= 5
     for w in per_tensor + onnx_kernels:
