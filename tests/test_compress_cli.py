@@ -131,3 +131,24 @@ def test_onnx_figures_count_int8_activations_smaller(host_build):
     fp32 = onnx_figures(host_build.out_dir / by["onnx", "fp32"]["path"])
     assert fp32.peak_activation_bytes == by["onnx", "fp32"]["peak_activation_bytes"]
     assert by["tflite", "int8-full"]["peak_activation_bytes"] < by["tflite", "fp32"]["peak_activation_bytes"]
+
+
+def test_the_cloud_graph_reuses_the_builds_onnx_export_and_takes_any_batch(digits_files, tmp_path):
+    """``export_fp32`` copies the fp32 graph the ONNX pass exported (same dynamic batch) instead of exporting again."""
+    import onnx
+    import onnxruntime as ort
+
+    from compressor.api import load_source, run_build
+    from compressor.passes.convert_onnx_pass import BASE, export_fp32
+
+    source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
+    state = run_build(source, data, "host", CompressOptions(precisions=(Precision.FP32,), latency_repeats=3), workdir=tmp_path)
+    exported = onnx.load(str(tmp_path / BASE))
+    onnx.helper.set_model_props(exported, {"marker": "the pass's export"})  # tells a copy from a fresh export
+    onnx.save(exported, str(tmp_path / BASE))
+    export_fp32(state, tmp_path / "cloud.onnx", dynamic_batch=True)
+    export_fp32(state, tmp_path / "static.onnx", dynamic_batch=False)  # another batch axis: exported afresh
+    props = {name: {p.key: p.value for p in onnx.load(str(tmp_path / name)).metadata_props} for name in ("cloud.onnx", "static.onnx")}
+    assert props == {"cloud.onnx": {"marker": "the pass's export"}, "static.onnx": {}}
+    x = np.load(digits_files / "data.npz")["x"][:3]
+    assert ort.InferenceSession(str(tmp_path / "cloud.onnx")).run(None, {"x": x})[0].shape == (3, 10)

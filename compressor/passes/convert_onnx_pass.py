@@ -10,6 +10,7 @@ per-channel weights and activations calibrated on the user's data.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -21,21 +22,25 @@ from compressor.state import BuildState
 
 FORMAT = Format.ONNX
 OPSET = 18
+BASE = "fp32-base.onnx"  # in the build's work folder
 
 
 def run(state: BuildState) -> None:
     precisions = state.precisions_for(FORMAT)
     stage = state.progress.stage("convert onnx", len(precisions) + 1)
-    base = state.workdir / "fp32-base.onnx"
+    base = state.workdir / BASE
     with captured(state.workdir / "converter.log"):
-        export_fp32(state, base, dynamic_batch=not state.profile.accepts.static_shapes)
+        export_fp32(state, base, dynamic_batch=_dynamic_batch(state))
     stage.advance("fp32 graph")
     derive_candidates(state, FORMAT, base, quantize, stage)
 
 
 def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
-    """Write the plain fp32 ONNX form of the source model to ``out``."""
-    source = state.source
+    """Write the plain fp32 ONNX form of the source model to ``out``.
+
+    When this build's ONNX pass already exported it with the same batch axis, that graph is copied.
+    """
+    source, base = state.source, state.workdir / BASE
     if source.family == "onnx":
         shutil.copyfile(source.path, out)
         return
@@ -44,6 +49,9 @@ def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
             f"profile {state.profile.name!r} needs ONNX, and Keras models reach TFLite only here; convert the "
             "model to ONNX first (e.g. with tf2onnx) and submit the .onnx file"
         )
+    if base.exists() and base != Path(out) and dynamic_batch == _dynamic_batch(state):
+        shutil.copyfile(base, out)
+        return
     try:
         export_torch(source.torch_module(), state.torch_sample_args(), out, dynamic_batch)
     except EdgeForgeError:
@@ -53,6 +61,10 @@ def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
             f"exporting the {source.format} model to ONNX failed ({type(exc).__name__}: {str(exc)[:400]}); "
             "see converter.log in the work directory"
         ) from exc
+
+
+def _dynamic_batch(state: BuildState) -> bool:
+    return not state.profile.accepts.static_shapes
 
 
 def export_torch(module, sample_args: tuple, out, dynamic_batch: bool) -> None:
