@@ -147,7 +147,7 @@ def rebuilt_with_layers(module: nn.Module, example_args: tuple, technique: str,
     from compressor.passes.convert_onnx_pass import export_torch
 
     refusal = (f"{technique} cannot apply: {why_needed} and the model could not be rebuilt "
-               "with them through ONNX ({why}). Compress the nn.Module itself through the Python API: "
+               "with nn.Conv/nn.Linear layers through ONNX ({why}). Compress the nn.Module itself through the Python API: "
                "compressor.api.compress(module, profile, out, example_inputs=...)"
                + ("; or use --prune unstructured on an ExportedProgram (.pt2) of it." if technique.startswith("structured") else "."))
     try:
