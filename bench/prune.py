@@ -66,17 +66,31 @@ def main() -> None:
     np.savez(work / "train.npz", x=x_train, labels=y_train)
     original = example_model()
     common = {"finetune_epochs": args.epochs, "finetune_seconds": 600.0}
-    structured = build(original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common)
-    unstructured = build(original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common)
-    clustered = build(original, work / "clustered", work / "train.npz", prune="unstructured", sparsity=0.8,
-                      cluster=args.clusters, **common)
+    structured = build(
+        original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common
+    )
+    unstructured = build(
+        original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common
+    )
+    clustered = build(
+        original,
+        work / "clustered",
+        work / "train.npz",
+        prune="unstructured",
+        sparsity=0.8,
+        cluster=args.clusters,
+        **common,
+    )
     by_name = {c.name: c for c in structured.candidates + unstructured.candidates + clustered.candidates}
     rows = [
         ("original fp32", by_name["fp32.tflite"]),
         ("int8 only", by_name["int8-full.tflite"]),
         ("structured 50% + distill + int8", by_name["structured50-l2-distill.int8-full.tflite"]),
         ("unstructured 80% + int8", by_name["unstructured80.int8-full.tflite"]),
-        (f"unstructured 80% + cluster{args.clusters} + int8", by_name[f"unstructured80-cluster{args.clusters}.int8-full.tflite"]),
+        (
+            f"unstructured 80% + cluster{args.clusters} + int8",
+            by_name[f"unstructured80-cluster{args.clusters}.int8-full.tflite"],
+        ),
     ]
     for _, c in rows:
         if c.error:
@@ -85,21 +99,28 @@ def main() -> None:
     runners = {c.name: open_artifact(c.path, c.format.value) for _, c in rows}
     p50 = interleaved_p50(runners, structured.sample(), args.rounds, warmup=20, repeats=200)
     base = rows[0][1]
-    print(f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
-          f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}")
+    print(
+        f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
+        f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}"
+    )
     header = f"{'variant':38} {'params':>8} {'KB':>7} {'dl KB':>7} {'dl ratio':>8} {'acc %':>7} {'drop pt':>7} {'p50 ms':>7} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for label, c in rows:
         params = (c.technique or {}).get("after", {}).get("nonzero_params", c.params or structured.source.params)
-        print(f"{label:38} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
-              f"{c.download_size_bytes / base.download_size_bytes:>8.3f} {100 * c.metrics['accuracy']:>7.2f} "
-              f"{c.metrics['accuracy_drop']:>7.2f} {p50[c.name]:>7.4f} {p50[base.name] / p50[c.name]:>6.2f}x")
+        print(
+            f"{label:38} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
+            f"{c.download_size_bytes / base.download_size_bytes:>8.3f} {100 * c.metrics['accuracy']:>7.2f} "
+            f"{c.metrics['accuracy_drop']:>7.2f} {p50[c.name]:>7.4f} {p50[base.name] / p50[c.name]:>6.2f}x"
+        )
     structured_row, int8_row = rows[2][1], rows[1][1]
     speedup = p50[int8_row.name] / p50[structured_row.name]
     print(f"structured vs int8-only on host: {speedup:.2f}x faster (target >= {TARGET_SPEEDUP}x)")
     for label, c in rows[2:]:
-        ok = c.download_size_bytes / base.download_size_bytes <= TARGET_SIZE and c.metrics["accuracy_drop"] <= TARGET_DROP
+        ok = (
+            c.download_size_bytes / base.download_size_bytes <= TARGET_SIZE
+            and c.metrics["accuracy_drop"] <= TARGET_DROP
+        )
         print(f"{label}: download <= {TARGET_SIZE}x and drop <= {TARGET_DROP} pt: {'met' if ok else 'NOT met'}")
 
 

@@ -34,8 +34,14 @@ def export_digits(dest: Path) -> Path:
         return dest
     from model import DigitsCNN  # same architecture, untrained: latency does not depend on the weights
 
-    torch.onnx.export(DigitsCNN().eval(), (torch.zeros(1, 1, 8, 8),), str(dest), input_names=["x"],
-                      dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+    torch.onnx.export(
+        DigitsCNN().eval(),
+        (torch.zeros(1, 1, 8, 8),),
+        str(dest),
+        input_names=["x"],
+        dynamic_axes={"x": {0: "batch"}},
+        dynamo=False,
+    )
     return dest
 
 
@@ -89,15 +95,25 @@ def main() -> None:
     import grpc
     import onnxruntime as ort
 
-    from server import stubs
-
-    stubs.generate()
-    from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc
+    from server.gen.inference import grpc_service_pb2 as pb
+    from server.gen.inference import grpc_service_pb2_grpc as rpc
 
     onnx = args.onnx or export_digits(Path(tempfile.mkdtemp()) / "digits.onnx")
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(onnx), "--max-batch", str(args.max_batch),
-                              "--batch-window-ms", str(args.batch_window_ms)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(onnx),
+            "--max-batch",
+            str(args.max_batch),
+            "--batch-window-ms",
+            str(args.batch_window_ms),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     address = f"127.0.0.1:{child.stdout.readline().strip()}"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -115,8 +131,11 @@ def main() -> None:
     def local_call(_i):
         return lambda: session.run(None, {name: x})
 
-    batching = (f"server batching up to {args.max_batch} within {args.batch_window_ms:g} ms" if args.max_batch > 1
-                else "no server batching")
+    batching = (
+        f"server batching up to {args.max_batch} within {args.batch_window_ms:g} ms"
+        if args.max_batch > 1
+        else "no server batching"
+    )
     print(f"digits CNN, batch 1, {args.seconds:g} s per cell, 1 onnxruntime intra-op thread, {batching}")
     print(f"{'path':<28}{'concurrency':>12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     try:

@@ -23,11 +23,12 @@ DEFAULT_PROFILE = "raspberry-pi-zero-2w"
 
 def main() -> None:
     import torch
-
     from split_harness import BenchCNN, MobileCNN, SplitHarness
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"emulated device profile (default {DEFAULT_PROFILE})")
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"emulated device profile (default {DEFAULT_PROFILE})"
+    )
     parser.add_argument("--uplinks", default="1,10,100", help="comma-separated uplink bandwidths in Mbps")
     parser.add_argument("--repeats", type=int, default=5, help="end-to-end runs per way (median reported)")
     args = parser.parse_args()
@@ -41,21 +42,28 @@ def main() -> None:
 
 
 def _table(name: str, harness, args) -> None:
-    print(f"{name} (3x32x32, {sum(w.macs for w in harness.work) / 1e6:.0f} MMAC), device {args.profile} emulated "
-          f"(onnxruntime here: work stretched by the profile/host roofline ratio, host call {harness.invoke_ms * 1e3:.0f} us "
-          f"-> device call {harness.profile.compute.invoke_overhead_us:.0f} us), server onnxruntime via gRPC "
-          f"on loopback, measured RTT {harness.rtt_ms:.2f} ms, {len(harness.ways) - 2} cuts, median of {args.repeats}")
-    print(f"{'uplink':>8} {'cloud ms':>9} {'edge ms':>9} {'planner':>20} {'planner ms':>11} {'best':>20} "
-          f"{'best ms':>9} {'planner/best':>13} {'cloud/planner':>14}")
+    print(
+        f"{name} (3x32x32, {sum(w.macs for w in harness.work) / 1e6:.0f} MMAC), device {args.profile} emulated "
+        f"(onnxruntime here: work stretched by the profile/host roofline ratio, host call {harness.invoke_ms * 1e3:.0f} us "
+        f"-> device call {harness.profile.compute.invoke_overhead_us:.0f} us), server onnxruntime via gRPC "
+        f"on loopback, measured RTT {harness.rtt_ms:.2f} ms, {len(harness.ways) - 2} cuts, median of {args.repeats}"
+    )
+    print(
+        f"{'uplink':>8} {'cloud ms':>9} {'edge ms':>9} {'planner':>20} {'planner ms':>11} {'best':>20} "
+        f"{'best ms':>9} {'planner/best':>13} {'cloud/planner':>14}"
+    )
     for uplink in (float(u) for u in args.uplinks.split(",")):
         plan = harness.plan(uplink)
         measured = harness.measure_all(uplink, args.repeats)
         best = min(measured, key=measured.get)
         mine = measured[plan.chosen.label]
-        print(f"{uplink:>8g} {measured['all-cloud']:>9.2f} {measured['all-edge']:>9.2f} {plan.chosen.label:>20} "
-              f"{mine:>11.2f} {best:>20} {measured[best]:>9.2f} {mine / measured[best]:>13.3f} "
-              f"{measured['all-cloud'] / mine:>14.2f}")
+        print(
+            f"{uplink:>8g} {measured['all-cloud']:>9.2f} {measured['all-edge']:>9.2f} {plan.chosen.label:>20} "
+            f"{mine:>11.2f} {best:>20} {measured[best]:>9.2f} {mine / measured[best]:>13.3f} "
+            f"{measured['all-cloud'] / mine:>14.2f}"
+        )
     print()
+
 
 if __name__ == "__main__":
     main()

@@ -91,8 +91,9 @@ class SplitHarness:
         self.invoke_ms = measure_invoke_ms()
         # the faster of two p50s: load from other work only ever adds time, and it would scale every estimate
         self.whole_ms = min(measure_whole_ms(self.module, sample_args) for _ in range(2))
-        self.device = Calibration.measure(self.host, split_work(self.work, len(self.work))[0], self.whole_ms,
-                                          self.invoke_ms)
+        self.device = Calibration.measure(
+            self.host, split_work(self.work, len(self.work))[0], self.whole_ms, self.invoke_ms
+        )
         self.repository = ModelRepository()
         self.ways = self._export_all()
         self.server, port = create_server("127.0.0.1:0", repository=self.repository)
@@ -117,8 +118,12 @@ class SplitHarness:
             transfer = TransferQuantization.calibrate(middle)
             head_path = self._export(head, self.args, f"head-{cut.node}")
             q = torch.from_numpy(transfer.quantize(middle))
-            self.repository.register(f"tail-{cut.node}", "1", self._export(_DequantizedTail(tail, transfer), (q,), f"tail-{cut.node}"))
-            ways[cut.node] = Way(cut.node, OnnxRunner(head_path, 1), split_work(self.work, cut.index)[0], f"tail-{cut.node}", transfer)
+            self.repository.register(
+                f"tail-{cut.node}", "1", self._export(_DequantizedTail(tail, transfer), (q,), f"tail-{cut.node}")
+            )
+            ways[cut.node] = Way(
+                cut.node, OnnxRunner(head_path, 1), split_work(self.work, cut.index)[0], f"tail-{cut.node}", transfer
+            )
         ways["all-edge"] = Way("all-edge", OnnxRunner(whole, 1), split_work(self.work, len(self.work))[0], None, None)
         return ways
 
@@ -143,7 +148,9 @@ class SplitHarness:
         if call is not None:
             [middle] = call()
             host_ms = (time.perf_counter() - start) * 1e3
-            _wait_until(start, self.device.emulated_device_ms(host_ms, way.head_work, self.profile, Precision.FP32) / 1e3)
+            _wait_until(
+                start, self.device.emulated_device_ms(host_ms, way.head_work, self.profile, Precision.FP32) / 1e3
+            )
             if way.tail is None:
                 return (time.perf_counter() - start) * 1e3, middle
             sent = [way.transfer.quantize(middle)]
@@ -154,7 +161,7 @@ class SplitHarness:
         """Median end-to-end milliseconds of every way, runs interleaved so that load on the host hits all alike."""
         x = self.args[0].numpy()
         times: dict[str, list[float]] = {label: [] for label in self.ways}
-        for label, way in self.ways.items():
+        for way in self.ways.values():
             self.run_once(way, x, 1e6)  # warm-up
         for _ in range(repeats):
             for label, way in self.ways.items():
@@ -163,8 +170,15 @@ class SplitHarness:
 
     def plan(self, uplink_mbps: float) -> Plan:
         network = network_for(self.profile, uplink_mbps, self.rtt_ms)
-        return plan_split(self.gm, self.args, self.profile, Precision.FP32, self.whole_ms, network=network,
-                          measured_invoke_ms=self.invoke_ms)
+        return plan_split(
+            self.gm,
+            self.args,
+            self.profile,
+            Precision.FP32,
+            self.whole_ms,
+            network=network,
+            measured_invoke_ms=self.invoke_ms,
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -184,10 +198,8 @@ class _Client:
     def __init__(self, address: str) -> None:
         import grpc
 
-        from server import stubs
-
-        stubs.generate()
-        from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc
+        from server.gen.inference import grpc_service_pb2 as pb
+        from server.gen.inference import grpc_service_pb2_grpc as rpc
 
         self.pb, self.channel = pb, grpc.insecure_channel(address)
         self.stub = rpc.GRPCInferenceServiceStub(self.channel)

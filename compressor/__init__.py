@@ -6,7 +6,19 @@ from compressor.options import CompressOptions
 from compressor.profiles import Format, Precision, Profile, all_profiles, get_profile
 
 __all__ = [
-    "BuildResult", "CompressOptions", "EdgeForgeError", "Format", "GateFailedError", "InvalidInputError",
-    "Precision", "Profile", "UnknownNameError", "all_profiles", "compress", "get_profile", "load_source",
-    "run_build", "write_bundle",
+    "BuildResult",
+    "CompressOptions",
+    "EdgeForgeError",
+    "Format",
+    "GateFailedError",
+    "InvalidInputError",
+    "Precision",
+    "Profile",
+    "UnknownNameError",
+    "all_profiles",
+    "compress",
+    "get_profile",
+    "load_source",
+    "run_build",
+    "write_bundle",
 ]

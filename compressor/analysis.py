@@ -92,7 +92,9 @@ def onnx_figures(path: str | Path) -> GraphFigures:
     weights = {i.name: numpy_helper.to_array(i).nbytes for i in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
-            weights[node.output[0]] = sum(numpy_helper.to_array(a.t).nbytes for a in node.attribute if a.name == "value")
+            weights[node.output[0]] = sum(
+                numpy_helper.to_array(a.t).nbytes for a in node.attribute if a.name == "value"
+            )
     sizes: dict[str, int] = {}
     for value in [*graph.input, *graph.value_info, *graph.output]:
         tensor = value.type.tensor_type

@@ -35,14 +35,18 @@ class BuildResult:
         return self.out_dir / self.report["outputs"][fmt]
 
 
-def load_source(model, example_inputs: tuple | None = None, data: str | Path | dict | None = None) -> tuple[SourceModel, SampleData]:
+def load_source(
+    model, example_inputs: tuple | None = None, data: str | Path | dict | None = None
+) -> tuple[SourceModel, SampleData]:
     """Load a model (path or ``torch.nn.Module``) and its sample data, checked against each other."""
     arrays = read_npz(data) if isinstance(data, (str, Path)) else data
     if isinstance(model, (str, Path)):
         source = load_model(model, data_hint=arrays)
     else:
         if example_inputs is None:
-            raise InvalidInputError("an in-memory module needs example_inputs: a tuple of tensors, one per forward() argument")
+            raise InvalidInputError(
+                "an in-memory module needs example_inputs: a tuple of tensors, one per forward() argument"
+            )
         source = from_module(model, example_inputs)
     if arrays is None:
         return source, synthetic_data(source)

@@ -98,8 +98,11 @@ def _call_shapes(model: nn.Module, example_args: tuple) -> dict[str, bool]:
 
     def hook(module, args, output):
         ok = (
-            len(args) == 1 and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)
-            and output.shape == args[0].shape and output.dtype == args[0].dtype
+            len(args) == 1
+            and isinstance(args[0], torch.Tensor)
+            and isinstance(output, torch.Tensor)
+            and output.shape == args[0].shape
+            and output.dtype == args[0].dtype
         )
         name = names[module]
         same[name] = same.get(name, True) and ok
@@ -147,4 +150,4 @@ def _outputs(model: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(chunks).flatten(1).float()
 
 
-__all__ = ["removable_blocks", "block_importance", "prune_blocks"]
+__all__ = ["block_importance", "prune_blocks", "removable_blocks"]

@@ -26,8 +26,9 @@ LLOYD_ITERATIONS = 30
 UNASSIGNED = -1  # pruned (zero) weights: no cluster, kept at zero
 
 
-def cluster_weights(module: nn.Module, clusters: int, masks: dict[str, torch.Tensor] | None = None,
-                    example_args: tuple | None = None) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def cluster_weights(
+    module: nn.Module, clusters: int, masks: dict[str, torch.Tensor] | None = None, example_args: tuple | None = None
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A copy of ``module`` whose weight matrices hold at most ``clusters`` distinct non-zero values each.
 
     Returns the copy and, per parameter name, each weight's cluster index (:data:`UNASSIGNED` where the weight is
@@ -105,4 +106,4 @@ def distinct_values(module: nn.Module, assignments: dict[str, torch.Tensor]) -> 
     return max((int(torch.unique(named[name][a != UNASSIGNED]).numel()) for name, a in assignments.items()), default=0)
 
 
-__all__ = ["cluster_weights", "kmeans_1d", "tie", "distinct_values", "UNASSIGNED"]
+__all__ = ["UNASSIGNED", "cluster_weights", "distinct_values", "kmeans_1d", "tie"]

@@ -26,7 +26,7 @@ class SampleData:
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
-    def take(self, start: int, stop: int) -> "SampleData":
+    def take(self, start: int, stop: int) -> SampleData:
         labels = None if self.labels is None else self.labels[start:stop]
         return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels, self.synthetic)
 
@@ -48,7 +48,9 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             ) from None
         raise InvalidInputError(f"data file {path} is not a readable .npz archive: {exc}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InvalidInputError(f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez") from None
+        raise InvalidInputError(
+            f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez"
+        ) from None
 
 
 def match_inputs(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...], source: str) -> SampleData:
@@ -70,7 +72,9 @@ def match_inputs(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...], s
         matched[spec.name] = _match_one(arrays[spec.name], spec, source)
     counts = {len(a) for a in matched.values()}
     if len(counts) != 1 or 0 in counts:
-        raise DataMismatchError(f"{source}: every input array needs the same number (> 0) of samples, got {sorted(counts)}")
+        raise DataMismatchError(
+            f"{source}: every input array needs the same number (> 0) of samples, got {sorted(counts)}"
+        )
     if labels is not None:
         labels = _match_labels(labels, counts.pop(), source)
     return SampleData(matched, labels)

@@ -15,6 +15,7 @@ every step (each weight set to its cluster's mean), so training moves centroids.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -47,7 +48,9 @@ def training_data(state) -> SampleData:
     """The options' ``train_data`` matched to the model's inputs, or the build's own sample data."""
     if state.options.train_data is None:
         return state.data
-    return match_inputs(read_npz(state.options.train_data), state.source.inputs, f"train data {state.options.train_data}")
+    return match_inputs(
+        read_npz(state.options.train_data), state.source.inputs, f"train data {state.options.train_data}"
+    )
 
 
 def tensors(data: SampleData) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -74,14 +77,18 @@ def task_loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor
     return output.pow(2).mean()
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig) -> torch.Tensor:
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig
+) -> torch.Tensor:
     """Soft-target KL at temperature T (scaled by T^2) mixed with hard-label cross-entropy; MSE for non-classifiers."""
     if not is_classifier_output(teacher, labels):
         return nn.functional.mse_loss(student, teacher)
     t = config.temperature
     soft = nn.functional.kl_div(
-        nn.functional.log_softmax(student / t, dim=1), nn.functional.log_softmax(teacher / t, dim=1),
-        reduction="batchmean", log_target=True,
+        nn.functional.log_softmax(student / t, dim=1),
+        nn.functional.log_softmax(teacher / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
     ) * (t * t)
     if labels is None:
         return soft
@@ -93,7 +100,9 @@ def predict(module: nn.Module, inputs: list[torch.Tensor]) -> torch.Tensor:
     """The first output of ``module`` over all samples, in batches."""
     _set_mode(module, training=False)
     count = len(inputs[0])
-    return torch.cat([first_output(module(*(x[i : i + BATCH * 4] for x in inputs))) for i in range(0, count, BATCH * 4)])
+    return torch.cat(
+        [first_output(module(*(x[i : i + BATCH * 4] for x in inputs))) for i in range(0, count, BATCH * 4)]
+    )
 
 
 def train(
@@ -138,13 +147,18 @@ def train(
         scheduler.step()
         epochs_run = epoch + 1
         if stage is not None:
-            stage.advance(f"epoch {epochs_run}: loss {last_loss:.4f}" + (" (time bound reached)" if out_of_time else ""))
+            stage.advance(
+                f"epoch {epochs_run}: loss {last_loss:.4f}" + (" (time bound reached)" if out_of_time else "")
+            )
         if out_of_time:
             break
     _set_mode(student, training=False)
     return {
-        "epochs": epochs_run, "seconds": round(time.monotonic() - started, 2), "stopped_by_time_bound": out_of_time,
-        "final_loss": round(last_loss, 6), "loss": "distillation" if teacher is not None else "cross-entropy",
+        "epochs": epochs_run,
+        "seconds": round(time.monotonic() - started, 2),
+        "stopped_by_time_bound": out_of_time,
+        "final_loss": round(last_loss, 6),
+        "loss": "distillation" if teacher is not None else "cross-entropy",
         "samples": len(inputs[0]),
     }
 
@@ -180,7 +194,5 @@ def _apply_masks(named: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] 
 
 def _set_mode(module: nn.Module, training: bool) -> None:
     """Switch train/eval mode where the module supports it (an ExportedProgram's module is fixed in eval form)."""
-    try:
+    with contextlib.suppress(NotImplementedError):
         module.train(training)
-    except NotImplementedError:
-        pass

@@ -115,10 +115,16 @@ class FilterCorrelationImportance(_PerOutputChannelImportance):
         return 1.0 - corr.max(1).values
 
 
-criteria.register("l1")(Criterion(lambda: tp.importance.MagnitudeImportance(p=1), "weights", "L1 norm of each channel's weights"))
-criteria.register("l2")(Criterion(lambda: tp.importance.MagnitudeImportance(p=2), "weights", "L2 norm of each channel's weights"))
+criteria.register("l1")(
+    Criterion(lambda: tp.importance.MagnitudeImportance(p=1), "weights", "L1 norm of each channel's weights")
+)
+criteria.register("l2")(
+    Criterion(lambda: tp.importance.MagnitudeImportance(p=2), "weights", "L2 norm of each channel's weights")
+)
 criteria.register("taylor")(
-    Criterion(tp.importance.TaylorImportance, "gradients", "first-order Taylor: |weight x gradient| of the loss on your data")
+    Criterion(
+        tp.importance.TaylorImportance, "gradients", "first-order Taylor: |weight x gradient| of the loss on your data"
+    )
 )
 criteria.register("entropy")(
     Criterion(ActivationEntropyImportance, "activations", "entropy of each channel's activations on your data")

@@ -105,7 +105,9 @@ def load_model(path: str | Path, data_hint: dict[str, np.ndarray] | None = None)
     suffix = path.suffix.lower()
     _refuse_pickles(path)
     if suffix not in loaders:
-        raise UnsupportedModelError(f"model file {path} has unsupported suffix {suffix!r}; accepted formats: {ACCEPTED}")
+        raise UnsupportedModelError(
+            f"model file {path} has unsupported suffix {suffix!r}; accepted formats: {ACCEPTED}"
+        )
     loaded: SourceModel = loaders.get(suffix)(path, data_hint)
     loaded.path = path
     loaded.size_bytes = path.stat().st_size
@@ -247,7 +249,9 @@ def _load_onnx(path: Path, _hint) -> SourceModel:
             continue
         tensor = value.type.tensor_type
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
-        specs.append(TensorSpec(value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name))
+        specs.append(
+            TensorSpec(value.name, shape, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name)
+        )
     params = sum(int(np.prod(i.dims)) for i in model.graph.initializer)
     return SourceModel("onnx", "onnx", tuple(specs), params, 0, handle=model)
 

@@ -19,8 +19,15 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "model-manifest.sche
 TASKS = ("classification", "embedding", "regression", "raw")
 MODES = ("edge", "split", "cloud")
 OIP_DATATYPES = {
-    "bool": "BOOL", "uint8": "UINT8", "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP16", "float32": "FP32", "float64": "FP64",
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
 }
 
 
@@ -81,7 +88,9 @@ def load_manifest(path: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InvalidInputError(f"model manifest {path} does not exist; `sdkgen build` writes one next to the model") from None
+        raise InvalidInputError(
+            f"model manifest {path} does not exist; `sdkgen build` writes one next to the model"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"model manifest {path} is not valid JSON: {exc}") from None
     return validate_manifest(manifest, where=f"model manifest {path}")

@@ -20,10 +20,16 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
     got = np.concatenate([c.reshape(count, -1).astype(np.float64) for c in candidate], axis=1)
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
     dots = (ref * got).sum(axis=1)
-    cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), np.where(np.abs(ref - got).max(axis=1) == 0, 1.0, 0.0))
+    cosine = np.where(
+        norms > 0, dots / np.where(norms > 0, norms, 1), np.where(np.abs(ref - got).max(axis=1) == 0, 1.0, 0.0)
+    )
     metrics = {
-        "accuracy": None, "reference_accuracy": None, "accuracy_drop": None, "top1_agreement": None,
-        "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
+        "accuracy": None,
+        "reference_accuracy": None,
+        "accuracy_drop": None,
+        "top1_agreement": None,
+        "cosine_min": float(cosine.min()),
+        "cosine_mean": float(cosine.mean()),
         "max_abs_error": float(np.abs(ref - got).max()),
     }
     if is_classifier(reference, labels):
@@ -31,7 +37,9 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
         metrics["top1_agreement"] = float((ref_top1 == got_top1).mean())
         if labels is not None:
             ref_acc, got_acc = float((ref_top1 == labels).mean()), float((got_top1 == labels).mean())
-            metrics.update(accuracy=got_acc, reference_accuracy=ref_acc, accuracy_drop=round(100 * (ref_acc - got_acc), 6))
+            metrics.update(
+                accuracy=got_acc, reference_accuracy=ref_acc, accuracy_drop=round(100 * (ref_acc - got_acc), 6)
+            )
     return metrics
 
 

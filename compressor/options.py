@@ -24,7 +24,9 @@ class CompressOptions(BaseModel):
     # pruning, distillation and budgeted search (issue 6); the defaults leave the model as submitted
     prune: Literal["none", "unstructured", "structured", "blocks"] = Field("none", description="pruning kind")
     sparsity: float | None = Field(
-        None, gt=0, lt=1,
+        None,
+        gt=0,
+        lt=1,
         description="fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks)",
     )
     criterion: str = Field("l2", description="importance criterion (see compressor.importance.criteria)")
@@ -33,7 +35,9 @@ class CompressOptions(BaseModel):
     temperature: float = Field(2.0, gt=0, description="distillation temperature")
     distill_alpha: float = Field(0.5, ge=0, le=1, description="weight of the soft-target loss when labels exist")
     cluster: int | None = Field(
-        None, ge=2, le=256,
+        None,
+        ge=2,
+        le=256,
         description="weight clustering: at most this many distinct non-zero weights per layer, centroids fine-tuned",
     )
     finetune_epochs: int = Field(10, ge=0, description="fine-tuning epochs after pruning")
@@ -42,16 +46,18 @@ class CompressOptions(BaseModel):
     train_data: Path | None = Field(None, description=".npz used for fine-tuning (default: the validation data)")
     target_size_kb: float | None = Field(None, gt=0, description="search: largest acceptable download size")
     target_latency_ms: float | None = Field(None, gt=0, description="search: largest acceptable host p50 latency")
-    mixed_precision: bool = Field(False, description="add a per-layer int4/int8/fp16 TFLite candidate chosen by sensitivity")
+    mixed_precision: bool = Field(
+        False, description="add a per-layer int4/int8/fp16 TFLite candidate chosen by sensitivity"
+    )
 
     @model_validator(mode="after")
-    def _no_duplicates(self) -> "CompressOptions":
+    def _no_duplicates(self) -> CompressOptions:
         if self.precisions is not None and len(set(self.precisions)) != len(self.precisions):
             raise ValueError("precisions lists a value twice")
         return self
 
     @model_validator(mode="after")
-    def _pruning_consistent(self) -> "CompressOptions":
+    def _pruning_consistent(self) -> CompressOptions:
         if self.prune == "none":
             if self.sparsity is not None:
                 raise ValueError("sparsity needs a pruning kind: set prune to 'unstructured', 'structured' or 'blocks'")

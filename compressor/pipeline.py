@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compressor.options import CompressOptions
 from compressor.passes import (
     check_targets_pass,
     cluster_weights_pass,
@@ -19,7 +20,6 @@ from compressor.passes import (
     validate_artifacts_pass,
 )
 from compressor.profiles import Format, Profile
-from compressor.options import CompressOptions
 from compressor.registry import Registry
 from compressor.state import BuildState, Pass
 
@@ -28,7 +28,9 @@ converters.register(Format.TFLITE.value)(convert_tflite_pass.run)
 converters.register(Format.ONNX.value)(convert_onnx_pass.run)
 
 
-def build_pipeline(options: CompressOptions, profile: Profile, split: bool = False, student: bool = False) -> list[Pass]:
+def build_pipeline(
+    options: CompressOptions, profile: Profile, split: bool = False, student: bool = False
+) -> list[Pass]:
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
     pruned = options.prune != "none"
     return [

@@ -33,6 +33,7 @@ HEAD_ATTRIBUTES = ("num_heads", "num_attention_heads")
 QKV_NAMES = (("q", "k", "v"), ("query", "key", "value"), ("q_proj", "k_proj", "v_proj"))
 MAX_LAYER_RATIO = 0.9  # never empty a layer entirely, even in global ranking
 MAX_SCORING_SAMPLES = 512
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def count(module: nn.Module, example_args: tuple) -> dict:
@@ -72,9 +73,17 @@ def prune_structured(
             "channels would change the output shape; use --prune unstructured instead."
         )
     pruner = tp.pruner.MetaPruner(
-        model, example_args, importance=importance, pruning_ratio=sparsity, global_pruning=scope == "global",
-        max_pruning_ratio=MAX_LAYER_RATIO, ignored_layers=ignored, num_heads=heads, prune_num_heads=bool(heads),
-        prune_head_dims=not heads, head_pruning_ratio=sparsity,
+        model,
+        example_args,
+        importance=importance,
+        pruning_ratio=sparsity,
+        global_pruning=scope == "global",
+        max_pruning_ratio=MAX_LAYER_RATIO,
+        ignored_layers=ignored,
+        num_heads=heads,
+        prune_num_heads=bool(heads),
+        prune_head_dims=not heads,
+        head_pruning_ratio=sparsity,
     )
     _prepare_scores(model, scorer.needs, importance, data)
     pruner.step()
@@ -85,8 +94,9 @@ def prune_structured(
     return model
 
 
-def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global",
-                       example_args: tuple | None = None) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def prune_unstructured(
+    module: nn.Module, sparsity: float, scope: str = "global", example_args: tuple | None = None
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A copy of ``module`` with ``sparsity`` of its weight-matrix/kernel entries zeroed by magnitude, and the masks.
 
     A module whose weights are constants rather than parameters (TorchScript converted to an ExportedProgram) is
@@ -97,7 +107,9 @@ def prune_unstructured(module: nn.Module, sparsity: float, scope: str = "global"
     model = copy.deepcopy(module)
     targets = [(name, *_owner(model, name)) for name, _ in weight_matrices(model)]
     if not targets:
-        raise TechniqueNotApplicableError("unstructured pruning cannot apply: the model has no weight matrices or kernels")
+        raise TechniqueNotApplicableError(
+            "unstructured pruning cannot apply: the model has no weight matrices or kernels"
+        )
     if scope == "global":
         prune.global_unstructured([(owner, leaf) for _, owner, leaf in targets], prune.L1Unstructured, amount=sparsity)
     else:
@@ -134,8 +146,12 @@ def layered(module: nn.Module, example_args: tuple, technique: str = "structured
     return rebuilt_with_layers(module, example_args, technique)
 
 
-def rebuilt_with_layers(module: nn.Module, example_args: tuple, technique: str,
-                        why_needed: str = "the model has no nn.Conv/nn.Linear layers") -> nn.Module:
+def rebuilt_with_layers(
+    module: nn.Module,
+    example_args: tuple,
+    technique: str,
+    why_needed: str = "the model has no nn.Conv/nn.Linear layers",
+) -> nn.Module:
     """``module`` exported to ONNX and read back with onnx2torch (see :func:`layered`), checked to compute the same."""
     import tempfile
     from pathlib import Path
@@ -146,10 +162,16 @@ def rebuilt_with_layers(module: nn.Module, example_args: tuple, technique: str,
     from compressor.native_output import captured
     from compressor.passes.convert_onnx_pass import export_torch
 
-    refusal = (f"{technique} cannot apply: {why_needed} and the model could not be rebuilt "
-               "with nn.Conv/nn.Linear layers through ONNX ({why}). Compress the nn.Module itself through the Python API: "
-               "compressor.api.compress(module, profile, out, example_inputs=...)"
-               + ("; or use --prune unstructured on an ExportedProgram (.pt2) of it." if technique.startswith("structured") else "."))
+    refusal = (
+        f"{technique} cannot apply: {why_needed} and the model could not be rebuilt "
+        "with nn.Conv/nn.Linear layers through ONNX ({why}). Compress the nn.Module itself through the Python API: "
+        "compressor.api.compress(module, profile, out, example_inputs=...)"
+        + (
+            "; or use --prune unstructured on an ExportedProgram (.pt2) of it."
+            if technique.startswith("structured")
+            else "."
+        )
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="edgeforge-layered-") as work:
             path = Path(work) / "model.onnx"
@@ -262,10 +284,12 @@ def _prepare_scores(model: nn.Module, needs: str, importance, data: SampleData) 
 
 def has_batch_norm(model: nn.Module) -> bool:
     """Whether ``model`` normalizes batches: BatchNorm layers, or batch-norm operations in an exported graph."""
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+    if any(isinstance(m, BATCH_NORMS) for m in model.modules()):
         return True
     graph = getattr(model, "graph", None)
-    return graph is not None and any("batch_norm" in str(node.target) for node in graph.nodes if node.op == "call_function")
+    return graph is not None and any(
+        "batch_norm" in str(node.target) for node in graph.nodes if node.op == "call_function"
+    )
 
 
 def weight_matrices(model: nn.Module):
@@ -283,7 +307,15 @@ def achieved_sparsity(masks: dict[str, torch.Tensor]) -> float:
 
 
 __all__ = [
-    "count", "prune_structured", "prune_unstructured", "prunable_form", "layered", "rebuilt_with_layers", "has_batch_norm",
-    "weight_matrices", "output_layers", "attention_heads",
     "achieved_sparsity",
+    "attention_heads",
+    "count",
+    "has_batch_norm",
+    "layered",
+    "output_layers",
+    "prunable_form",
+    "prune_structured",
+    "prune_unstructured",
+    "rebuilt_with_layers",
+    "weight_matrices",
 ]

@@ -13,8 +13,18 @@ from compressor.state import BuildState, Candidate
 
 REPORT_SCHEMA_VERSION = 1
 TOOLS = (
-    "edgeforge", "torch", "tensorflow", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "onnx", "onnxruntime",
-    "onnxscript", "onnx2torch", "keras", "numpy",
+    "edgeforge",
+    "torch",
+    "tensorflow",
+    "litert-torch",
+    "ai-edge-litert",
+    "ai-edge-quantizer",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "onnx2torch",
+    "keras",
+    "numpy",
 )
 
 
@@ -63,7 +73,7 @@ def build_report(state: BuildState, paths: dict[int, str | None], outputs: dict[
     labeled = state.data.labels is not None
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "profile": state.profile.name,
         "profile_summary": {
             "display_name": state.profile.display_name,
@@ -97,13 +107,31 @@ def summary_table(report: dict):
     from rich.table import Table
 
     source = report["source"]
-    table = Table(title=f"{Path(source['path'] or 'module').name} -> {report['profile']} ({report['gate']['metric']} gate)")
-    for column in ("", "artifact", "size", "ratio", "accuracy", "drop pt", "top-1 agr", "cos mean", "host p50 ms", "device est ms", "status"):
+    table = Table(
+        title=f"{Path(source['path'] or 'module').name} -> {report['profile']} ({report['gate']['metric']} gate)"
+    )
+    for column in (
+        "",
+        "artifact",
+        "size",
+        "ratio",
+        "accuracy",
+        "drop pt",
+        "top-1 agr",
+        "cos mean",
+        "host p50 ms",
+        "device est ms",
+        "status",
+    ):
         table.add_column(column, justify="right" if column not in ("", "artifact", "status") else "left")
     chosen = set(report["selected_by_format"].values())
     for i, a in enumerate(report["artifacts"]):
         m = a["metrics"] or {}
-        status = a["error"] or ("ok" if a["passed_gate"] and a["fits_profile"] else ("gate" if not a["passed_gate"] else "; ".join(a["fit_problems"])))
+        status = a["error"] or (
+            "ok"
+            if a["passed_gate"] and a["fits_profile"]
+            else ("gate" if not a["passed_gate"] else "; ".join(a["fit_problems"]))
+        )
         table.add_row(
             "*" if i in chosen else "",
             a.get("name") or f"{a['precision']}.{a['format']}",

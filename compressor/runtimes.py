@@ -28,21 +28,26 @@ class Runner(Protocol):
         """Run every sample of ``feeds``; return the outputs stacked along the sample axis."""
 
 
-def per_sample(fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+def per_sample(
+    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray]
+) -> list[np.ndarray]:
     """Call ``fn`` one sample at a time and stack the results."""
     count = len(next(iter(feeds.values())))
     rows = [fn({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
     return [np.concatenate([row[j] for row in rows]) for j in range(len(rows[0]))]
 
 
-def in_chunks(fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray], size: int = 256) -> list[np.ndarray]:
+def in_chunks(
+    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray], size: int = 256
+) -> list[np.ndarray]:
     count = len(next(iter(feeds.values())))
     parts = [fn({k: v[i : i + size] for k, v in feeds.items()}) for i in range(0, count, size)]
     return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
 
 
-def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: int = 10, repeats: int = 50,
-                       idle_ms: float = 0.0) -> dict[str, float]:
+def measure_latency_ms(
+    runner: Runner, sample: dict[str, np.ndarray], warmup: int = 10, repeats: int = 50, idle_ms: float = 0.0
+) -> dict[str, float]:
     """p50/p90 wall time of one inference on ``sample``, after ``warmup`` untimed runs.
 
     Runners that can bind a sample (every runner here) are timed on the runtime call alone: input
@@ -64,8 +69,9 @@ def measure_latency_ms(runner: Runner, sample: dict[str, np.ndarray], warmup: in
     return {"p50": float(np.percentile(times, 50)), "p90": float(np.percentile(times, 90))}
 
 
-def interleaved_p50(runners: dict[str, Runner], sample: dict[str, np.ndarray], rounds: int, warmup: int = 10,
-                    repeats: int = 50) -> dict[str, float]:
+def interleaved_p50(
+    runners: dict[str, Runner], sample: dict[str, np.ndarray], rounds: int, warmup: int = 10, repeats: int = 50
+) -> dict[str, float]:
     """Each runner's p50 (:func:`measure_latency_ms`), median over ``rounds`` rounds that take every runner in
     turn, so that drift and other load on the machine hit all of them alike (the benches' side-by-side ratios)."""
     p50: dict[str, list[float]] = {name: [] for name in runners}
@@ -88,12 +94,18 @@ class TFLiteRunner:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads, experimental_op_resolver_type=resolver)
+        self.interpreter = Interpreter(
+            model_path=str(path), num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
         self.interpreter.allocate_tensors()
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
-        self.inputs = tuple(TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._in)
-        self.outputs = tuple(TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._out)
+        self.inputs = tuple(
+            TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._in
+        )
+        self.outputs = tuple(
+            TensorSpec(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name) for d in self._out
+        )
 
     def quantization(self, which: str) -> list[dict | None]:
         """Scale/zero point of each integer model input or output (``None`` for float tensors)."""
@@ -173,7 +185,10 @@ class OnnxRunner:
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         named = self._named(feeds)
-        return [np.asarray(o, dtype=np.float32) if np.issubdtype(o.dtype, np.floating) else o for o in self.session.run(None, named)]
+        return [
+            np.asarray(o, dtype=np.float32) if np.issubdtype(o.dtype, np.floating) else o
+            for o in self.session.run(None, named)
+        ]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if all(s.shape and s.shape[0] is None for s in self.inputs):
@@ -182,8 +197,13 @@ class OnnxRunner:
 
 
 _ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
 

@@ -19,7 +19,7 @@ class TensorSpec:
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
         return f"'{self.name}' [{dims}] {self.dtype}"
 
-    def with_batch(self, batch: int) -> "TensorSpec":
+    def with_batch(self, batch: int) -> TensorSpec:
         return TensorSpec(self.name, (batch, *self.shape[1:]), self.dtype)
 
     @property

@@ -15,9 +15,16 @@ import numpy as np
 from compressor.api import load_source, run_build, write_bundle
 from compressor.errors import InvalidInputError
 from compressor.loaders import sha256_file
-from compressor.manifest import MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, SCHEMA_PATH, check_labels, oip_tensor, write_manifest
-from compressor.options import CompressOptions
+from compressor.manifest import (
+    MANIFEST_FILE,
+    MANIFEST_SCHEMA_VERSION,
+    SCHEMA_PATH,
+    check_labels,
+    oip_tensor,
+    write_manifest,
+)
 from compressor.native_output import captured
+from compressor.options import CompressOptions
 from compressor.outdir import atomic_output_dir
 from compressor.passes.convert_onnx_pass import export_fp32
 from compressor.profiles import Format, Profile, get_profile
@@ -77,8 +84,12 @@ def build(
         manifest = manifest_for(spec, state, report, edge_format, staging)
         write_manifest(manifest, staging / MANIFEST_FILE)
         ctx = context_for(spec, manifest)
-        assets = {"model": staging / manifest["model"]["file"], "manifest": staging / MANIFEST_FILE,
-                  "schema": SCHEMA_PATH, "proto": PROTO}
+        assets = {
+            "model": staging / manifest["model"]["file"],
+            "manifest": staging / MANIFEST_FILE,
+            "schema": SCHEMA_PATH,
+            "proto": PROTO,
+        }
         if manifest["split"]:
             assets["head"] = staging / manifest["split"]["head"]["file"]
         for platform in spec.platforms:
@@ -92,7 +103,9 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
     artifact = report["artifacts"][report["selected_by_format"][edge_format]]
     cloud = OnnxRunner(bundle / CLOUD_MODEL)
     layout = state.source.layout if len(state.source.inputs[0].shape) == 4 else "NC"
-    channels = state.source.inputs[0].shape[1 if layout == "NCHW" else -1] if len(state.source.inputs[0].shape) == 4 else None
+    channels = (
+        state.source.inputs[0].shape[1 if layout == "NCHW" else -1] if len(state.source.inputs[0].shape) == 4 else None
+    )
     return {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": spec.name,
@@ -108,7 +121,12 @@ def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: st
         "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
         "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],
         "labels": list(spec.labels) if spec.labels else None,
-        "preprocessing": {"layout": layout, "pixel_scale": spec.pixel_scale, "pixel_offset": spec.pixel_offset, "channels": channels},
+        "preprocessing": {
+            "layout": layout,
+            "pixel_scale": spec.pixel_scale,
+            "pixel_offset": spec.pixel_offset,
+            "channels": channels,
+        },
         "postprocessing": {"activation": "softmax" if spec.resolved_task == "classification" else "none"},
         "policy": {
             "mode": state.split.row.kind if spec.plans_split else spec.mode,
@@ -155,4 +173,3 @@ def _check_labels_early(source, samples, spec: SdkSpec) -> None:
     outputs = source.reference_runner().run(samples.take(0, 1).inputs)
     shapes = [{"name": f"output {i}", "shape": list(np.shape(o))} for i, o in enumerate(outputs)]
     check_labels(list(spec.labels) if spec.labels else None, shapes, "classification")
-

@@ -24,14 +24,32 @@ def run(args: argparse.Namespace) -> int:
         out.print_json(json.dumps({n: p.model_dump(mode="json") for n, p in profiles.items()}))
         return 0
     table = Table(title="EdgeForge hardware profiles")
-    for column in ("name", "platform", "formats", "precisions", "memory MB", "storage MB", "best GMAC/s", "uplink Mbps", "RTT ms", "figures"):
+    for column in (
+        "name",
+        "platform",
+        "formats",
+        "precisions",
+        "memory MB",
+        "storage MB",
+        "best GMAC/s",
+        "uplink Mbps",
+        "RTT ms",
+        "figures",
+    ):
         table.add_column(column, no_wrap=True)
     table.add_column("device")
     for name, p in profiles.items():
         table.add_row(
-            name, p.platform, ",".join(f.value for f in p.accepts.formats), " ".join(x.value for x in p.accepts.precisions),
-            f"{p.budgets.memory_mb:g}", f"{p.budgets.storage_mb:g}", f"{max(p.compute.gmacs.values()):g}",
-            f"{p.network.uplink_mbps:g}", f"{p.network.rtt_ms:g}", "estimate" if p.compute.estimate else "measured",
+            name,
+            p.platform,
+            ",".join(f.value for f in p.accepts.formats),
+            " ".join(x.value for x in p.accepts.precisions),
+            f"{p.budgets.memory_mb:g}",
+            f"{p.budgets.storage_mb:g}",
+            f"{max(p.compute.gmacs.values()):g}",
+            f"{p.network.uplink_mbps:g}",
+            f"{p.network.rtt_ms:g}",
+            "estimate" if p.compute.estimate else "measured",
             p.display_name,
         )
     out.print(table)

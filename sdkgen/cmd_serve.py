@@ -21,10 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-timeout", type=float, default=3600, help="seconds a job may run (default 3600)")
     parser.add_argument("--max-upload-mb", type=float, default=2048, help="largest model+data upload (default 2048)")
     parser.add_argument("--max-message-mb", type=float, default=64, help="largest gRPC message (default 64)")
-    parser.add_argument("--max-batch", type=int, default=1,
-                        help="ModelInfer dynamic batching: most rows run together (default 1: off)")
-    parser.add_argument("--batch-window-ms", type=float, default=0.0,
-                        help="with --max-batch: how long a batch waits for more requests (default 0: only queued ones)")
+    parser.add_argument(
+        "--max-batch", type=int, default=1, help="ModelInfer dynamic batching: most rows run together (default 1: off)"
+    )
+    parser.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=0.0,
+        help="with --max-batch: how long a batch waits for more requests (default 0: only queued ones)",
+    )
     parser.add_argument("--auth", type=Path, help="TOML file of [[tenants]] with name, build_tokens, inference_tokens")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key) to serve TLS")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
@@ -38,9 +43,15 @@ def config_from(args: argparse.Namespace):
     try:
         tenants = tomllib.loads(args.auth.read_text()).get("tenants", []) if args.auth else []
         return ServerConfig(
-            data_dir=args.data_dir, max_concurrent_jobs=args.max_concurrent_jobs, job_timeout_s=args.job_timeout,
-            max_upload_bytes=int(args.max_upload_mb * MiB), max_message_bytes=int(args.max_message_mb * MiB),
-            tenants=tenants, tls_cert=args.tls_cert, tls_key=args.tls_key, max_batch=args.max_batch,
+            data_dir=args.data_dir,
+            max_concurrent_jobs=args.max_concurrent_jobs,
+            job_timeout_s=args.job_timeout,
+            max_upload_bytes=int(args.max_upload_mb * MiB),
+            max_message_bytes=int(args.max_message_mb * MiB),
+            tenants=tenants,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            max_batch=args.max_batch,
             batch_window_ms=args.batch_window_ms,
         )
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:

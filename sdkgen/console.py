@@ -36,11 +36,15 @@ out = Console(width=None if sys.stdout.isatty() else _WIDE)
 def stage_bars() -> Iterator[ProgressSink]:
     """Yield a progress sink that draws one bar per pipeline stage."""
     columns = (
-        TextColumn("[bold]{task.fields[stage]:<16}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.fields[note]}"),
+        TextColumn("[bold]{task.fields[stage]:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
     )
     tasks: dict[str, int] = {}
     with Progress(*columns, console=console, transient=False) as bars:
+
         def sink(event: ProgressEvent) -> None:
             if event.stage not in tasks:
                 tasks[event.stage] = bars.add_task("", total=event.total, stage=event.stage, note="")

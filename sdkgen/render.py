@@ -100,8 +100,15 @@ def context_for(spec: SdkSpec, manifest: dict) -> RenderContext:
 
 
 def _versions() -> dict[str, str]:
-    names = {"grpcio": "grpcio", "protobuf": "protobuf", "numpy": "numpy", "ai_edge_litert": "ai-edge-litert",
-             "onnxruntime": "onnxruntime", "jsonschema": "jsonschema", "edgeforge": "edgeforge"}
+    names = {
+        "grpcio": "grpcio",
+        "protobuf": "protobuf",
+        "numpy": "numpy",
+        "ai_edge_litert": "ai-edge-litert",
+        "onnxruntime": "onnxruntime",
+        "jsonschema": "jsonschema",
+        "edgeforge": "edgeforge",
+    }
     return {key: importlib.metadata.version(dist) for key, dist in names.items()}
 
 
@@ -159,7 +166,13 @@ def _protoc_python(assets: dict[str, Path], dest: Path, root: str, prefix: str) 
     out = dest / root
     out.mkdir(parents=True, exist_ok=True)
     proto = f"{prefix}/inference/{PROTO.name}"
-    args = ["grpc_tools.protoc", f"-I{prefix}={PROTO.parent.parent}", f"-I{include}",
-            f"--python_out={out}", f"--grpc_python_out={out}", proto]
+    args = [
+        "grpc_tools.protoc",
+        f"-I{prefix}={PROTO.parent.parent}",
+        f"-I{include}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        proto,
+    ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"grpc_tools.protoc failed on {proto}")

@@ -18,15 +18,101 @@ _PACKAGE_SEGMENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _ENDPOINT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}$")
 # Names the generated code itself declares, or that shadow built-ins in Python, Kotlin or Swift.
 _RESERVED_NAMES = {
-    "Prediction", "Manifest", "EdgeEngine", "CloudClient", "FallbackPredictor", "PredictionError", "Json",
-    "None", "True", "False", "Any", "Self", "Type", "Protocol", "Unit", "Nothing", "String", "Int", "Float",
-    "Array", "List", "Map", "Error", "Result", "Data", "Bundle", "Context", "Object",
+    "Prediction",
+    "Manifest",
+    "EdgeEngine",
+    "CloudClient",
+    "FallbackPredictor",
+    "PredictionError",
+    "Json",
+    "None",
+    "True",
+    "False",
+    "Any",
+    "Self",
+    "Type",
+    "Protocol",
+    "Unit",
+    "Nothing",
+    "String",
+    "Int",
+    "Float",
+    "Array",
+    "List",
+    "Map",
+    "Error",
+    "Result",
+    "Data",
+    "Bundle",
+    "Context",
+    "Object",
 }
 _JVM_KEYWORDS = set(
-    "as break class continue do else false for fun if in interface is null object package return super this throw "
-    "true try typealias typeof val var when while abstract assert boolean byte case catch char const default double "
-    "enum extends final finally float goto implements import instanceof int long native new private protected public "
-    "short static strictfp switch synchronized throws transient void volatile".split()
+    [
+        "as",
+        "break",
+        "class",
+        "continue",
+        "do",
+        "else",
+        "false",
+        "for",
+        "fun",
+        "if",
+        "in",
+        "interface",
+        "is",
+        "null",
+        "object",
+        "package",
+        "return",
+        "super",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typealias",
+        "typeof",
+        "val",
+        "var",
+        "when",
+        "while",
+        "abstract",
+        "assert",
+        "boolean",
+        "byte",
+        "case",
+        "catch",
+        "char",
+        "const",
+        "default",
+        "double",
+        "enum",
+        "extends",
+        "final",
+        "finally",
+        "float",
+        "goto",
+        "implements",
+        "import",
+        "instanceof",
+        "int",
+        "long",
+        "native",
+        "new",
+        "private",
+        "protected",
+        "public",
+        "short",
+        "static",
+        "strictfp",
+        "switch",
+        "synchronized",
+        "throws",
+        "transient",
+        "void",
+        "volatile",
+    ]
 )
 
 
@@ -69,13 +155,19 @@ class SdkSpec:
         if self.confidence_threshold is not None and not 0 <= self.confidence_threshold <= 1:
             raise InvalidInputError(f"confidence threshold {self.confidence_threshold} is outside 0..1")
         if not 1 <= self.timeout_ms <= 600_000 or not 0 <= self.retries <= 10:
-            raise InvalidInputError(f"timeout {self.timeout_ms} ms / retries {self.retries}: use 1..600000 ms and 0..10 retries")
+            raise InvalidInputError(
+                f"timeout {self.timeout_ms} ms / retries {self.retries}: use 1..600000 ms and 0..10 retries"
+            )
         if self.cloud_endpoint is not None and not _ENDPOINT.match(self.cloud_endpoint):
-            raise InvalidInputError(f"cloud endpoint {self.cloud_endpoint!r} is not HOST:PORT (e.g. infer.example.com:8001)")
+            raise InvalidInputError(
+                f"cloud endpoint {self.cloud_endpoint!r} is not HOST:PORT (e.g. infer.example.com:8001)"
+            )
         if self.mode == "cloud" and self.cloud_endpoint is None:
             raise InvalidInputError("mode 'cloud' needs --cloud-endpoint HOST:PORT")
         if not (self.pixel_scale > 0 and abs(self.pixel_offset) < 1e6):
-            raise InvalidInputError(f"pixel scale {self.pixel_scale} must be > 0 (model value = pixel * scale + offset)")
+            raise InvalidInputError(
+                f"pixel scale {self.pixel_scale} must be > 0 (model value = pixel * scale + offset)"
+            )
         if self.labels is not None and (not self.labels or any(not label.strip() for label in self.labels)):
             raise InvalidInputError("the labels file must hold one non-empty class name per line")
 
@@ -120,7 +212,9 @@ def _check_package(package: str) -> None:
     segments = package.split(".")
     bad = [s for s in segments if not _PACKAGE_SEGMENT.match(s) or s in _JVM_KEYWORDS]
     if len(segments) < 2 or bad:
-        detail = f"segment(s) {', '.join(repr(s) for s in bad)} are not allowed" if bad else "it needs at least two segments"
+        detail = (
+            f"segment(s) {', '.join(repr(s) for s in bad)} are not allowed" if bad else "it needs at least two segments"
+        )
         raise InvalidInputError(
             f"package {package!r} is not a valid Kotlin/Java package: {detail}; use lowercase dot-separated "
             "identifiers that are not keywords, e.g. com.example.digits"

@@ -32,7 +32,7 @@ def split_section(spec: SdkSpec, outcome, bundle: Path) -> dict | None:
     shutil.copyfile(artifacts.tail_path, bundle / tail_rel)
     head_io = describe_io(open_artifact(bundle / head_rel, artifacts.head_format.value))
     tail = OnnxRunner(bundle / tail_rel)
-    cut, row = artifacts.cut, outcome.row
+    cut, _row = artifacts.cut, outcome.row
     return {
         "cut": cut.node,
         "head": {

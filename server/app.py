@@ -11,13 +11,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.auth import AuthInterceptor
-from server.compression import CompressionServicer, add_to_server as add_compression
+from server.compression import CompressionServicer
+from server.compression import add_to_server as add_compression
 from server.config import ServerConfig
-from server.jobs.service import JobService
 from server.inference.batcher import Batcher
 from server.inference.repository import ModelRepository
-from server.inference.servicer import InferenceServicer, add_to_server as add_inference
+from server.inference.servicer import InferenceServicer
+from server.inference.servicer import add_to_server as add_inference
 from server.interceptors import ErrorInterceptor
+from server.jobs.service import JobService
 
 VERSION = "0.1.0"
 
@@ -41,14 +43,16 @@ def _bind(server: grpc.Server, address: str, config: ServerConfig) -> int:
     return port
 
 
-def create_server(address: str = "[::]:0", config: ServerConfig | None = None,
-                  repository: ModelRepository | None = None) -> tuple[grpc.Server, int]:
+def create_server(
+    address: str = "[::]:0", config: ServerConfig | None = None, repository: ModelRepository | None = None
+) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it is bound to (``address`` may end in ``:0``)."""
     config = config or ServerConfig()
     repository = repository or ModelRepository(config.inference_threads)
     interceptors = [ErrorInterceptor(), *([AuthInterceptor(config.tenants)] if config.tenants else [])]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.rpc_threads),
-                         interceptors=interceptors, options=_options(config))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.rpc_threads), interceptors=interceptors, options=_options(config)
+    )
     batcher = Batcher(config.max_batch, config.batch_window_ms / 1000)
     services = [add_inference(InferenceServicer(repository, VERSION, batcher), server)]
     server.jobs = None  # shutdown() stops the job runner too

@@ -42,13 +42,17 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def _check(self, header: str, scope: str) -> tuple[str, str] | Exception:
         if not header.lower().startswith("bearer ") or not header[7:].strip():
-            return UnauthenticatedError("this server needs a bearer token: send metadata 'authorization: Bearer <token>' "
-                                        "(sdkgen submit --token T)")
+            return UnauthenticatedError(
+                "this server needs a bearer token: send metadata 'authorization: Bearer <token>' "
+                "(sdkgen submit --token T)"
+            )
         found = self._tokens.get(header[7:].strip())
         if found is None:
             return UnauthenticatedError("the bearer token is not known to this server; check the token you were given")
         if found[1] != scope:
-            return PermissionDeniedError(f"this token is a {found[1]} token; calls to this service need a {scope} token")
+            return PermissionDeniedError(
+                f"this token is a {found[1]} token; calls to this service need a {scope} token"
+            )
         return found
 
 
@@ -59,12 +63,15 @@ def _as_tenant(behavior, streams: bool, who):
         _tenant.set(who[0])
 
     if streams:
+
         def stream(request, context):
             enter()
             yield from behavior(request, context)
+
         return stream
 
     def unary(request, context):
         enter()
         return behavior(request, context)
+
     return unary

@@ -9,15 +9,13 @@ from pathlib import Path
 import grpc
 
 from compressor.errors import EdgeForgeError, GateFailedError, InvalidInputError
+from compressor.loaders import sha256_file
 from compressor.outdir import atomic_output_dir
 from compressor.progress import ProgressEvent, ProgressSink
-from server import stubs
 from server.errors import ChecksumError
-from compressor.loaders import sha256_file
+from server.gen.edgeforge.v1 import compression_pb2 as pb
+from server.gen.edgeforge.v1 import compression_pb2_grpc as rpc
 from server.jobs.artifacts import unzip_dir
-
-stubs.generate()
-from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc  # noqa: E402
 
 CHUNK = 1 << 20
 MAX_MESSAGE = 64 << 20
@@ -41,8 +39,9 @@ def job_error(job) -> EdgeForgeError:
 def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:
     yield pb.SubmitJobRequest(spec=spec)
     for role, path in files:
-        yield pb.SubmitJobRequest(file=pb.FileHeader(role=role, filename=path.name, size=path.stat().st_size,
-                                                     sha256=sha256_file(path)))
+        yield pb.SubmitJobRequest(
+            file=pb.FileHeader(role=role, filename=path.name, size=path.stat().st_size, sha256=sha256_file(path))
+        )
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(CHUNK), b""):
                 yield pb.SubmitJobRequest(chunk=block)
@@ -74,7 +73,9 @@ class CompressionClient:
         seen, failures = 0, 0
         while True:
             try:
-                for event in self.stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_seq=seen), metadata=self.metadata):
+                for event in self.stub.WatchJob(
+                    pb.WatchJobRequest(job_id=job_id, after_seq=seen), metadata=self.metadata
+                ):
                     seen, failures = event.seq, 0
                     if event.HasField("job"):
                         return event.job

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from compressor.errors import InvalidInputError
 from compressor.profiles import all_profiles
-from server import stubs
 from server.auth import tenant
+from server.gen.edgeforge.v1 import compression_pb2 as pb
+from server.gen.edgeforge.v1 import compression_pb2_grpc as rpc
 from server.jobs.service import JobService
 from server.jobs.spec import from_dict
 from server.jobs.store import JobRecord
 from server.jobs.uploads import Header
-
-stubs.generate()
-from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc  # noqa: E402
 
 _ROLES = {pb.FileHeader.MODEL: "model", pb.FileHeader.DATA: "data"}
 
@@ -29,7 +27,9 @@ def _parts(requests):
         elif kind == "chunk":
             yield "chunk", message.chunk
         else:
-            raise InvalidInputError(f"SubmitJob got a {kind or 'empty'} message after the job spec; send FileHeaders and chunks")
+            raise InvalidInputError(
+                f"SubmitJob got a {kind or 'empty'} message after the job spec; send FileHeaders and chunks"
+            )
 
 
 class CompressionServicer(rpc.CompressionServiceServicer):
@@ -37,11 +37,21 @@ class CompressionServicer(rpc.CompressionServiceServicer):
         self.jobs = jobs
 
     def ListProfiles(self, request, context):
-        return pb.ListProfilesResponse(profiles=[
-            pb.Profile(name=p.name, display_name=p.display_name, platform=p.platform, runtime=p.runtime,
-                       formats=[f.value for f in p.accepts.formats], precisions=[x.value for x in p.accepts.precisions],
-                       memory_mb=p.budgets.memory_mb, storage_mb=p.budgets.storage_mb)
-            for p in all_profiles().values()])
+        return pb.ListProfilesResponse(
+            profiles=[
+                pb.Profile(
+                    name=p.name,
+                    display_name=p.display_name,
+                    platform=p.platform,
+                    runtime=p.runtime,
+                    formats=[f.value for f in p.accepts.formats],
+                    precisions=[x.value for x in p.accepts.precisions],
+                    memory_mb=p.budgets.memory_mb,
+                    storage_mb=p.budgets.storage_mb,
+                )
+                for p in all_profiles().values()
+            ]
+        )
 
     def SubmitJob(self, request_iterator, context):
         first = next(request_iterator, None)
@@ -62,11 +72,25 @@ class CompressionServicer(rpc.CompressionServiceServicer):
     def WatchJob(self, request, context):
         for seq, event, job in self.jobs.watch(tenant(), request.job_id, request.after_seq, context.is_active):
             if job is None:
-                yield pb.JobEvent(job_id=request.job_id, seq=seq, stage=event.stage, done=event.done, total=event.total,
-                                  percent=event.percent, message=event.message, state=pb.RUNNING)
+                yield pb.JobEvent(
+                    job_id=request.job_id,
+                    seq=seq,
+                    stage=event.stage,
+                    done=event.done,
+                    total=event.total,
+                    percent=event.percent,
+                    message=event.message,
+                    state=pb.RUNNING,
+                )
             else:
-                yield pb.JobEvent(job_id=job.id, seq=seq, state=pb.JobState.Value(job.state), message=job.error,
-                                  percent=100.0, job=self._job(job))
+                yield pb.JobEvent(
+                    job_id=job.id,
+                    seq=seq,
+                    state=pb.JobState.Value(job.state),
+                    message=job.error,
+                    percent=100.0,
+                    job=self._job(job),
+                )
 
     def DownloadArtifact(self, request, context):
         for info, offset, data in self.jobs.download(tenant(), request.job_id, request.name, request.offset):
@@ -75,12 +99,22 @@ class CompressionServicer(rpc.CompressionServiceServicer):
     def _job(self, job: JobRecord):
         event = job.last_event
         return pb.Job(
-            id=job.id, state=pb.JobState.Value(job.state), spec=from_dict(job.spec), created_at=job.created_at,
-            updated_at=job.updated_at, error=job.error, summary=job.summary, model_name=job.model_name,
-            model_version=job.model_version, stage=event.stage if event else "", percent=event.percent if event else 0.0,
+            id=job.id,
+            state=pb.JobState.Value(job.state),
+            spec=from_dict(job.spec),
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            error=job.error,
+            summary=job.summary,
+            model_name=job.model_name,
+            model_version=job.model_version,
+            stage=event.stage if event else "",
+            percent=event.percent if event else 0.0,
             failure=pb.FailureKind.Value(job.failure or "FAILURE_KIND_UNSPECIFIED"),
-            artifacts=[pb.Artifact(name=a.name, size=a.size, sha256=a.sha256, archive=a.archive)
-                       for a in self.jobs.artifact_list(job)],
+            artifacts=[
+                pb.Artifact(name=a.name, size=a.size, sha256=a.sha256, archive=a.archive)
+                for a in self.jobs.artifact_list(job)
+            ],
         )
 
 

@@ -12,6 +12,7 @@ from server.errors import status_for
 
 log = logging.getLogger("edgeforge.server")
 
+
 def wrap_handler(handler: grpc.RpcMethodHandler | None, wrap: Callable[[Callable, bool], Callable]):
     """Return ``handler`` with its behavior replaced by ``wrap(behavior, streams_response)``."""
     if handler is None:
@@ -25,9 +26,11 @@ def wrap_handler(handler: grpc.RpcMethodHandler | None, wrap: Callable[[Callable
     for attr, factory, streams in kinds:
         behavior = getattr(handler, attr)
         if behavior is not None:
-            return factory(wrap(behavior, streams),
-                           request_deserializer=handler.request_deserializer,
-                           response_serializer=handler.response_serializer)
+            return factory(
+                wrap(behavior, streams),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
     return handler
 
 
@@ -47,22 +50,25 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     @staticmethod
     def _wrap(behavior, streams_response):
         if streams_response:
+
             def stream(request, context):
                 try:
                     yield from behavior(request, context)
-                except Exception as exc:  # noqa: BLE001 - grpc's abort exception is re-raised
+                except Exception as exc:
                     if _is_abort(exc):
                         raise
                     _abort(context, exc)
+
             return stream
 
         def unary(request, context):
             try:
                 return behavior(request, context)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if _is_abort(exc):
                     raise
                 _abort(context, exc)
+
         return unary
 
 

@@ -1,16 +1,16 @@
-"""Python stubs for ``protos/``, generated with grpcio-tools on first import (never committed or edited).
+"""Python stubs for ``protos/``, generated with grpcio-tools and committed under ``server/gen/``.
 
-``server/gen/`` is rebuilt whenever a ``.proto`` is newer than its stubs; generation happens in a
-temporary directory that is renamed into place, under a file lock, so concurrent first imports
-(test workers, spawned job processes) never see half-written modules.
+They are generated code: never edit them by hand.  After changing a ``.proto``, run
+``python -m server.stubs`` (``make stubs``); ``tests/test_packaging.py`` fails while the committed stubs differ
+from what grpcio-tools makes of the protos, so they can never drift.  Committing them (rather than generating
+them on first import) keeps the installed package read-only and lets ``pip install .`` ship complete stubs.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,48 +24,64 @@ def proto_files() -> list[Path]:
     return sorted(PROTO_DIR.rglob("*.proto"))
 
 
-def _stale() -> bool:
-    stamp = GEN_DIR / ".stamp"
-    if not stamp.exists():
-        return True
-    built = stamp.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in proto_files())
-
-
-def generate(force: bool = False) -> Path:
-    """Generate ``*_pb2.py``/``*_pb2_grpc.py`` for every proto into ``server/gen``; return that directory."""
-    if not force and not _stale():
-        return GEN_DIR
-    GEN_DIR.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = Path(tempfile.gettempdir()) / f"edgeforge-stubs-{hashlib.sha256(bytes(GEN_DIR)).hexdigest()[:16]}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if force or _stale():
-            _generate_into_place()
-    return GEN_DIR
-
-
-def _generate_into_place() -> None:
-    from grpc_tools import protoc
+def generate_into(dest: Path) -> Path:
+    """Generate ``*_pb2.py``/``*_pb2_grpc.py``/``*.pyi`` for every proto as the package tree ``dest/server/gen``."""
     import grpc_tools
+    from grpc_tools import protoc
 
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    protos = [f"{_PACKAGE}/{p.relative_to(PROTO_DIR)}" for p in proto_files()]
+    args = [
+        "grpc_tools.protoc",
+        f"-I{_PACKAGE}={PROTO_DIR}",
+        f"-I{include}",
+        f"--python_out={dest}",
+        f"--grpc_python_out={dest}",
+        f"--pyi_out={dest}",
+        *protos,
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"grpc_tools.protoc failed on {protos}")
+    built = dest / _PACKAGE
+    for directory in [built, *[d for d in built.rglob("*") if d.is_dir()]]:
+        (directory / "__init__.py").touch()
+    return built
+
+
+def generated_files(root: Path) -> dict[str, bytes]:
+    """Every generated file under ``root`` by relative path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def regenerate() -> Path:
+    """Replace ``server/gen`` with freshly generated stubs."""
     with tempfile.TemporaryDirectory(dir=GEN_DIR.parent, prefix=".gen-") as tmp:
-        include = Path(grpc_tools.__file__).parent / "_proto"
-        protos = [f"{_PACKAGE}/{p.relative_to(PROTO_DIR)}" for p in proto_files()]
-        args = ["grpc_tools.protoc", f"-I{_PACKAGE}={PROTO_DIR}", f"-I{include}",
-                f"--python_out={tmp}", f"--grpc_python_out={tmp}", f"--pyi_out={tmp}", *protos]
-        if protoc.main(args) != 0:
-            raise RuntimeError(f"grpc_tools.protoc failed on {protos}")
-        built = Path(tmp) / _PACKAGE
-        for directory in [built, *[d for d in built.rglob("*") if d.is_dir()]]:
-            (directory / "__init__.py").touch()
-        (built / ".stamp").touch()
+        built = generate_into(Path(tmp))
         old = Path(tempfile.mkdtemp(dir=GEN_DIR.parent, prefix=".gen-old-"))
         if GEN_DIR.exists():
             os.replace(GEN_DIR, old / "gen")
         os.replace(built, GEN_DIR)
         shutil.rmtree(old, ignore_errors=True)
+    return GEN_DIR
+
+
+def stale() -> list[str]:
+    """Paths under ``server/gen`` that differ from (or are missing against) a fresh generation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = generated_files(generate_into(Path(tmp)))
+    committed = generated_files(GEN_DIR) if GEN_DIR.exists() else {}
+    return sorted(name for name in fresh.keys() | committed.keys() if fresh.get(name) != committed.get(name))
 
 
 if __name__ == "__main__":
-    print(generate(force=True))
+    if sys.argv[1:] == ["--check"]:
+        differing = stale()
+        print(
+            "stubs are current" if not differing else f"stale stubs: {', '.join(differing)}; run python -m server.stubs"
+        )
+        sys.exit(1 if differing else 0)
+    print(regenerate())

@@ -24,7 +24,6 @@ def digits_split():
 def digits_module(digits_split):
     """The example CNN, trained briefly (same architecture as examples/digits); the same whichever test asks first."""
     import torch
-
     from model import DigitsCNN, train
 
     x_train, y_train, _, _ = digits_split
@@ -36,7 +35,6 @@ def digits_module(digits_split):
 def digits_files(tmp_path_factory, digits_module, digits_split):
     """``model.pt2``, ``data.npz`` (held-out x + labels) and ``labels.txt`` for the small digits CNN."""
     import torch
-
     from model import CLASSES
 
     _, _, x_test, y_test = digits_split

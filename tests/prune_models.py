@@ -51,7 +51,10 @@ class EncoderLayer(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.attention, self.norm1 = Attention(dim, num_heads), nn.LayerNorm(dim)
-        self.mlp, self.norm2 = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)), nn.LayerNorm(dim)
+        self.mlp, self.norm2 = (
+            nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)),
+            nn.LayerNorm(dim),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.attention(x))

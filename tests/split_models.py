@@ -51,14 +51,18 @@ def _attend(layer: nn.TransformerEncoderLayer, h: torch.Tensor, bias: torch.Tens
     attn = layer.self_attn
     b, t, d = h.shape
     heads = attn.num_heads
-    qkv = nn.functional.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).reshape(b, t, 3, heads, d // heads)
+    qkv = nn.functional.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).reshape(
+        b, t, 3, heads, d // heads
+    )
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
     scores = q @ k.transpose(-1, -2) / (d // heads) ** 0.5 + bias
     mixed = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
     return attn.out_proj(mixed)
 
 
-def transformer_sample(batch: int = 1, tokens: int = 6, dim: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def transformer_sample(
+    batch: int = 1, tokens: int = 6, dim: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, tokens, dim, generator=generator)
     mask = torch.ones(batch, tokens)

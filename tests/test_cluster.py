@@ -7,6 +7,7 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
+from test_prune import tiny  # noqa: F401 - the tiny residual CNN and transformer, trained once
 
 from compressor.api import load_source, run_build, write_bundle
 from compressor.clustering import UNASSIGNED, cluster_weights, kmeans_1d
@@ -14,7 +15,6 @@ from compressor.finetune import TrainConfig, train
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
 from compressor.pruning import prune_unstructured, weight_matrices
-from test_prune import tiny  # noqa: F401 - the tiny residual CNN and transformer, trained once
 
 
 def _distinct_nonzero(module: torch.nn.Module) -> dict[str, int]:
@@ -63,13 +63,26 @@ def test_pipeline_ships_clustered_int8_artifacts_with_shared_weight_bytes(digits
     x_train, y_train, _, _ = digits_split
     np.savez(tmp_path / "train.npz", x=x_train, labels=y_train)
     source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    common = {"prune": "unstructured", "sparsity": 0.5, "finetune_epochs": 10, "latency_repeats": 3,
-              "precisions": (Precision.INT8_FULL,), "train_data": tmp_path / "train.npz"}
+    common = {
+        "prune": "unstructured",
+        "sparsity": 0.5,
+        "finetune_epochs": 10,
+        "latency_repeats": 3,
+        "precisions": (Precision.INT8_FULL,),
+        "train_data": tmp_path / "train.npz",
+    }
     for name in ("plain", "clustered", "bundle"):
         (tmp_path / name).mkdir()
-    plain = run_build(source, data, "host", CompressOptions(max_accuracy_drop=100, **common), workdir=tmp_path / "plain")
-    clustered = run_build(source, data, "host", CompressOptions(cluster=16, max_accuracy_drop=2.5, **common),
-                          workdir=tmp_path / "clustered")
+    plain = run_build(
+        source, data, "host", CompressOptions(max_accuracy_drop=100, **common), workdir=tmp_path / "plain"
+    )
+    clustered = run_build(
+        source,
+        data,
+        "host",
+        CompressOptions(cluster=16, max_accuracy_drop=2.5, **common),
+        workdir=tmp_path / "clustered",
+    )
     report = write_bundle(clustered, tmp_path / "bundle")
     by_name = {a["name"]: a for a in report["artifacts"]}
     plain_by_name = {c.name: c for c in plain.candidates}
@@ -82,12 +95,19 @@ def test_pipeline_ships_clustered_int8_artifacts_with_shared_weight_bytes(digits
         assert artifact["download_size_bytes"] < 0.85 * unclustered.download_size_bytes, fmt
     bundle = tmp_path / "bundle"
     interpreter = Interpreter(model_path=str(bundle / by_name["unstructured50-cluster16.int8-full.tflite"]["path"]))
-    kernels = [t for t in interpreter.get_tensor_details()
-               if t["dtype"] == np.int8 and len(t["shape"]) > 1 and _is_constant(interpreter, t["index"])]
-    per_tensor = [interpreter.get_tensor(t["index"]) for t in kernels if len(t["quantization_parameters"]["scales"]) == 1]
+    kernels = [
+        t
+        for t in interpreter.get_tensor_details()
+        if t["dtype"] == np.int8 and len(t["shape"]) > 1 and _is_constant(interpreter, t["index"])
+    ]
+    per_tensor = [
+        interpreter.get_tensor(t["index"]) for t in kernels if len(t["quantization_parameters"]["scales"]) == 1
+    ]
     assert len(per_tensor) == len(kernels) - 1  # all but the depthwise stem (per channel: see convert_tflite_pass)
     onnx_model = onnx.load(str(bundle / by_name["unstructured50-cluster16.int8-full.onnx"]["path"]))
-    onnx_kernels = [a for a in map(numpy_helper.to_array, onnx_model.graph.initializer) if a.dtype == np.int8 and a.ndim > 1]
+    onnx_kernels = [
+        a for a in map(numpy_helper.to_array, onnx_model.graph.initializer) if a.dtype == np.int8 and a.ndim > 1
+    ]
     assert len(per_tensor) >= 4 and len(onnx_kernels) >= 5
     for w in per_tensor + onnx_kernels:
         assert np.unique(w[w != 0]).size <= 16, w.shape
@@ -103,8 +123,9 @@ def _is_constant(interpreter, index: int) -> bool:
 
 def test_clustering_without_pruning_makes_its_own_variant(digits_files, tmp_path):
     source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    options = CompressOptions(cluster=8, finetune_epochs=1, precisions=(Precision.FP32,), max_accuracy_drop=100,
-                              latency_repeats=3)
+    options = CompressOptions(
+        cluster=8, finetune_epochs=1, precisions=(Precision.FP32,), max_accuracy_drop=100, latency_repeats=3
+    )
     state = run_build(source, data, "host", options, workdir=tmp_path)
     clustered = [c for c in state.candidates if c.variant == "cluster8"]
     assert [c.format.value for c in clustered] == ["tflite", "onnx"] and all(c.error is None for c in clustered)

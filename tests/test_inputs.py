@@ -36,8 +36,14 @@ def onnx_file(digits_module, digits_split, tmp_path_factory):
     """An ONNX file as users typically have them: the TorchScript-based exporter, opset 17."""
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     torch.onnx.export(
-        digits_module, (torch.from_numpy(digits_split[2][:1]),), str(path), dynamo=False, opset_version=17,
-        input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        digits_module,
+        (torch.from_numpy(digits_split[2][:1]),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
     )
     return path
 
@@ -48,12 +54,14 @@ def keras_files(digits_split, tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     x_train, y_train, x_test, y_test = digits_split
-    model = keras.Sequential([
-        keras.Input((8, 8, 1), name="image"),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x_train.transpose(0, 2, 3, 1), y_train, epochs=5, verbose=0)
     root = tmp_path_factory.mktemp("keras")
@@ -73,7 +81,13 @@ def _check(result, fmt: str, precision: str):
 
 
 def test_exported_program_to_onnx_profile(digits_files, digits_data, tmp_path):
-    result = compress(digits_files / "model.pt2", "jetson-orin-nano", tmp_path / "o", data=digits_data, options=CompressOptions(**FAST))
+    result = compress(
+        digits_files / "model.pt2",
+        "jetson-orin-nano",
+        tmp_path / "o",
+        data=digits_data,
+        options=CompressOptions(**FAST),
+    )
     report = _check(result, "onnx", "fp16")
     assert report["source"]["format"] == "pt2" and report["source"]["inputs"][0]["shape"] == [None, 1, 8, 8]
 
@@ -94,7 +108,13 @@ def test_torchscript_without_data_asks_for_it(torchscript_file, tmp_path):
 def test_onnx_reaches_tflite_through_onnx2torch(onnx_file, digits_split, tmp_path):
     data = tmp_path / "d.npz"
     np.savez(data, image=digits_split[2][:100], labels=digits_split[3][:100])
-    result = compress(onnx_file, "pixel-8", tmp_path / "o", data=data, options=CompressOptions(precisions=(Precision.FP32, Precision.INT8_FULL), **FAST))
+    result = compress(
+        onnx_file,
+        "pixel-8",
+        tmp_path / "o",
+        data=data,
+        options=CompressOptions(precisions=(Precision.FP32, Precision.INT8_FULL), **FAST),
+    )
     _check(result, "tflite", "int8-full")
     fp32 = next(a for a in result.report["artifacts"] if a["precision"] == "fp32")
     assert fp32["metrics"]["max_abs_error"] < 1e-3  # the ONNX -> PyTorch -> TFLite route is exact up to float noise
@@ -107,8 +127,13 @@ def test_onnx_to_onnx_quantizes_the_submitted_graph(onnx_file, digits_data, tmp_
 
 
 def test_keras_reaches_tflite(keras_files, tmp_path):
-    result = compress(keras_files / "model.keras", "raspberry-pi-5", tmp_path / "o", data=keras_files / "data.npz",
-                      options=CompressOptions(precisions=(Precision.INT8_FULL,), **FAST))
+    result = compress(
+        keras_files / "model.keras",
+        "raspberry-pi-5",
+        tmp_path / "o",
+        data=keras_files / "data.npz",
+        options=CompressOptions(precisions=(Precision.INT8_FULL,), **FAST),
+    )
     report = _check(result, "tflite", "int8-full")
     assert report["source"]["macs"] > 0 and report["source"]["layout"] == "NHWC"
 
@@ -121,38 +146,59 @@ def test_keras_to_onnx_profile_says_what_to_do(keras_files, tmp_path):
 
 def test_in_memory_module(digits_module, digits_split, tmp_path):
     x = digits_split[2][:50]
-    result = compress(digits_module, "galaxy-s24", tmp_path / "o", example_inputs=(torch.from_numpy(x[:1]),),
-                      data={"x": x, "labels": digits_split[3][:50]}, options=CompressOptions(**FAST))
+    result = compress(
+        digits_module,
+        "galaxy-s24",
+        tmp_path / "o",
+        example_inputs=(torch.from_numpy(x[:1]),),
+        data={"x": x, "labels": digits_split[3][:50]},
+        options=CompressOptions(**FAST),
+    )
     _check(result, "tflite", result.report["artifacts"][result.report["selected"]]["precision"])
     assert result.report["source"]["format"] == "module"
 
 
 def test_without_data_uses_seeded_inputs_and_cosine_gate(digits_files, tmp_path):
-    result = compress(digits_files / "model.pt2", "pixel-8", tmp_path / "o", options=CompressOptions(precisions=(Precision.FP16,), **FAST))
+    result = compress(
+        digits_files / "model.pt2",
+        "pixel-8",
+        tmp_path / "o",
+        options=CompressOptions(precisions=(Precision.FP16,), **FAST),
+    )
     assert result.report["data"]["synthetic"] and result.report["gate"]["metric"] == "cosine_mean"
 
 
 # ---- bad input -------------------------------------------------------------------------------
+
 
 def test_pickled_module_and_state_dict_are_refused_unread(digits_module, tmp_path, monkeypatch):
     import pickle
 
     calls = []
     monkeypatch.setattr(pickle, "load", lambda *a, **k: calls.append(a))
-    for name, obj in (("module.pt", digits_module), ("weights.pth", digits_module.state_dict()), ("legacy.pt", digits_module.state_dict())):
+    for name, obj in (
+        ("module.pt", digits_module),
+        ("weights.pth", digits_module.state_dict()),
+        ("legacy.pt", digits_module.state_dict()),
+    ):
         path = tmp_path / name
         torch.save(obj, path, _use_new_zipfile_serialization=name != "legacy.pt")
-        with pytest.raises(UnsupportedModelError, match=r"pickled PyTorch object .* never unpickles it. Submit an ExportedProgram"):
+        with pytest.raises(
+            UnsupportedModelError, match=r"pickled PyTorch object .* never unpickles it. Submit an ExportedProgram"
+        ):
             load_model(path)
     assert not calls
 
 
-@pytest.mark.parametrize("name, content, pattern", [
-    ("model.pt2", b"PK\x03\x04truncated", r"model\.pt2 is not a readable ExportedProgram"),
-    ("model.onnx", b"\x08\x07garbage", r"model\.onnx is not a valid ONNX model"),
-    ("model.keras", b"not a zip", r"model\.keras is not a loadable Keras model"),
-    ("model.h5", b"\x89HDF", r"unsupported suffix '\.h5'; accepted formats: \.pt2"),
-])
+@pytest.mark.parametrize(
+    "name, content, pattern",
+    [
+        ("model.pt2", b"PK\x03\x04truncated", r"model\.pt2 is not a readable ExportedProgram"),
+        ("model.onnx", b"\x08\x07garbage", r"model\.onnx is not a valid ONNX model"),
+        ("model.keras", b"not a zip", r"model\.keras is not a loadable Keras model"),
+        ("model.h5", b"\x89HDF", r"unsupported suffix '\.h5'; accepted formats: \.pt2"),
+    ],
+)
 def test_corrupt_or_unsupported_files_name_the_file_and_formats(tmp_path, name, content, pattern):
     path = tmp_path / name
     path.write_bytes(content)
@@ -170,18 +216,26 @@ def test_truncated_exported_program(digits_files, tmp_path):
 def test_object_arrays_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(InvalidInputError, match="holds object arrays, which can only be read by unpickling; EdgeForge never unpickles"):
+    with pytest.raises(
+        InvalidInputError, match="holds object arrays, which can only be read by unpickling; EdgeForge never unpickles"
+    ):
         read_npz(path)
 
 
 def test_data_mismatches_show_both_sides(digits_files):
     source = load_model(digits_files / "model.pt2")
     x = np.zeros((4, 1, 8, 8), np.float32)
-    with pytest.raises(DataMismatchError, match=r"arrays \['image'\] .* model takes inputs 'x' \[\?, 1, 8, 8\] float32"):
+    with pytest.raises(
+        DataMismatchError, match=r"arrays \['image'\] .* model takes inputs 'x' \[\?, 1, 8, 8\] float32"
+    ):
         match_inputs({"image": x}, source.inputs, "data file d.npz")
-    with pytest.raises(DataMismatchError, match=r"shape \[4, 1, 8, 9\] .* does not match model input 'x' \[\?, 1, 8, 8\]"):
+    with pytest.raises(
+        DataMismatchError, match=r"shape \[4, 1, 8, 9\] .* does not match model input 'x' \[\?, 1, 8, 8\]"
+    ):
         match_inputs({"x": np.zeros((4, 1, 8, 9), np.float32)}, source.inputs, "d.npz")
-    with pytest.raises(DataMismatchError, match=r"dtype int64 cannot be used for model input 'x' .* save it as float32"):
+    with pytest.raises(
+        DataMismatchError, match=r"dtype int64 cannot be used for model input 'x' .* save it as float32"
+    ):
         match_inputs({"x": np.zeros((4, 1, 8, 8), np.int64)}, source.inputs, "d.npz")
     with pytest.raises(DataMismatchError, match="'labels' must be a 1-D integer array"):
         match_inputs({"x": x, "labels": np.zeros(3)}, source.inputs, "d.npz")

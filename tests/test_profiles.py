@@ -36,7 +36,9 @@ def test_profile_files_validate_and_schema_is_current():
         assert all(p in profile.compute.gmacs for p in profile.accepts.precisions)
         assert profile.compute.source
     written = json.loads((PROFILE_DIR / "profile.schema.json").read_text())
-    assert written == json_schema(), "regenerate with: python -m compressor.profiles > compressor/profiles/profile.schema.json"
+    assert written == json_schema(), (
+        "regenerate with: python -m compressor.profiles > compressor/profiles/profile.schema.json"
+    )
 
 
 def test_unknown_profile_lists_known_ones():
@@ -68,7 +70,9 @@ def test_latency_estimate_follows_the_figures():
 def test_profile_builds_and_selects_what_it_accepts(name, digits_files, tmp_path):
     profile = get_profile(name)
     options = CompressOptions(latency_repeats=5, latency_warmup=2)
-    result = compress(digits_files / "model.pt2", name, tmp_path / "out", data=digits_files / "data.npz", options=options)
+    result = compress(
+        digits_files / "model.pt2", name, tmp_path / "out", data=digits_files / "data.npz", options=options
+    )
     report = result.report
     assert set(report["outputs"]) == set(EXPECTED[name])
     for fmt, index in report["selected_by_format"].items():

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from prune_models import ResidualCNN, TinyTransformer, fit, labelled_data
 
 from compressor.api import load_source, run_build, write_bundle
 from compressor.data import SampleData
@@ -18,10 +19,14 @@ from compressor.importance import criteria
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
 from compressor.pruning import (
-    achieved_sparsity, attention_heads, count, layered, prune_structured, prune_unstructured,
+    achieved_sparsity,
+    attention_heads,
+    count,
+    layered,
+    prune_structured,
+    prune_unstructured,
 )
 from compressor.runtimes import OnnxRunner
-from prune_models import ResidualCNN, TinyTransformer, fit, labelled_data
 
 MODELS = {"residual-cnn": (ResidualCNN, (3, 8, 8)), "transformer": (TinyTransformer, (6, 8))}
 
@@ -109,8 +114,15 @@ def test_model_files_are_pruned_structurally_through_their_onnx_rebuild(kind, di
     pruned = prune_structured(source.torch_module(), source.sample_args(), 0.5, "l2", data)
     after = count(pruned, source.sample_args())
     assert after["params"] < 0.5 * source.params and after["macs"] < 0.5 * before["macs"]
-    options = CompressOptions(prune="structured", sparsity=0.3, distill=True, finetune_epochs=40,
-                              precisions=(Precision.FP32,), max_accuracy_drop=5.0, latency_repeats=3)
+    options = CompressOptions(
+        prune="structured",
+        sparsity=0.3,
+        distill=True,
+        finetune_epochs=40,
+        precisions=(Precision.FP32,),
+        max_accuracy_drop=5.0,
+        latency_repeats=3,
+    )
     state = run_build(source, data, "pixel-8", options)
     [candidate] = [c for c in state.candidates if c.variant]
     assert candidate.error is None and candidate.passed_gate, candidate.metrics
@@ -123,8 +135,12 @@ def test_structured_pruning_names_the_technique_when_nothing_can_be_rebuilt():
             return torch.tanh(x) * 2
 
     program = torch.export.export(Elementwise(), (torch.zeros(1, 4),)).module()
-    with pytest.raises(TechniqueNotApplicableError, match=r"structured pruning cannot apply.*no channels.*--prune none"):
-        prune_structured(program, (torch.zeros(1, 4),), 0.5, "l2", SampleData({"x": np.zeros((4, 4), np.float32)}, None))
+    with pytest.raises(
+        TechniqueNotApplicableError, match=r"structured pruning cannot apply.*no channels.*--prune none"
+    ):
+        prune_structured(
+            program, (torch.zeros(1, 4),), 0.5, "l2", SampleData({"x": np.zeros((4, 4), np.float32)}, None)
+        )
 
 
 def test_a_model_that_cannot_be_rebuilt_with_layers_gets_a_clear_refusal():
@@ -133,7 +149,10 @@ def test_a_model_that_cannot_be_rebuilt_with_layers_gets_a_clear_refusal():
             return torch.special.i0(x) @ x.T
 
     program = torch.export.export(Bessel(), (torch.zeros(2, 2),)).module()
-    with pytest.raises(TechniqueNotApplicableError, match=r"could not be rebuilt with nn.Conv/nn.Linear layers through ONNX.*Python API"):
+    with pytest.raises(
+        TechniqueNotApplicableError,
+        match=r"could not be rebuilt with nn.Conv/nn.Linear layers through ONNX.*Python API",
+    ):
         layered(program, (torch.zeros(2, 2),))
 
 
@@ -206,7 +225,18 @@ def test_options_reject_nonsense(options, message):
 def test_cli_reports_bad_pruning_options_without_traceback(digits_files, tmp_path, capsys):
     from sdkgen.cli import EXIT_BAD_INPUT, main
 
-    code = main(["compress", str(digits_files / "model.pt2"), "--profile", "host", "--out", str(tmp_path / "o"), "--sparsity", "0.5"])
+    code = main(
+        [
+            "compress",
+            str(digits_files / "model.pt2"),
+            "--profile",
+            "host",
+            "--out",
+            str(tmp_path / "o"),
+            "--sparsity",
+            "0.5",
+        ]
+    )
     assert code == EXIT_BAD_INPUT
     assert "error: invalid options: sparsity needs a pruning kind" in capsys.readouterr().err
 
@@ -220,8 +250,14 @@ def test_pipeline_adds_pruned_and_distilled_candidates_to_the_report(tmp_path):
     x, y = labelled_data((3, 8, 8), count=160)
     model = fit(ResidualCNN(), x, y, epochs=8)
     options = CompressOptions(
-        prune="structured", sparsity=0.5, criterion="taylor", distill=True, finetune_epochs=3,
-        precisions=(Precision.FP32,), max_accuracy_drop=100, latency_repeats=5,
+        prune="structured",
+        sparsity=0.5,
+        criterion="taylor",
+        distill=True,
+        finetune_epochs=3,
+        precisions=(Precision.FP32,),
+        max_accuracy_drop=100,
+        latency_repeats=5,
     )
     events = []
     source, data = load_source(model, (torch.from_numpy(x[:1]),), {"x": x, "labels": y})
@@ -243,11 +279,17 @@ def test_pipeline_adds_pruned_and_distilled_candidates_to_the_report(tmp_path):
 def test_search_under_targets_tries_a_sparsity_ladder_and_meets_the_target(tmp_path):
     x, y = labelled_data((3, 8, 8), count=160)
     model = fit(ResidualCNN(width=24), x, y, epochs=8)
-    baseline = _build(model, x, y, CompressOptions(precisions=(Precision.FP32,), max_accuracy_drop=100, latency_repeats=5))
+    baseline = _build(
+        model, x, y, CompressOptions(precisions=(Precision.FP32,), max_accuracy_drop=100, latency_repeats=5)
+    )
     target_kb = 0.45 * baseline.candidates[0].download_size_bytes / 1024
     options = CompressOptions(
-        prune="unstructured", target_size_kb=target_kb, finetune_epochs=2, precisions=(Precision.FP32,),
-        max_accuracy_drop=100, latency_repeats=5,
+        prune="unstructured",
+        target_size_kb=target_kb,
+        finetune_epochs=2,
+        precisions=(Precision.FP32,),
+        max_accuracy_drop=100,
+        latency_repeats=5,
     )
     state = _build(model, x, y, options)
     report = write_bundle(state, tmp_path)

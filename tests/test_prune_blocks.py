@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from prune_models import CLASSES, ResidualCNN, TinyTransformer, fit, labelled_data
 from torch import nn
 
 from compressor.api import compress, load_source, run_build, write_bundle
@@ -18,7 +19,6 @@ from compressor.options import CompressOptions
 from compressor.profiles import Precision
 from compressor.pruning import count
 from compressor.runtimes import OnnxRunner
-from prune_models import CLASSES, ResidualCNN, TinyTransformer, fit, labelled_data
 
 MODELS = {"residual-cnn": (ResidualCNN, (3, 8, 8), "blocks"), "transformer": (TinyTransformer, (6, 8), "layers")}
 QUICK = {"precisions": (Precision.FP32,), "max_accuracy_drop": 100, "latency_repeats": 5}
@@ -97,8 +97,15 @@ def test_user_student_is_distilled_into_its_own_candidate(tmp_path):
     teacher = fit(ResidualCNN(), x, y, epochs=8)
     torch.manual_seed(0)
     options = CompressOptions(finetune_epochs=60, finetune_seconds=30, **QUICK)
-    result = compress(teacher, "jetson-orin-nano", tmp_path / "out", example_inputs=(torch.from_numpy(x[:1]),),
-                      data={"x": x, "labels": y}, options=options, student=SmallStudent())
+    result = compress(
+        teacher,
+        "jetson-orin-nano",
+        tmp_path / "out",
+        example_inputs=(torch.from_numpy(x[:1]),),
+        data={"x": x, "labels": y},
+        options=options,
+        student=SmallStudent(),
+    )
     report = json.loads((result.out_dir / "report.json").read_text())
     original, student = report["artifacts"]
     assert student["variant"] == "student-distill" and student["error"] is None

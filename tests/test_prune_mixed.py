@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from prune_models import TinyTransformer, fit, labelled_data
 
 from compressor.api import load_source, run_build
 from compressor.errors import TechniqueNotApplicableError
@@ -12,7 +13,6 @@ from compressor.options import CompressOptions
 from compressor.passes.quantize_mixed_pass import calibrate, ladder, quantize, upgrade_steps, weighted_layers
 from compressor.profiles import Precision
 from compressor.runtimes import open_artifact
-from prune_models import TinyTransformer, fit, labelled_data
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,9 @@ def transformer_build(tmp_path_factory):
     x, y = labelled_data((6, 8), count=96)
     model = fit(TinyTransformer(), x, y, epochs=5)
     source, data = load_source(model, (torch.from_numpy(x[:1]),), {"x": x})  # unlabeled: the cosine gate applies
-    options = CompressOptions(precisions=(Precision.INT8_DYNAMIC,), mixed_precision=True, min_cosine=0.999, latency_repeats=5)
+    options = CompressOptions(
+        precisions=(Precision.INT8_DYNAMIC,), mixed_precision=True, min_cosine=0.999, latency_repeats=5
+    )
     return run_build(source, data, "pixel-8", options, workdir=tmp_path_factory.mktemp("mixed"))
 
 
@@ -32,7 +34,9 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
     assert mixed.size_bytes <= int8.size_bytes
     plan = mixed.technique["mixed_precision"]
     layers = weighted_layers(transformer_build.workdir / "fp32-base.tflite")
-    assert set(plan["precision"]) == {layer.scope for layer in layers} and len(layers) >= 13  # 2 x (q, k, v, out, 2 mlp) + embed + head
+    assert (
+        set(plan["precision"]) == {layer.scope for layer in layers} and len(layers) >= 13
+    )  # 2 x (q, k, v, out, 2 mlp) + embed + head
     for layer in layers:
         rungs = {rung.name: rung for rung in ladder(layer)}
         assert plan["precision"][layer.scope] in rungs
@@ -105,5 +109,5 @@ def test_mixed_integer_layers_run_integer_kernels(transformer_build):
     from ai_edge_litert.interpreter import Interpreter
 
     mixed = next(c for c in transformer_build.candidates if c.name == "mixed.int8-dynamic.tflite")
-    ops = [d["op_name"] for d in Interpreter(model_path=str(mixed.path))._get_ops_details()]  # noqa: SLF001
+    ops = [d["op_name"] for d in Interpreter(model_path=str(mixed.path))._get_ops_details()]
     assert ops.count("DEQUANTIZE") <= mixed.technique["mixed_precision"]["counts"]["fp16"]  # only fp16 weights do

@@ -10,11 +10,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from support import require
 
 from server.app import create_server
-from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc
+from server.gen.inference import grpc_service_pb2 as pb
+from server.gen.inference import grpc_service_pb2_grpc as rpc
 from server.inference.repository import ModelRepository
-from support import require
 
 HERE = Path(__file__).parent
 
@@ -25,8 +26,15 @@ def digits_onnx(tmp_path_factory, digits_module):
     import torch
 
     path = tmp_path_factory.mktemp("onnx") / "digits.onnx"
-    torch.onnx.export(digits_module.eval(), (torch.zeros(1, 1, 8, 8),), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    torch.onnx.export(
+        digits_module.eval(),
+        (torch.zeros(1, 1, 8, 8),),
+        str(path),
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
     return path
 
 
@@ -53,12 +61,25 @@ def _reference(onnx_path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def test_tritonclient_gets_onnxruntime_outputs(served, digits_onnx, digits_split, tmp_path):
-    require(subprocess.run([sys.executable, "-c", "import tritonclient.grpc"], capture_output=True).returncode == 0,
-            "tritonclient[grpc] is not installed (make setup installs it)")
+    require(
+        subprocess.run([sys.executable, "-c", "import tritonclient.grpc"], capture_output=True).returncode == 0,
+        "tritonclient[grpc] is not installed (make setup installs it)",
+    )
     x = digits_split[2][:16]
     np.savez(tmp_path / "in.npz", x=x)
-    done = subprocess.run([sys.executable, str(HERE / "triton_call.py"), served[0], "digits", str(tmp_path / "in.npz"),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "triton_call.py"),
+            served[0],
+            "digits",
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["live"] and report["ready"]
@@ -69,7 +90,9 @@ def test_tritonclient_gets_onnxruntime_outputs(served, digits_onnx, digits_split
 
 def _request(x: np.ndarray, *, model="digits", datatype="FP32", shape=None, raw=None, name="x"):
     tensor = pb.ModelInferRequest.InferInputTensor(name=name, datatype=datatype, shape=shape or list(x.shape))
-    return pb.ModelInferRequest(model_name=model, inputs=[tensor], raw_input_contents=[x.tobytes() if raw is None else raw])
+    return pb.ModelInferRequest(
+        model_name=model, inputs=[tensor], raw_input_contents=[x.tobytes() if raw is None else raw]
+    )
 
 
 def test_typed_contents_and_raw_agree(stub, digits_onnx):
@@ -86,23 +109,48 @@ def test_typed_contents_and_raw_agree(stub, digits_onnx):
 
 X = np.zeros((2, 1, 8, 8), np.float32)
 BAD_REQUESTS = {
-    "unknown model": (_request(X, model="nope"), grpc.StatusCode.NOT_FOUND, r"no model named 'nope'.*served models: digits"),
-    "unknown version": (pb.ModelInferRequest(model_name="digits", model_version="7"), grpc.StatusCode.NOT_FOUND,
-                        r"no version '7'; served versions: 1"),
-    "wrong shape": (_request(X, shape=[2, 1, 8, 9]), grpc.StatusCode.INVALID_ARGUMENT,
-                    r"shape \[2, 1, 8, 9\]; the model expects x FP32\[-1, 1, 8, 8\]"),
+    "unknown model": (
+        _request(X, model="nope"),
+        grpc.StatusCode.NOT_FOUND,
+        r"no model named 'nope'.*served models: digits",
+    ),
+    "unknown version": (
+        pb.ModelInferRequest(model_name="digits", model_version="7"),
+        grpc.StatusCode.NOT_FOUND,
+        r"no version '7'; served versions: 1",
+    ),
+    "wrong shape": (
+        _request(X, shape=[2, 1, 8, 9]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"shape \[2, 1, 8, 9\]; the model expects x FP32\[-1, 1, 8, 8\]",
+    ),
     "wrong rank": (_request(X, shape=[2, 64]), grpc.StatusCode.INVALID_ARGUMENT, r"shape \[2, 64\]"),
-    "wrong dtype": (_request(X.astype(np.float64), datatype="FP64"), grpc.StatusCode.INVALID_ARGUMENT,
-                    r"datatype FP64; the model expects x FP32"),
-    "short bytes": (_request(X, raw=X.tobytes()[:-4]), grpc.StatusCode.INVALID_ARGUMENT,
-                    r"carries 508 bytes in raw_input_contents; .* needs 512"),
+    "wrong dtype": (
+        _request(X.astype(np.float64), datatype="FP64"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"datatype FP64; the model expects x FP32",
+    ),
+    "short bytes": (
+        _request(X, raw=X.tobytes()[:-4]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"carries 508 bytes in raw_input_contents; .* needs 512",
+    ),
     "unknown input": (_request(X, name="y"), grpc.StatusCode.INVALID_ARGUMENT, r"no input 'y'; its inputs: x FP32"),
-    "missing input": (pb.ModelInferRequest(model_name="digits"), grpc.StatusCode.INVALID_ARGUMENT,
-                      r"needs input\(s\) x FP32"),
-    "unknown output": (pb.ModelInferRequest(model_name="digits", inputs=_request(X).inputs,
-                                            raw_input_contents=[X.tobytes()],
-                                            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="probs")]),
-                       grpc.StatusCode.INVALID_ARGUMENT, r"no output\(s\) \['probs'\]"),
+    "missing input": (
+        pb.ModelInferRequest(model_name="digits"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"needs input\(s\) x FP32",
+    ),
+    "unknown output": (
+        pb.ModelInferRequest(
+            model_name="digits",
+            inputs=_request(X).inputs,
+            raw_input_contents=[X.tobytes()],
+            outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="probs")],
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"no output\(s\) \['probs'\]",
+    ),
 }
 
 
@@ -151,7 +199,7 @@ def test_dynamic_batching_returns_the_unbatched_results(digits_onnx, digits_spli
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, ThreadPoolExecutor(len(slices)) as pool:
             infer = rpc.GRPCInferenceServiceStub(channel).ModelInfer
-            replies = list(pool.map(lambda s: infer(_request(x[s[0]:s[1]])), slices))
+            replies = list(pool.map(lambda s: infer(_request(x[s[0] : s[1]])), slices))
     finally:
         server.stop(0)
     for (a, b), reply in zip(slices, replies):
@@ -174,6 +222,7 @@ def test_a_batching_thread_ends_when_its_model_is_idle_and_comes_back_on_demand(
     expected = _reference(digits_onnx, x)
     np.testing.assert_allclose(batcher.run(model, {"x": x}, names)[0], expected, rtol=1e-6, atol=1e-6)
     assert batcher.active_models() == 1
+
     def threads() -> list:
         return [t for t in set(threading.enumerate()) - before if t.name == "batcher-digits"]
 

@@ -13,19 +13,23 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from support import wait_for
 
 from compressor.options import CompressOptions
 from sdkgen.spec import SdkSpec, read_labels
 from server.app import create_server, shutdown
 from server.client import CompressionClient
 from server.config import ServerConfig, Tenant
-from server.gen.edgeforge.v1 import compression_pb2 as pb, compression_pb2_grpc as rpc
-from server.gen.inference import grpc_service_pb2 as ipb, grpc_service_pb2_grpc as irpc
+from server.gen.edgeforge.v1 import compression_pb2 as pb
+from server.gen.edgeforge.v1 import compression_pb2_grpc as rpc
+from server.gen.inference import grpc_service_pb2 as ipb
+from server.gen.inference import grpc_service_pb2_grpc as irpc
 from server.jobs.spec import to_proto
-from support import wait_for
 
-TENANTS = (Tenant(name="alice", build_tokens=("alice-build",), inference_tokens=("alice-infer",)),
-           Tenant(name="bob", build_tokens=("bob-build",), inference_tokens=("bob-infer",)))
+TENANTS = (
+    Tenant(name="alice", build_tokens=("alice-build",), inference_tokens=("alice-infer",)),
+    Tenant(name="bob", build_tokens=("bob-build",), inference_tokens=("bob-infer",)),
+)
 MAX_UPLOAD = 4 << 20
 OPTIONS = CompressOptions(latency_repeats=5, latency_warmup=1)
 
@@ -35,15 +39,21 @@ def auth(token):
 
 
 def digits_spec(digits_files, **overrides):
-    sdk = SdkSpec(name="Digits", package="com.example.digits", platforms=("python",),
-                  labels=read_labels(digits_files / "labels.txt"), **overrides)
+    sdk = SdkSpec(
+        name="Digits",
+        package="com.example.digits",
+        platforms=("python",),
+        labels=read_labels(digits_files / "labels.txt"),
+        **overrides,
+    )
     return to_proto("pixel-8", sdk, OPTIONS)
 
 
 @pytest.fixture(scope="module")
 def server_config(tmp_path_factory):
-    return ServerConfig(data_dir=tmp_path_factory.mktemp("server"), tenants=TENANTS, max_concurrent_jobs=2,
-                        max_upload_bytes=MAX_UPLOAD)
+    return ServerConfig(
+        data_dir=tmp_path_factory.mktemp("server"), tenants=TENANTS, max_concurrent_jobs=2, max_upload_bytes=MAX_UPLOAD
+    )
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +149,18 @@ def test_tenants_never_see_each_others_jobs(remote, stubs):
     job_id = remote[1].id
     compression = stubs[0]
     assert _code(compression.GetJob, pb.GetJobRequest(job_id=job_id))[0] == grpc.StatusCode.UNAUTHENTICATED
-    assert _code(compression.GetJob, pb.GetJobRequest(job_id=job_id), metadata=auth("nope"))[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert (
+        _code(compression.GetJob, pb.GetJobRequest(job_id=job_id), metadata=auth("nope"))[0]
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
     code, details = _code(compression.GetJob, pb.GetJobRequest(job_id=job_id), metadata=auth("bob-build"))
     assert code == grpc.StatusCode.NOT_FOUND and "list yours with ListJobs" in details
     request = pb.DownloadArtifactRequest(job_id=job_id, name="report.json")
     assert _code(compression.DownloadArtifact, request, metadata=auth("bob-build"))[0] == grpc.StatusCode.NOT_FOUND
-    assert _code(compression.CancelJob, pb.CancelJobRequest(job_id=job_id), metadata=auth("bob-build"))[0] == grpc.StatusCode.NOT_FOUND
+    assert (
+        _code(compression.CancelJob, pb.CancelJobRequest(job_id=job_id), metadata=auth("bob-build"))[0]
+        == grpc.StatusCode.NOT_FOUND
+    )
     assert job_id not in [j.id for j in compression.ListJobs(pb.ListJobsRequest(), metadata=auth("bob-build")).jobs]
     assert job_id in [j.id for j in compression.ListJobs(pb.ListJobsRequest(), metadata=auth("alice-build")).jobs]
     code, details = _code(compression.ListJobs, pb.ListJobsRequest(), metadata=auth("alice-infer"))
@@ -154,13 +170,17 @@ def test_tenants_never_see_each_others_jobs(remote, stubs):
 def test_artifacts_download_with_checksums_and_resume(remote, alice, tmp_path):
     final = remote[1]
     report = next(a for a in final.artifacts if a.name == "report.json")
-    chunks = list(alice.stub.DownloadArtifact(pb.DownloadArtifactRequest(job_id=final.id, name="report.json", offset=10),
-                                              metadata=alice.metadata))
+    chunks = list(
+        alice.stub.DownloadArtifact(
+            pb.DownloadArtifactRequest(job_id=final.id, name="report.json", offset=10), metadata=alice.metadata
+        )
+    )
     data = b"".join(c.data for c in chunks)
     whole = (remote[3] / "report.json").read_bytes()
     assert chunks[0].offset == 10 and data == whole[10:] and hashlib.sha256(whole).hexdigest() == report.sha256
-    code, details = _code(alice.stub.DownloadArtifact, pb.DownloadArtifactRequest(job_id=final.id, name="x.bin"),
-                          metadata=alice.metadata)
+    code, details = _code(
+        alice.stub.DownloadArtifact, pb.DownloadArtifactRequest(job_id=final.id, name="x.bin"), metadata=alice.metadata
+    )
     assert code == grpc.StatusCode.NOT_FOUND and "its artifacts: " in details
 
 
@@ -175,20 +195,28 @@ def _upload(spec, *files):
     for role, name, data, size, sha in files:
         yield pb.SubmitJobRequest(file=pb.FileHeader(role=role, filename=name, size=size, sha256=sha))
         for i in range(0, len(data), 65536):
-            yield pb.SubmitJobRequest(chunk=data[i:i + 65536])
+            yield pb.SubmitJobRequest(chunk=data[i : i + 65536])
 
 
 def _model(digits_files, data=None, size=None, sha=None, name="model.pt2"):
     data = (digits_files / "model.pt2").read_bytes() if data is None else data
-    return (pb.FileHeader.MODEL, name, data, len(data) if size is None else size,
-            sha or hashlib.sha256(data).hexdigest())
+    return (
+        pb.FileHeader.MODEL,
+        name,
+        data,
+        len(data) if size is None else size,
+        sha or hashlib.sha256(data).hexdigest(),
+    )
 
 
 BAD_UPLOADS = {
     "wrong sha256": (lambda f: [_model(f, sha="0" * 64)], grpc.StatusCode.DATA_LOSS, r"has sha256 .* declared 0000"),
     "breaks off": (lambda f: [_model(f, size=10 << 20)], grpc.StatusCode.RESOURCE_EXHAUSTED, r"at most 4194304 bytes"),
-    "short": (lambda f: [_model(f, size=len((f / "model.pt2").read_bytes()) + 5)], grpc.StatusCode.INVALID_ARGUMENT,
-              r"ended after \d+ of \d+ bytes"),
+    "short": (
+        lambda f: [_model(f, size=len((f / "model.pt2").read_bytes()) + 5)],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        r"ended after \d+ of \d+ bytes",
+    ),
     "no model": (lambda f: [], grpc.StatusCode.INVALID_ARGUMENT, r"has no model file"),
     "path in name": (lambda f: [_model(f, name="../../etc/passwd")], grpc.StatusCode.INVALID_ARGUMENT, r"not allowed"),
     "unknown profile": ("profile", grpc.StatusCode.INVALID_ARGUMENT, r"unknown hardware profile 'toaster'.*pixel-8"),
@@ -215,7 +243,9 @@ def test_client_that_breaks_off_mid_upload_leaves_no_job(stubs, digits_files, ad
 
     def stalled():
         yield pb.SubmitJobRequest(spec=digits_spec(digits_files))
-        yield pb.SubmitJobRequest(file=pb.FileHeader(role=pb.FileHeader.MODEL, filename="model.pt2", size=1000, sha256="a" * 64))
+        yield pb.SubmitJobRequest(
+            file=pb.FileHeader(role=pb.FileHeader.MODEL, filename="model.pt2", size=1000, sha256="a" * 64)
+        )
         yield pb.SubmitJobRequest(chunk=b"x" * 100)
         release.wait(30)
 
@@ -232,7 +262,9 @@ def test_client_that_breaks_off_mid_upload_leaves_no_job(stubs, digits_files, ad
 
 def test_unsupported_model_fails_its_job_with_the_loader_message(digits_files, address):
     client = CompressionClient(address, "bob-build")
-    job = client.submit(digits_spec(digits_files), _write(digits_files.parent / "junk" / "model.pt2", b"not a model" * 10))
+    job = client.submit(
+        digits_spec(digits_files), _write(digits_files.parent / "junk" / "model.pt2", b"not a model" * 10)
+    )
     final = client.watch(job.id)
     client.close()
     assert final.state == pb.FAILED and "model.pt2" in final.error and final.artifacts == []
@@ -248,8 +280,11 @@ def test_cancel_stops_a_job_and_download_is_refused(digits_files, address, stubs
     assert cancelled.state in (pb.CANCELLED, pb.RUNNING, pb.QUEUED)
     code, details = _code(stubs[0].CancelJob, pb.CancelJobRequest(job_id=job.id), metadata=auth("bob-build"))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "already ended" in details
-    code, details = _code(stubs[0].DownloadArtifact, pb.DownloadArtifactRequest(job_id=job.id, name="report.json"),
-                          metadata=auth("bob-build"))
+    code, details = _code(
+        stubs[0].DownloadArtifact,
+        pb.DownloadArtifactRequest(job_id=job.id, name="report.json"),
+        metadata=auth("bob-build"),
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "once it has SUCCEEDED" in details
 
 
@@ -257,7 +292,10 @@ def test_worker_killed_mid_job_fails_that_job_and_the_server_keeps_serving(digit
     server, port = running
     client = CompressionClient(f"127.0.0.1:{port}", "bob-build")
     job = client.submit(digits_spec(digits_files), digits_files / "model.pt2")
-    get = lambda: client.stub.GetJob(pb.GetJobRequest(job_id=job.id), metadata=client.metadata)
+
+    def get():
+        return client.stub.GetJob(pb.GetJobRequest(job_id=job.id), metadata=client.metadata)
+
     pid = wait_for(lambda: get().stage and server.jobs.runner.worker_pid(job.id), what="the worker's first progress")
     os.kill(pid, signal.SIGKILL)
     final = client.watch(job.id)
@@ -266,16 +304,37 @@ def test_worker_killed_mid_job_fails_that_job_and_the_server_keeps_serving(digit
     assert "worker process was killed by signal 9" in final.error and "the server is unaffected" in final.error
     assert stubs[1].ServerLive(ipb.ServerLiveRequest(), metadata=auth("bob-infer")).live
     assert stubs[0].ListProfiles(pb.ListProfilesRequest(), metadata=auth("bob-build")).profiles
-    assert [j.state for j in stubs[0].ListJobs(pb.ListJobsRequest(), metadata=auth("bob-build")).jobs
-            if j.id == job.id] == [pb.FAILED]
+    assert [
+        j.state for j in stubs[0].ListJobs(pb.ListJobsRequest(), metadata=auth("bob-build")).jobs if j.id == job.id
+    ] == [pb.FAILED]
 
 
 def _submit(address, digits_files, out, *extra) -> int:
     from sdkgen.cli import main
 
-    return main(["submit", str(digits_files / "model.pt2"), "--server", address, "--token", "alice-build",
-                 "--profile", "pixel-8", "--platform", "python", "--name", "Digits", "--package", "com.example.digits",
-                 "--labels", str(digits_files / "labels.txt"), "--out", str(out), *extra])
+    return main(
+        [
+            "submit",
+            str(digits_files / "model.pt2"),
+            "--server",
+            address,
+            "--token",
+            "alice-build",
+            "--profile",
+            "pixel-8",
+            "--platform",
+            "python",
+            "--name",
+            "Digits",
+            "--package",
+            "com.example.digits",
+            "--labels",
+            str(digits_files / "labels.txt"),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_sdkgen_submit_cli_writes_a_local_builds_layout(address, digits_files, local, tmp_path, capsys):
@@ -306,13 +365,19 @@ def _write(path: Path, data: bytes) -> Path:
 
 def _infer_tail(stub, tail: dict, sent: np.ndarray) -> np.ndarray:
     tensor = ipb.ModelInferRequest.InferInputTensor(name=tail["inputs"][0]["name"], datatype="INT8", shape=sent.shape)
-    request = ipb.ModelInferRequest(model_name=tail["model_name"], model_version=tail["model_version"],
-                                    inputs=[tensor], raw_input_contents=[sent.tobytes()])
+    request = ipb.ModelInferRequest(
+        model_name=tail["model_name"],
+        model_version=tail["model_version"],
+        inputs=[tensor],
+        raw_input_contents=[sent.tobytes()],
+    )
     reply = stub.ModelInfer(request, metadata=auth("alice-infer"))
     return np.frombuffer(reply.raw_output_contents[0], np.float32).reshape(tuple(reply.outputs[0].shape))
 
 
-def test_split_job_tail_is_served_on_completion_and_after_a_restart(alice, stubs, server_config, digits_files, tmp_path):
+def test_split_job_tail_is_served_on_completion_and_after_a_restart(
+    alice, stubs, server_config, digits_files, tmp_path
+):
     """A --mode split job: its tail answers ModelInfer under the manifest's tail name, on completion and on restart."""
     from compressor.runtimes import OnnxRunner, TFLiteRunner
 
@@ -340,4 +405,3 @@ def test_split_job_tail_is_served_on_completion_and_after_a_restart(alice, stubs
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     finally:
         shutdown(server, 0)
-

@@ -11,19 +11,34 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support import wait_for
 
 from server.app import create_server, shutdown
 from server.client import CompressionClient
 from server.config import ServerConfig
 from server.gen.edgeforge.v1 import compression_pb2 as pb
-from support import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "sdkgen.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-                                "--data-dir", str(data_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sdkgen.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     assert "listening on port" in line, line
     return process, f"127.0.0.1:{line.split()[-1]}"
@@ -64,7 +79,9 @@ def test_kill_mid_job_then_restart(tmp_path, digits_files):
             list(client.stub.DownloadArtifact(pb.DownloadArtifactRequest(job_id=running.id, name="report.json")))
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert not list((tmp_path / "artifacts").glob(".staging-*"))
-        wait_for(lambda: client.stub.GetJob(pb.GetJobRequest(job_id=queued.id)).state == pb.RUNNING, what="queued job to run")
+        wait_for(
+            lambda: client.stub.GetJob(pb.GetJobRequest(job_id=queued.id)).state == pb.RUNNING, what="queued job to run"
+        )
         client.stub.CancelJob(pb.CancelJobRequest(job_id=queued.id))
         assert client.watch(queued.id).state == pb.CANCELLED
     finally:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from support import require
 
 from sdkgen.cli import EXIT_BAD_INPUT, main
 from server.app import create_server, shutdown
 from server.client import CompressionClient
 from server.config import ServerConfig
 from server.gen.edgeforge.v1 import compression_pb2 as pb
-from support import require
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +24,37 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     require(shutil.which("openssl") is not None, "the openssl command makes the test certificate")
     root = tmp_path_factory.mktemp("tls")
     cert, key = root / "cert.pem", root / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 @pytest.fixture(scope="module")
 def address(certificate, tmp_path_factory):
     cert, key = certificate
-    server, port = create_server("127.0.0.1:0", ServerConfig(data_dir=tmp_path_factory.mktemp("server"),
-                                                             tls_cert=cert, tls_key=key))
+    server, port = create_server(
+        "127.0.0.1:0", ServerConfig(data_dir=tmp_path_factory.mktemp("server"), tls_cert=cert, tls_key=key)
+    )
     server.start()
     yield f"127.0.0.1:{port}"
     shutdown(server, 0)
@@ -59,8 +79,9 @@ def test_plain_text_call_to_the_tls_port_fails(address):
 
 
 def _submit(address, model: Path, *extra: str) -> int:
-    return main(["submit", str(model), "--server", address, "--profile", "toaster", "--out", str(model.parent / "out"),
-                 *extra])
+    return main(
+        ["submit", str(model), "--server", address, "--profile", "toaster", "--out", str(model.parent / "out"), *extra]
+    )
 
 
 def test_sdkgen_submit_over_tls(address, certificate, tmp_path, capsys):

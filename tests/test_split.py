@@ -11,18 +11,21 @@ import sys
 import numpy as np
 import pytest
 import torch
+from split_models import ResidualNet, TinyTransformer, transformer_sample
 
 from compressor.errors import InvalidInputError
 from compressor.profiles import Format, Precision, get_profile
 from compressor.splitting.graph import export_graph, find_cuts, split_modules
 from compressor.splitting.planner import network_for, plan_split
-from split_models import ResidualNet, TinyTransformer, transformer_sample
 
 
 def _models(digits_module):
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    return {"digits": (digits_module, (x,)), "residual": (ResidualNet().eval(), (x,)),
-            "transformer": (TinyTransformer().eval(), transformer_sample(batch=3))}
+    return {
+        "digits": (digits_module, (x,)),
+        "residual": (ResidualNet().eval(), (x,)),
+        "transformer": (TinyTransformer().eval(), transformer_sample(batch=3)),
+    }
 
 
 @pytest.mark.parametrize("name", ["digits", "residual", "transformer"])
@@ -54,13 +57,15 @@ def _digits_plan(digits_module, profile_name: str, uplink: float, **kw):
     args = (torch.rand(1, 1, 8, 8),)
     gm = export_graph(digits_module, args)
     profile = get_profile(profile_name)
-    return plan_split(gm, args, profile, Precision.FP32, 0.1, network=network_for(profile, uplink, kw.pop("rtt", 1.0)), **kw)
+    return plan_split(
+        gm, args, profile, Precision.FP32, 0.1, network=network_for(profile, uplink, kw.pop("rtt", 1.0)), **kw
+    )
 
 
 def test_planner_follows_the_network(digits_module):
     slow = _digits_plan(digits_module, "pixel-8", 0.01)
     assert slow.chosen.label == "all-edge"
-    assert [r.kind for r in slow.rows][0] == "cloud" and slow.rows[-1].kind == "edge"
+    assert next(r.kind for r in slow.rows) == "cloud" and slow.rows[-1].kind == "edge"
     assert len(slow.rows) == len(find_cuts(export_graph(digits_module, (torch.rand(1, 1, 8, 8),)))) + 2
     cloud = slow.row("all-cloud")
     assert cloud.up_bytes == 64 * 4  # float input; cuts send one byte per element
@@ -69,11 +74,13 @@ def test_planner_follows_the_network(digits_module):
     for row in slow.rows:
         assert row.total_ms == pytest.approx(row.head_ms + row.transfer_ms + row.tail_ms)
     # a device many times slower than the server on a fast link: the server takes (nearly) everything
-    crawl = get_profile("pixel-8").model_copy(update={"compute": get_profile("pixel-8").compute.model_copy(
-        update={"gmacs": {p: 1e-4 for p in Precision}})})
+    crawl = get_profile("pixel-8").model_copy(
+        update={"compute": get_profile("pixel-8").compute.model_copy(update={"gmacs": {p: 1e-4 for p in Precision}})}
+    )
     args = (torch.rand(1, 1, 8, 8),)
-    fast = plan_split(export_graph(digits_module, args), args, crawl, Precision.FP32, 0.1,
-                      network=network_for(crawl, 1000.0, 0.0))
+    fast = plan_split(
+        export_graph(digits_module, args), args, crawl, Precision.FP32, 0.1, network=network_for(crawl, 1000.0, 0.0)
+    )
     assert fast.chosen.kind == "cloud"
 
 
@@ -115,11 +122,23 @@ def split_build(digits_files, tmp_path_factory):
     from sdkgen.build import build
     from sdkgen.spec import SdkSpec, read_labels
 
-    spec = SdkSpec(name="SplitDigits", package="com.example.splitdigits", platforms=("python",),
-                   labels=read_labels(digits_files / "labels.txt"), mode="split")
+    spec = SdkSpec(
+        name="SplitDigits",
+        package="com.example.splitdigits",
+        platforms=("python",),
+        labels=read_labels(digits_files / "labels.txt"),
+        mode="split",
+    )
     out = tmp_path_factory.mktemp("split") / "digits"
-    return build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz",
-                 options=CompressOptions(precisions=(Precision.FP32,)), split=SplitRequest(uplink_mbps=1.0, rtt_ms=20.0))
+    return build(
+        digits_files / "model.pt2",
+        "pixel-8",
+        out,
+        spec,
+        data=digits_files / "data.npz",
+        options=CompressOptions(precisions=(Precision.FP32,)),
+        split=SplitRequest(uplink_mbps=1.0, rtt_ms=20.0),
+    )
 
 
 def test_split_build_writes_a_gated_split_section(split_build):
@@ -135,7 +154,10 @@ def test_split_build_writes_a_gated_split_section(split_build):
     q = split["intermediate"]["quantization"]
     with np.load(_DATA["path"]) as data:
         x, labels = data["x"], data["labels"]
-    head, tail = TFLiteRunner(split_build.out_dir / split["head"]["file"]), OnnxRunner(split_build.out_dir / split["tail"]["file"])
+    head, tail = (
+        TFLiteRunner(split_build.out_dir / split["head"]["file"]),
+        OnnxRunner(split_build.out_dir / split["tail"]["file"]),
+    )
     middle = np.concatenate([head.run({"x": x[i : i + 1]})[0] for i in range(len(x))])
     sent = np.clip(np.round(middle / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
     got = tail.run({"intermediate": sent})[0]
@@ -183,8 +205,13 @@ def test_python_sdk_split_mode_answers_like_edge_mode_through_the_real_server(sp
         env = {**os.environ, "PYTHONPATH": str(split_build.sdk_dirs["python"] / "src")}
 
         def call(mode: str, endpoint: str) -> list[dict]:
-            done = subprocess.run([sys.executable, "-c", SPLIT_CALL, endpoint, mode, str(tmp_path / "x.npy")],
-                                  capture_output=True, text=True, env=env, timeout=180)
+            done = subprocess.run(
+                [sys.executable, "-c", SPLIT_CALL, endpoint, mode, str(tmp_path / "x.npy")],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=180,
+            )
             assert done.returncode == 0, done.stderr[-3000:]
             return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 

@@ -21,7 +21,9 @@ def _plan(capsys, model, *args: str) -> tuple[str, str, str]:
 
 
 def test_plan_prints_every_cut_and_marks_the_choice(digits_files, capsys):
-    text, label, _ = _plan(capsys, digits_files / "model.pt2", "--profile", "pixel-8", "--uplink-mbps", "1", "--rtt-ms", "20")
+    text, label, _ = _plan(
+        capsys, digits_files / "model.pt2", "--profile", "pixel-8", "--uplink-mbps", "1", "--rtt-ms", "20"
+    )
     assert "split plan for pixel-8" in text and "1 Mbps up, 20 ms RTT; objective latency" in text
     for column in ("cut", "head MMAC", "bytes sent", "head ms", "transfer ms", "tail ms", "total ms"):
         assert column in text
@@ -45,9 +47,25 @@ def test_build_mode_auto_ships_what_the_plan_chose(digits_files, capsys, tmp_pat
     _, label, kind = _plan(capsys, digits_files / "model.pt2", *network)
     assert kind != "edge"  # the Pi Zero 2 W is slower than shipping 256 bytes over a 1 Gbps link
     out = tmp_path / "out"
-    code = main(["build", str(digits_files / "model.pt2"), *network, "--data", str(digits_files / "data.npz"),
-                 "--labels", str(digits_files / "labels.txt"), "--platform", "python", "--precision", "int8-full",
-                 "--mode", "auto", "--out", str(out)])
+    code = main(
+        [
+            "build",
+            str(digits_files / "model.pt2"),
+            *network,
+            "--data",
+            str(digits_files / "data.npz"),
+            "--labels",
+            str(digits_files / "labels.txt"),
+            "--platform",
+            "python",
+            "--precision",
+            "int8-full",
+            "--mode",
+            "auto",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "model-manifest.json").read_text())
     assert manifest["policy"]["mode"] == kind

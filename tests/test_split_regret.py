@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from split_harness import BenchCNN, MobileCNN, SplitHarness  # noqa: E402
+from split_harness import BenchCNN, MobileCNN, SplitHarness
 
 REGRET = 1.10
 PROFILE = "raspberry-pi-zero-2w"  # on a Raspberry Pi 5 all-edge won everywhere
@@ -38,4 +38,3 @@ def test_planner_choice_is_within_ten_percent_of_the_best_measured(harness, upli
     assert measured[plan.chosen.label] <= REGRET * best, (plan.chosen.label, measured)
     if isinstance(harness.module, MobileCNN):  # built so that cutting after the stem pays off at every uplink
         assert plan.chosen.kind == "split", (plan.chosen.label, measured)
-

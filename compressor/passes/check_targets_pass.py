@@ -16,7 +16,9 @@ def run(state: BuildState) -> None:
             continue
         size_kb = candidate.download_size_bytes / 1024
         if options.target_size_kb is not None and size_kb > options.target_size_kb:
-            candidate.fit_problems.append(f"download size {size_kb:.1f} KB exceeds target {options.target_size_kb:g} KB")
+            candidate.fit_problems.append(
+                f"download size {size_kb:.1f} KB exceeds target {options.target_size_kb:g} KB"
+            )
         latency = candidate.host_latency_ms["p50"]
         if options.target_latency_ms is not None and latency > options.target_latency_ms:
             candidate.fit_problems.append(f"host p50 {latency:.3f} ms exceeds target {options.target_latency_ms:g} ms")

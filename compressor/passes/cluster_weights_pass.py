@@ -28,7 +28,12 @@ def run(state: BuildState) -> None:
         variant.module, variant.clusters = clustering.cluster_weights(variant.module, clusters, variant.masks, args)
         variant.masks = None  # pruned weights are unassigned: tying keeps them zero (and the module may be rebuilt)
         variant.label = f"{variant.label}-cluster{clusters}".lstrip("-")
-        summary = {"clusters": clusters, "layers": len(variant.clusters), "init": "linear", "int8_weights": "per tensor"}
+        summary = {
+            "clusters": clusters,
+            "layers": len(variant.clusters),
+            "init": "linear",
+            "int8_weights": "per tensor",
+        }
         if state.options.finetune_epochs:
             use_teacher = state.options.distill or data.labels is None
             summary["fine_tune"] = fine_tune(state, variant, data, teacher=teacher if use_teacher else None)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from compressor.candidates import derive_candidates
 from compressor.errors import ConversionError, EdgeForgeError, TechniqueNotApplicableError
 from compressor.native_output import captured
 from compressor.profiles import Format, Precision
-from compressor.candidates import derive_candidates
 from compressor.state import BuildState
 
 FORMAT = Format.ONNX
@@ -56,7 +56,7 @@ def export_fp32(state: BuildState, out, dynamic_batch: bool = True) -> None:
         export_torch(source.torch_module(), state.torch_sample_args(), out, dynamic_batch)
     except EdgeForgeError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ConversionError(
             f"exporting the {source.format} model to ONNX failed ({type(exc).__name__}: {str(exc)[:400]}); "
             "see converter.log in the work directory"
@@ -77,7 +77,7 @@ def export_torch(module, sample_args: tuple, out, dynamic_batch: bool) -> None:
         dynamic = tuple({0: batch} for _ in sample_args)
     try:
         program = torch.onnx.export(module, sample_args, dynamo=True, dynamic_shapes=dynamic, opset_version=OPSET)
-    except Exception:  # noqa: BLE001 - a model that cannot take a dynamic batch still exports statically
+    except Exception:
         if dynamic is None:
             raise
         program = torch.onnx.export(module, sample_args, dynamo=True, opset_version=OPSET)
@@ -89,7 +89,10 @@ class _Calibration:
 
     def __init__(self, names: list[str], data) -> None:
         self._rows = iter(
-            [{n: np.ascontiguousarray(a[i : i + 1]) for n, a in zip(names, data.inputs.values())} for i in range(len(data))]
+            [
+                {n: np.ascontiguousarray(a[i : i + 1]) for n, a in zip(names, data.inputs.values())}
+                for i in range(len(data))
+            ]
         )
 
     def get_next(self):
@@ -113,12 +116,19 @@ def quantize(base, out, precision: Precision, state: BuildState) -> None:
         if not prepared.exists():
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         if precision is Precision.INT8_DYNAMIC:
-            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=not state.per_tensor_weights)
+            quantize_dynamic(
+                str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=not state.per_tensor_weights
+            )
         else:
             graph = onnx.load(str(prepared)).graph
             weights = {i.name for i in graph.initializer}
             names = [i.name for i in graph.input if i.name not in weights]
             quantize_static(
-                str(prepared), str(out), _Calibration(names, state.calibration()), quant_format=QuantFormat.QDQ,
-                per_channel=not state.per_tensor_weights, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                str(prepared),
+                str(out),
+                _Calibration(names, state.calibration()),
+                quant_format=QuantFormat.QDQ,
+                per_channel=not state.per_tensor_weights,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
             )

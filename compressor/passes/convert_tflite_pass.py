@@ -15,10 +15,10 @@ import shutil
 
 import numpy as np
 
+from compressor.candidates import derive_candidates
 from compressor.errors import ConversionError, EdgeForgeError
 from compressor.native_output import captured
 from compressor.profiles import Format, Precision
-from compressor.candidates import derive_candidates
 from compressor.state import BuildState
 
 FORMAT = Format.TFLITE
@@ -43,7 +43,7 @@ def convert_fp32(state: BuildState, out) -> None:
             _convert_torch(state, out)
     except EdgeForgeError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ConversionError(
             f"converting {state.source.format} model to TFLite failed ({type(exc).__name__}: {str(exc)[:400]}); "
             "see converter.log in the work directory"
@@ -64,7 +64,9 @@ def _convert_keras(state: BuildState, out) -> None:
     import tensorflow as tf
 
     saved = state.workdir / "keras-saved-model"
-    specs = [tf.TensorSpec(s.with_batch(1).shape, tf.dtypes.as_dtype(s.dtype), name=s.name) for s in state.source.inputs]
+    specs = [
+        tf.TensorSpec(s.with_batch(1).shape, tf.dtypes.as_dtype(s.dtype), name=s.name) for s in state.source.inputs
+    ]
     state.source.handle.export(str(saved), format="tf_saved_model", input_signature=specs, verbose=False)
     out.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
 

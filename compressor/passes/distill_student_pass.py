@@ -25,13 +25,23 @@ def run(state: BuildState) -> None:
     args = state.torch_sample_args()
     student = copy.deepcopy(state.student)
     after = pruning.count(student, args)
-    variant = Variant(LABEL, student, after["params"], {
-        "student": type(state.student).__name__, "before": pruning.count(teacher, args), "after": after,
-        "distill": {"temperature": options.temperature, "alpha": options.distill_alpha},
-    })
+    variant = Variant(
+        LABEL,
+        student,
+        after["params"],
+        {
+            "student": type(state.student).__name__,
+            "before": pruning.count(teacher, args),
+            "after": after,
+            "distill": {"temperature": options.temperature, "alpha": options.distill_alpha},
+        },
+    )
     config = finetune.TrainConfig(
-        epochs=options.finetune_epochs, seconds=options.finetune_seconds, seed=options.finetune_seed,
-        temperature=options.temperature, alpha=options.distill_alpha,
+        epochs=options.finetune_epochs,
+        seconds=options.finetune_seconds,
+        seed=options.finetune_seed,
+        temperature=options.temperature,
+        alpha=options.distill_alpha,
     )
     stage = state.progress.stage(f"fine-tune {LABEL}", max(options.finetune_epochs, 1))
     variant.technique["fine_tune"] = finetune.train(student, data, config, teacher=teacher, stage=stage)

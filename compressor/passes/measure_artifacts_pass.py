@@ -33,7 +33,9 @@ def run(state: BuildState) -> None:
         candidate.host_latency_ms = measure_latency_ms(
             runner, state.sample(), state.options.latency_warmup, state.options.latency_repeats
         )
-        candidate.estimated_device_latency_ms = estimate_device_latency(candidate, candidate.macs or state.macs or 0, state.profile, host)
+        candidate.estimated_device_latency_ms = estimate_device_latency(
+            candidate, candidate.macs or state.macs or 0, state.profile, host
+        )
         candidate.fit_problems = fit_problems(candidate, state.profile)
         stage.advance(candidate.name)
 

@@ -34,7 +34,9 @@ def run(state: BuildState) -> None:
         variant.technique["before"] = before
         variant.technique["after"] = pruning.count(variant.module, args)
         if not options.distill:
-            variant.technique["fine_tune"] = fine_tune(state, variant, data, teacher=None if data.labels is not None else teacher)
+            variant.technique["fine_tune"] = fine_tune(
+                state, variant, data, teacher=None if data.labels is not None else teacher
+            )
         state.variants.append(variant)
         stage.advance(f"{variant.label}: {variant.technique['after']['nonzero_params']:,} non-zero params")
 
@@ -53,8 +55,11 @@ def fine_tune(state: BuildState, variant: Variant, data, teacher=None) -> dict:
 
     options = state.options
     config = finetune.TrainConfig(
-        epochs=options.finetune_epochs, seconds=options.finetune_seconds, seed=options.finetune_seed,
-        temperature=options.temperature if options.distill else 1.0, alpha=options.distill_alpha,
+        epochs=options.finetune_epochs,
+        seconds=options.finetune_seconds,
+        seed=options.finetune_seed,
+        temperature=options.temperature if options.distill else 1.0,
+        alpha=options.distill_alpha,
     )
     stage = state.progress.stage(f"fine-tune {variant.label}", max(options.finetune_epochs, 1))
     return finetune.train(
@@ -77,7 +82,9 @@ def _pruned(state: BuildState, original, sparsity: float, data, args) -> Variant
     if options.prune == "structured":
         module = pruning.prune_structured(original, args, sparsity, options.criterion, data, options.prune_scope)
         technique["criterion"] = options.criterion
-        return Variant(f"structured{percent}-{options.criterion}", module, pruning.count(module, args)["params"], technique)
+        return Variant(
+            f"structured{percent}-{options.criterion}", module, pruning.count(module, args)["params"], technique
+        )
     module, masks = pruning.prune_unstructured(original, sparsity, options.prune_scope, example_args=args)
     technique["criterion"] = "magnitude"
     technique["achieved_sparsity"] = round(pruning.achieved_sparsity(masks), 4)

@@ -27,6 +27,7 @@ and a binary search finds the shortest prefix of that order whose model passes t
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -241,7 +242,7 @@ def upgrade_steps(effects: Mapping[Layer, Mapping[Rung, tuple[int, float]]]) -> 
                 hull.pop()  # the middle rung is not on the lower hull
             hull.append((size, loss, rung))
         start[layer] = hull[0][2]
-        for i, (low, high) in enumerate(zip(hull, hull[1:])):
+        for i, (low, high) in enumerate(itertools.pairwise(hull)):
             steps.append((_rate(low, high), index, i, _Step(_rate(low, high), layer, high[2])))
     return start, [step for *_, step in sorted(steps, key=lambda s: (-s[0], s[1], s[2]))]
 

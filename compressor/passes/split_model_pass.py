@@ -36,8 +36,16 @@ def run(state: BuildState) -> None:
     fmt = request.format or next(iter(state.selected))
     precision = state.candidates[state.selected[fmt]].precision
     network = network_for(state.profile, request.uplink_mbps, request.rtt_ms)
-    plan = plan_split(gm, args, state.profile, precision, measure_whole_ms(module, args), network=network,
-                      objective=request.objective, measured_invoke_ms=measure_invoke_ms())
+    plan = plan_split(
+        gm,
+        args,
+        state.profile,
+        precision,
+        measure_whole_ms(module, args),
+        network=network,
+        objective=request.objective,
+        measured_invoke_ms=measure_invoke_ms(),
+    )
     stage.advance(f"{len(plan.rows) - 2} cuts")
     row = plan.chosen if request.mode == "auto" else _cheapest_split(plan)
     artifacts, note = None, ""

@@ -22,5 +22,7 @@ def run(state: BuildState) -> None:
             candidate.error = f"runtime failed: {type(exc).__name__}: {str(exc)[:300]}"
             stage.advance(f"{candidate.name} failed")
             continue
-        candidate.passed_gate = passes_gate(candidate.metrics, state.options.max_accuracy_drop, state.options.min_cosine)
+        candidate.passed_gate = passes_gate(
+            candidate.metrics, state.options.max_accuracy_drop, state.options.min_cosine
+        )
         stage.advance(candidate.name)

@@ -50,7 +50,7 @@ class Accepts(_Frozen):
     op_allowlist: tuple[str, ...] = Field((), description="TFLite builtin ops allowed; empty means any")
 
     @model_validator(mode="after")
-    def _integer_only_means_int8_full(self) -> "Accepts":
+    def _integer_only_means_int8_full(self) -> Accepts:
         if self.integer_only and set(self.precisions) != {Precision.INT8_FULL}:
             raise ValueError("integer_only profiles accept precisions = ['int8-full'] only")
         return self
@@ -68,8 +68,9 @@ class Compute(_Frozen):
     memory_bandwidth_gbps: float = Field(gt=0)
     op_overhead_us: float = Field(ge=0, description="fixed cost per operator dispatch")
     invoke_overhead_us: float = Field(
-        ge=0, description="fixed cost per model invocation (runtime call, input/output copies), paid once per run "
-        "however small the model: what makes a head of a few operators dearer than its work"
+        ge=0,
+        description="fixed cost per model invocation (runtime call, input/output copies), paid once per run "
+        "however small the model: what makes a head of a few operators dearer than its work",
     )
     estimate: bool = Field(description="true when figures are derived from spec sheets, not measured")
     source: str = Field(min_length=1, description="where the figures come from")
@@ -106,7 +107,7 @@ class Profile(_Frozen):
     notes: str = ""
 
     @model_validator(mode="after")
-    def _every_precision_has_a_figure(self) -> "Profile":
+    def _every_precision_has_a_figure(self) -> Profile:
         missing = [p.value for p in self.accepts.precisions if p not in self.compute.gmacs]
         if missing:
             raise ValueError(f"compute.gmacs lacks a figure for accepted precision(s) {missing}")
@@ -147,4 +148,3 @@ def get_profile(name: str) -> Profile:
 def json_schema() -> dict:
     """The JSON Schema every profile file satisfies (written to profile.schema.json)."""
     return Profile.model_json_schema()
-

@@ -99,7 +99,7 @@ class Calibration:
     host_invoke_ms: float = 0.0
 
     @classmethod
-    def measure(cls, host: Profile, whole: Work, measured_ms: float, invoke_ms: float = 0.0) -> "Calibration":
+    def measure(cls, host: Profile, whole: Work, measured_ms: float, invoke_ms: float = 0.0) -> Calibration:
         """Calibrate from the whole model's measured latency and the measured cost of a trivial call."""
         work_ms = max(measured_ms - invoke_ms, 0.1 * measured_ms)  # a noisy invoke figure must not zero the work
         return cls(host, work_ms / max(whole.estimate_ms(host, Precision.FP32), 1e-6), invoke_ms)

@@ -35,7 +35,7 @@ class TransferQuantization:
     zero_point: int
 
     @classmethod
-    def calibrate(cls, values: np.ndarray) -> "TransferQuantization":
+    def calibrate(cls, values: np.ndarray) -> TransferQuantization:
         low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
         scale = max(high - low, 1e-8) / (INT8.max - INT8.min)
         zero_point = int(np.clip(round(INT8.min - low / scale), INT8.min, INT8.max))
@@ -68,12 +68,15 @@ def export_split(state: BuildState, gm, cut: Cut, fmt: Format, precision: Precis
     head, tail = split_modules(gm, cut)
     names = input_names(gm)
     data_keys = list(state.data.inputs)
-    head_data = SampleData({data_keys[names.index(n)]: state.data.inputs[data_keys[names.index(n)]] for n in cut.head_inputs})
+    head_data = SampleData(
+        {data_keys[names.index(n)]: state.data.inputs[data_keys[names.index(n)]] for n in cut.head_inputs}
+    )
     side = {n: state.data.inputs[data_keys[names.index(n)]] for n in cut.side_inputs}
     calib = head_data.take(0, min(len(head_data), state.options.calibration_samples))
     with torch.no_grad():  # one sample at a time: the graph was traced with a batch of one
-        mid = np.concatenate([head(*(torch_tensor(v[i : i + 1]) for v in calib.inputs.values())).numpy()
-                              for i in range(len(calib))])
+        mid = np.concatenate(
+            [head(*(torch_tensor(v[i : i + 1]) for v in calib.inputs.values())).numpy() for i in range(len(calib))]
+        )
     transfer = TransferQuantization.calibrate(mid)
     head_path = _convert_head(state, head, head_data, fmt, precision, out_dir)
     tail_path = out_dir / "tail.onnx"
@@ -87,17 +90,24 @@ def export_split(state: BuildState, gm, cut: Cut, fmt: Format, precision: Precis
     return SplitArtifacts(cut, head_path, fmt, precision, tail_path, transfer, metrics, passed)
 
 
-def _convert_head(state: BuildState, head, head_data: SampleData, fmt: Format, precision: Precision, out_dir: Path) -> Path:
+def _convert_head(
+    state: BuildState, head, head_data: SampleData, fmt: Format, precision: Precision, out_dir: Path
+) -> Path:
     args = tuple(torch_tensor(v[:1]) for v in head_data.inputs.values())
     workdir = out_dir / "head-work"
     workdir.mkdir(exist_ok=True)
-    sub = dataclasses.replace(state, source=from_module(head, args, tuple(head_data.inputs)), data=head_data, workdir=workdir)
+    sub = dataclasses.replace(
+        state, source=from_module(head, args, tuple(head_data.inputs)), data=head_data, workdir=workdir
+    )
     base, path = workdir / f"fp32-base.{fmt.value}", out_dir / f"head.{fmt.value}"
     if fmt is Format.TFLITE:
         _export(lambda: convert_tflite_pass.convert_fp32(sub, base), state)
         _export(lambda: convert_tflite_pass.quantize(base, path, precision, sub), state)
     else:
-        _export(lambda: convert_onnx_pass.export_fp32(sub, base, dynamic_batch=not state.profile.accepts.static_shapes), state)
+        _export(
+            lambda: convert_onnx_pass.export_fp32(sub, base, dynamic_batch=not state.profile.accepts.static_shapes),
+            state,
+        )
         _export(lambda: convert_onnx_pass.quantize(base, path, precision, sub), state)
     return path
 
@@ -114,14 +124,20 @@ def _export(step, state: BuildState) -> None:
             step()
     except EdgeForgeError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ConversionError(
             f"converting the split head/tail failed ({type(exc).__name__}: {str(exc)[:400]}); see converter.log"
         ) from exc
 
 
-def _composed(head_path: Path, fmt: Format, tail_path: Path, transfer: TransferQuantization,
-              head_data: SampleData, side: dict[str, np.ndarray]) -> list[np.ndarray]:
+def _composed(
+    head_path: Path,
+    fmt: Format,
+    tail_path: Path,
+    transfer: TransferQuantization,
+    head_data: SampleData,
+    side: dict[str, np.ndarray],
+) -> list[np.ndarray]:
     """Outputs of head (its runtime) -> int8 -> tail (onnxruntime), one sample at a time as the SDKs run it."""
     head_runner, tail_runner = open_artifact(head_path, fmt.value), OnnxRunner(tail_path)
     rows = []
@@ -149,5 +165,5 @@ def _dequantized_tail_class():
     return DequantizedTail
 
 
-def _DequantizedTail(tail, transfer: TransferQuantization):  # noqa: N802 - reads as the class it builds
+def _DequantizedTail(tail, transfer: TransferQuantization):
     return _dequantized_tail_class()(tail, transfer)

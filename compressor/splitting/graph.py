@@ -8,6 +8,7 @@ the tail recomputes them from its own copy of those side inputs, which travel wi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from compressor.errors import TechniqueNotApplicableError
@@ -28,13 +29,11 @@ def export_graph(module, sample_args: tuple):
     """The model's ATen graph as an ``fx.GraphModule`` (weights as attributes), from ``torch.export``."""
     import torch
 
-    try:
+    with contextlib.suppress(NotImplementedError):  # an ExportedProgram's module is already in inference form
         module.eval()
-    except NotImplementedError:  # an ExportedProgram's module is already in inference form
-        pass
     try:
         program = torch.export.export(module, sample_args, strict=False)
-    except Exception as exc:  # noqa: BLE001 - torch raises many untyped errors
+    except Exception as exc:
         raise TechniqueNotApplicableError(
             f"split needs the model's graph, and torch.export could not trace it ({type(exc).__name__}: "
             f"{str(exc)[:300]}); make the forward pass traceable (no data-dependent Python control flow)"
@@ -154,4 +153,3 @@ def split_modules(gm, cut: Cut):
     head = subgraph(gm, list(cut.head_inputs), [cut.node])
     tail = subgraph(gm, [cut.node, *cut.side_inputs], model_outputs(gm))
     return head, tail
-

@@ -12,7 +12,13 @@ import numpy as np
 from compressor.errors import InvalidInputError
 from compressor.profiles import Network, Precision, Profile, get_profile
 from compressor.splitting.costs import (
-    TRANSFER_BYTES_PER_ELEMENT, Calibration, Work, node_work, split_work, tensor_bytes, transfer_ms,
+    TRANSFER_BYTES_PER_ELEMENT,
+    Calibration,
+    Work,
+    node_work,
+    split_work,
+    tensor_bytes,
+    transfer_ms,
 )
 from compressor.splitting.graph import Cut, find_cuts, model_outputs
 from compressor.splitting.request import OBJECTIVES
@@ -67,11 +73,22 @@ def network_for(profile: Profile, uplink_mbps: float | None = None, rtt_ms: floa
     try:
         return Network(**{**profile.network.model_dump(), **changes})
     except ValueError as exc:
-        raise InvalidInputError(f"network figures {changes} are not usable: uplink must be > 0 Mbps and RTT >= 0 ms") from exc
+        raise InvalidInputError(
+            f"network figures {changes} are not usable: uplink must be > 0 Mbps and RTT >= 0 ms"
+        ) from exc
 
 
-def plan_split(gm, sample_args: tuple, profile: Profile, precision: Precision, measured_whole_ms: float, *,
-               network: Network | None = None, objective: str = "latency", measured_invoke_ms: float = 0.0) -> Plan:
+def plan_split(
+    gm,
+    sample_args: tuple,
+    profile: Profile,
+    precision: Precision,
+    measured_whole_ms: float,
+    *,
+    network: Network | None = None,
+    objective: str = "latency",
+    measured_invoke_ms: float = 0.0,
+) -> Plan:
     """Cost every cut of ``gm`` (from :func:`~compressor.splitting.graph.export_graph`) and pick the cheapest.
 
     ``measured_whole_ms`` is the whole model's measured latency on this machine (onnxruntime), which calibrates
@@ -89,7 +106,9 @@ def plan_split(gm, sample_args: tuple, profile: Profile, precision: Precision, m
     work = node_work(gm, sample_args)
     whole = split_work(work, len(work))[0]
     calibration = Calibration.measure(get_profile(HOST_PROFILE), whole, measured_whole_ms, measured_invoke_ms)
-    inputs = {name: tuple(a.shape) for name, a in zip([n.name for n in gm.graph.nodes if n.op == "placeholder"], sample_args)}
+    inputs = {
+        name: tuple(a.shape) for name, a in zip([n.name for n in gm.graph.nodes if n.op == "placeholder"], sample_args)
+    }
     out_bytes = sum(tensor_bytes(_shape(gm, name), 4) for name in model_outputs(gm))
 
     def row(label: str, kind: str, cut: Cut | None, index: int, up_bytes: int) -> PlanRow:
@@ -99,12 +118,16 @@ def plan_split(gm, sample_args: tuple, profile: Profile, precision: Precision, m
         moved = transfer_ms(up_bytes, out_bytes, network) if kind != "edge" else 0.0
         energy = None
         if profile.power is not None:
-            energy = head_ms * profile.power.compute_w + moved * profile.power.radio_tx_w + tail_ms * profile.power.idle_w
+            energy = (
+                head_ms * profile.power.compute_w + moved * profile.power.radio_tx_w + tail_ms * profile.power.idle_w
+            )
         return PlanRow(label, kind, cut, head, tail, up_bytes, head_ms, moved, tail_ms, energy)
 
     rows = [row("all-cloud", "cloud", None, -1, sum(tensor_bytes(s, 4) for s in inputs.values()))]
     for cut in find_cuts(gm):
-        up = tensor_bytes(cut.shape, TRANSFER_BYTES_PER_ELEMENT) + sum(tensor_bytes(inputs[s], 4) for s in cut.side_inputs)
+        up = tensor_bytes(cut.shape, TRANSFER_BYTES_PER_ELEMENT) + sum(
+            tensor_bytes(inputs[s], 4) for s in cut.side_inputs
+        )
         rows.append(row(cut.node, "split", cut, cut.index, up))
     rows.append(row("all-edge", "edge", None, len(work), 0))
     key = (lambda r: r.energy_mj) if objective == "energy" else (lambda r: r.total_ms)
@@ -142,12 +165,17 @@ def measure_invoke_ms(repeats: int = 100) -> float:
 
     from compressor.runtimes import OnnxRunner, measure_latency_ms
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "invoke",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "invoke",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with tempfile.TemporaryDirectory(prefix="edgeforge-invoke-") as work:
         path = Path(work) / "invoke.onnx"
         onnx.save(model, path)
         runner = OnnxRunner(path, 1)
-        return measure_latency_ms(runner, {"x": np.zeros((1, 4), np.float32)}, warmup=20, repeats=repeats, idle_ms=IDLE_MS)["p50"]
+        return measure_latency_ms(
+            runner, {"x": np.zeros((1, 4), np.float32)}, warmup=20, repeats=repeats, idle_ms=IDLE_MS
+        )["p50"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from model import CLASSES, DigitsCNN, accuracy, load_digits_split, train  # noqa: E402
+from model import CLASSES, DigitsCNN, accuracy, load_digits_split, train
 
 
 def main() -> None:

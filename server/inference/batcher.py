@@ -62,8 +62,9 @@ class Batcher:
             pending = self._queues.get(id(model))
             if pending is None:
                 pending = self._queues[id(model)] = queue.SimpleQueue()
-                threading.Thread(target=self._loop, args=(model, pending), name=f"batcher-{model.name}",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._loop, args=(model, pending), name=f"batcher-{model.name}", daemon=True
+                ).start()
             pending.put(request)
         return request.result.result()
 
@@ -114,7 +115,7 @@ def _run_batch(model: ServedModel, batch: list[_Request]) -> None:
         arrays = model.run(feeds, batch[0].outputs)
         start = 0
         for r in batch:
-            r.result.set_result([a[start:start + r.rows] for a in arrays])
+            r.result.set_result([a[start : start + r.rows] for a in arrays])
             start += r.rows
     except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
         for r in batch:

@@ -13,8 +13,10 @@ def feeds_from(model: ServedModel, request) -> tuple[dict[str, np.ndarray], list
     """Check a request against ``model``'s inputs; return the feeds and the output names to return."""
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
-        raise InvalidInputError(f"request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents "
-                                "entries; send one per input, in the same order, or none")
+        raise InvalidInputError(
+            f"request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents "
+            "entries; send one per input, in the same order, or none"
+        )
     feeds: dict[str, np.ndarray] = {}
     for i, tensor in enumerate(request.inputs):
         spec = model.input(tensor.name)
@@ -29,8 +31,10 @@ def feeds_from(model: ServedModel, request) -> tuple[dict[str, np.ndarray], list
     outputs = [o.name for o in request.outputs] or model.output_names()
     unknown = [o for o in outputs if o not in model.output_names()]
     if unknown:
-        raise InvalidInputError(f"model {model.name!r} has no output(s) {unknown}; its outputs: "
-                                f"{', '.join(s.describe() for s in model.outputs)}")
+        raise InvalidInputError(
+            f"model {model.name!r} has no output(s) {unknown}; its outputs: "
+            f"{', '.join(s.describe() for s in model.outputs)}"
+        )
     return feeds, outputs
 
 

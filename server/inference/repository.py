@@ -31,8 +31,9 @@ class ServedModel:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
-        raise InvalidInputError(f"model {self.name!r} has no input {name!r}; its inputs: "
-                                f"{', '.join(s.describe() for s in self.inputs)}")
+        raise InvalidInputError(
+            f"model {self.name!r} has no input {name!r}; its inputs: {', '.join(s.describe() for s in self.inputs)}"
+        )
 
     def output_names(self) -> list[str]:
         return [s.name for s in self.outputs]
@@ -65,7 +66,9 @@ class ModelRepository:
         path = Path(onnx_path)
         session = _session(path, self._threads)
         model = ServedModel(
-            name, str(version), path,
+            name,
+            str(version),
+            path,
             tuple(TensorSpec.from_ort(a) for a in session.get_inputs()),
             tuple(TensorSpec.from_ort(a) for a in session.get_outputs()),
             session,
@@ -86,8 +89,9 @@ class ModelRepository:
             if not version:
                 return list(versions.values())[-1]
             if version not in versions:
-                raise NotFoundError(f"model {name!r} has no version {version!r}; served versions: "
-                                    f"{', '.join(versions)}")
+                raise NotFoundError(
+                    f"model {name!r} has no version {version!r}; served versions: {', '.join(versions)}"
+                )
             return versions[version]
 
     def versions(self, name: str, tenant: str = "default") -> list[str]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from server import stubs
 from server.auth import tenant
 from server.errors import NotFoundError
+from server.gen.inference import grpc_service_pb2 as pb
+from server.gen.inference import grpc_service_pb2_grpc as rpc
 from server.inference.batcher import Batcher
 from server.inference.codec import feeds_from, fill_response
 from server.inference.repository import ModelRepository
-
-stubs.generate()
-from server.gen.inference import grpc_service_pb2 as pb, grpc_service_pb2_grpc as rpc  # noqa: E402
 
 SERVER_NAME = "edgeforge"
 
@@ -39,7 +37,9 @@ class InferenceServicer(rpc.GRPCInferenceServiceServicer):
         model = self.repository.get(request.name, request.version, tenant())
         meta = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=model.name, versions=self.repository.versions(model.name, tenant()), platform="onnxruntime_onnx",
+            name=model.name,
+            versions=self.repository.versions(model.name, tenant()),
+            platform="onnxruntime_onnx",
             inputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.inputs],
             outputs=[meta(name=s.name, datatype=s.datatype, shape=s.shape) for s in model.outputs],
         )

@@ -10,22 +10,47 @@ from compressor.errors import InvalidInputError
 
 # OIP v2 datatype -> numpy dtype (BYTES is not served: our models take numeric tensors).
 DATATYPES: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
 }
 _BY_NUMPY = {v: k for k, v in DATATYPES.items()}
 # InferTensorContents field holding each datatype when raw_input_contents is not used.
 _CONTENTS_FIELD = {
-    "BOOL": "bool_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
-    "UINT64": "uint64_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-    "INT64": "int64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
 }
 _ORT_TYPES = {
-    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64", "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64", "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
 }
 
 
@@ -38,7 +63,7 @@ class TensorSpec:
     shape: tuple[int, ...]
 
     @classmethod
-    def from_ort(cls, arg) -> "TensorSpec":
+    def from_ort(cls, arg) -> TensorSpec:
         if arg.type not in _ORT_TYPES:
             raise InvalidInputError(f"tensor {arg.name!r} has type {arg.type}; servable types: {', '.join(_ORT_TYPES)}")
         shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in arg.shape)
@@ -55,8 +80,9 @@ class TensorSpec:
             got >= 0 and (want < 0 or got == want) for got, want in zip(shape, self.shape)
         )
         if not fits:
-            raise InvalidInputError(f"input {self.name!r} has shape {list(shape)}; the model expects "
-                                    f"{self.describe()} (-1 is any size)")
+            raise InvalidInputError(
+                f"input {self.name!r} has shape {list(shape)}; the model expects {self.describe()} (-1 is any size)"
+            )
 
 
 def decode(spec: TensorSpec, shape: tuple[int, ...], raw: bytes | None, contents) -> np.ndarray:
@@ -66,15 +92,18 @@ def decode(spec: TensorSpec, shape: tuple[int, ...], raw: bytes | None, contents
     if raw is not None:
         expected = count * dtype.itemsize
         if len(raw) != expected:
-            raise InvalidInputError(f"input {spec.name!r} carries {len(raw)} bytes in raw_input_contents; shape "
-                                    f"{list(shape)} of {spec.datatype} needs {expected}")
+            raise InvalidInputError(
+                f"input {spec.name!r} carries {len(raw)} bytes in raw_input_contents; shape "
+                f"{list(shape)} of {spec.datatype} needs {expected}"
+            )
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
     field = _CONTENTS_FIELD.get(spec.datatype)
     values = getattr(contents, field) if field else ()
     if len(values) != count:
         where = f"contents.{field}" if field else "raw_input_contents (required for FP16)"
-        raise InvalidInputError(f"input {spec.name!r} carries {len(values)} values in {where}; shape "
-                                f"{list(shape)} needs {count}")
+        raise InvalidInputError(
+            f"input {spec.name!r} carries {len(values)} values in {where}; shape {list(shape)} needs {count}"
+        )
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 

@@ -83,7 +83,9 @@ class ArtifactStore:
                 zip_dir(entry, staging / name)
             else:
                 shutil.copyfile(entry, staging / name)
-            infos.append(ArtifactInfo(name, (staging / name).stat().st_size, sha256_file(staging / name), entry.is_dir()))
+            infos.append(
+                ArtifactInfo(name, (staging / name).stat().st_size, sha256_file(staging / name), entry.is_dir())
+            )
         (staging / INDEX).write_text(json.dumps([asdict(i) for i in infos], indent=1))
         _fsync_tree(staging)
         final = self.root / job_id
@@ -117,8 +119,10 @@ class ArtifactStore:
                 digest.update(block)
                 end = position + len(block)
                 if end > offset:
-                    yield info, max(position, offset), block[max(0, offset - position):]
+                    yield info, max(position, offset), block[max(0, offset - position) :]
                 position = end
         if digest.hexdigest() != info.sha256:
-            raise ChecksumError(f"artifact {name} of job {job_id} no longer matches its recorded sha256; "
-                                "the stored file is corrupt (rebuild the job)")
+            raise ChecksumError(
+                f"artifact {name} of job {job_id} no longer matches its recorded sha256; "
+                "the stored file is corrupt (rebuild the job)"
+            )

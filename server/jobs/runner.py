@@ -27,8 +27,16 @@ _STOP = object()
 class JobRunner:
     """Jobs wait in a queue; ``concurrency`` threads each drive one worker process at a time."""
 
-    def __init__(self, store: JobStore, artifacts: ArtifactStore, work_root: Path, *, concurrency: int,
-                 timeout_s: float, on_success: Callable[[JobRecord], None]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        work_root: Path,
+        *,
+        concurrency: int,
+        timeout_s: float,
+        on_success: Callable[[JobRecord], None],
+    ) -> None:
         self.store, self.artifacts, self.work_root = store, artifacts, work_root
         self.timeout_s, self.on_success = timeout_s, on_success
         self._queue: queue.Queue = queue.Queue()
@@ -36,8 +44,9 @@ class JobRunner:
         self._workers: dict[str, int] = {}  # job id -> pid of its running worker process
         self._stopping = threading.Event()
         self._context = multiprocessing.get_context("spawn")
-        self._threads = [threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True)
-                         for i in range(concurrency)]
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(concurrency)
+        ]
 
     @property
     def uploads_root(self) -> Path:
@@ -95,7 +104,7 @@ class JobRunner:
                 continue  # cancelled while queued
             try:
                 self._run(job_id)
-            except Exception as exc:  # noqa: BLE001 - the runner thread must survive any job
+            except Exception as exc:
                 log.exception("job %s failed in the runner", job_id)
                 self._fail(job_id, "INTERNAL", f"internal server error: {exc}")
             finally:
@@ -110,9 +119,12 @@ class JobRunner:
         out.parent.mkdir(parents=True)
         cancel = self._cancel.setdefault(job_id, threading.Event())
         receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=worker.run, name=f"edgeforge-job-{job_id}", daemon=True,
-                                        args=(job.spec, str(next(uploads.glob("model-*"))),
-                                              str(data) if data else None, str(out), send))
+        process = self._context.Process(
+            target=worker.run,
+            name=f"edgeforge-job-{job_id}",
+            daemon=True,
+            args=(job.spec, str(next(uploads.glob("model-*"))), str(data) if data else None, str(out), send),
+        )
         process.start()
         self._workers[job_id] = process.pid
         send.close()
@@ -134,8 +146,12 @@ class JobRunner:
                 return ("interrupted",) if self._stopping.is_set() else ("cancelled",)
             if time.monotonic() > deadline:
                 process.terminate()
-                return ("error", f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
-                        "TIMED_OUT", "")
+                return (
+                    "error",
+                    f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
+                    "TIMED_OUT",
+                    "",
+                )
             if receive.poll(0.2):
                 try:
                     message = receive.recv()
@@ -155,8 +171,14 @@ class JobRunner:
             self.artifacts.commit(job_id, out)
             cloud = self._keep_cloud_model(job_id, out, result.get("cloud_file", ""))
             self._keep_split_tail(job_id, out, result.get("tail"))
-            self.store.update(job_id, state=SUCCEEDED, summary=result["summary"], model_name=result["model_name"],
-                              model_version=result["model_version"], cloud_model=cloud)
+            self.store.update(
+                job_id,
+                state=SUCCEEDED,
+                summary=result["summary"],
+                model_name=result["model_name"],
+                model_version=result["model_version"],
+                cloud_model=cloud,
+            )
             self.on_success(self.store.get(job_id))
         elif kind == "cancelled":
             self.store.update(job_id, state=CANCELLED, error="cancelled while running; the worker was stopped")
@@ -166,8 +188,12 @@ class JobRunner:
             self._fail(job_id, outcome[2], outcome[1], summary=outcome[3])
         else:
             how = f"was killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exited with code {exitcode}"
-            self._fail(job_id, "WORKER_CRASHED", f"the worker process {how} without a result (a converter crash or "
-                       "running out of memory); the server is unaffected")
+            self._fail(
+                job_id,
+                "WORKER_CRASHED",
+                f"the worker process {how} without a result (a converter crash or "
+                "running out of memory); the server is unaffected",
+            )
 
     def _fail(self, job_id: str, failure: str, error: str, summary: str = "") -> None:
         """Mark a job FAILED with its FailureKind name, the reason shown to the client and, for a gate failure,
@@ -189,7 +215,9 @@ class JobRunner:
         dest = self.work_root / "models" / job_id
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / tail["file"], dest / TAIL_MODEL)
-        (dest / TAIL_INFO).write_text(json.dumps({"model_name": tail["model_name"], "model_version": tail["model_version"]}))
+        (dest / TAIL_INFO).write_text(
+            json.dumps({"model_name": tail["model_name"], "model_version": tail["model_version"]})
+        )
 
     def _cleanup(self, job_id: str) -> None:
         shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)

@@ -26,8 +26,14 @@ class JobService:
         self.config, self.repository = config, repository
         self.store = JobStore(data_dir / "jobs.sqlite")
         self.artifacts = ArtifactStore(data_dir / "artifacts")
-        self.runner = JobRunner(self.store, self.artifacts, data_dir / "work", concurrency=config.max_concurrent_jobs,
-                                timeout_s=config.job_timeout_s, on_success=self.serve_model)
+        self.runner = JobRunner(
+            self.store,
+            self.artifacts,
+            data_dir / "work",
+            concurrency=config.max_concurrent_jobs,
+            timeout_s=config.job_timeout_s,
+            on_success=self.serve_model,
+        )
 
     def start(self) -> None:
         """Serve every finished job's cloud model again, recover interrupted jobs, start running queued ones."""
@@ -46,7 +52,9 @@ class JobService:
             folder = Path(job.cloud_model).parent
             if (folder / TAIL_INFO).is_file():
                 tail = json.loads((folder / TAIL_INFO).read_text())
-                self.repository.register(tail["model_name"], tail["model_version"], folder / TAIL_MODEL, tenant=job.tenant)
+                self.repository.register(
+                    tail["model_name"], tail["model_version"], folder / TAIL_MODEL, tenant=job.tenant
+                )
 
     def submit(self, tenant: str, spec, parts: Iterator) -> JobRecord:
         """Check the spec, receive the files (verified), then queue the job; nothing is kept on any error."""

@@ -12,11 +12,8 @@ from compressor.errors import InvalidInputError
 from compressor.options import CompressOptions
 from compressor.profiles import Profile, get_profile
 from compressor.splitting.request import SplitRequest
-from server import stubs
 from sdkgen.spec import SdkSpec
-
-stubs.generate()
-from server.gen.edgeforge.v1 import compression_pb2 as pb  # noqa: E402
+from server.gen.edgeforge.v1 import compression_pb2 as pb
 
 _SDK_DEFAULTS = SdkSpec()
 
@@ -29,12 +26,23 @@ class BuildRequest:
     split: SplitRequest
 
 
-def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions, split: SplitRequest | None = None) -> "pb.JobSpec":
+def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions, split: SplitRequest | None = None) -> pb.JobSpec:
     """The JobSpec a client sends for ``sdkgen build``'s arguments."""
-    spec = pb.JobSpec(profile=profile, platforms=sdk.platforms, name=sdk.name, package=sdk.package,
-                      labels=sdk.labels or (), mode=sdk.mode, cloud_endpoint=sdk.cloud_endpoint or "",
-                      task=sdk.task or "", timeout_ms=sdk.timeout_ms, retries=sdk.retries,
-                      model_version=sdk.model_version, pixel_scale=sdk.pixel_scale, pixel_offset=sdk.pixel_offset)
+    spec = pb.JobSpec(
+        profile=profile,
+        platforms=sdk.platforms,
+        name=sdk.name,
+        package=sdk.package,
+        labels=sdk.labels or (),
+        mode=sdk.mode,
+        cloud_endpoint=sdk.cloud_endpoint or "",
+        task=sdk.task or "",
+        timeout_ms=sdk.timeout_ms,
+        retries=sdk.retries,
+        model_version=sdk.model_version,
+        pixel_scale=sdk.pixel_scale,
+        pixel_offset=sdk.pixel_offset,
+    )
     if sdk.confidence_threshold is not None:
         spec.confidence_threshold = sdk.confidence_threshold
     split = split or SplitRequest()
@@ -52,38 +60,48 @@ def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions, split: SplitR
     return spec
 
 
-def from_proto(spec: "pb.JobSpec") -> BuildRequest:
+def from_proto(spec: pb.JobSpec) -> BuildRequest:
     """Check every field; raise InvalidInputError/UnknownNameError naming the bad one."""
     if not spec.profile:
         raise InvalidInputError("the job spec names no profile; set JobSpec.profile (see ListProfiles)")
     profile = get_profile(spec.profile)
     sdk = SdkSpec(
-        name=spec.name or _SDK_DEFAULTS.name, package=spec.package or _SDK_DEFAULTS.package,
-        platforms=tuple(spec.platforms) or _SDK_DEFAULTS.platforms, labels=tuple(spec.labels) or None,
-        task=spec.task or None, mode=spec.mode or _SDK_DEFAULTS.mode,
-        confidence_threshold=spec.confidence_threshold if spec.HasField("confidence_threshold") else _SDK_DEFAULTS.confidence_threshold,
+        name=spec.name or _SDK_DEFAULTS.name,
+        package=spec.package or _SDK_DEFAULTS.package,
+        platforms=tuple(spec.platforms) or _SDK_DEFAULTS.platforms,
+        labels=tuple(spec.labels) or None,
+        task=spec.task or None,
+        mode=spec.mode or _SDK_DEFAULTS.mode,
+        confidence_threshold=spec.confidence_threshold
+        if spec.HasField("confidence_threshold")
+        else _SDK_DEFAULTS.confidence_threshold,
         timeout_ms=spec.timeout_ms if spec.HasField("timeout_ms") else _SDK_DEFAULTS.timeout_ms,
         retries=spec.retries if spec.HasField("retries") else _SDK_DEFAULTS.retries,
-        cloud_endpoint=spec.cloud_endpoint or None, model_version=spec.model_version or _SDK_DEFAULTS.model_version,
+        cloud_endpoint=spec.cloud_endpoint or None,
+        model_version=spec.model_version or _SDK_DEFAULTS.model_version,
         pixel_scale=spec.pixel_scale if spec.HasField("pixel_scale") else _SDK_DEFAULTS.pixel_scale,
         pixel_offset=spec.pixel_offset if spec.HasField("pixel_offset") else _SDK_DEFAULTS.pixel_offset,
     )
-    split = SplitRequest(objective=spec.split_objective or SplitRequest.objective,
-                         uplink_mbps=spec.uplink_mbps if spec.HasField("uplink_mbps") else None,
-                         rtt_ms=spec.rtt_ms if spec.HasField("rtt_ms") else None)
+    split = SplitRequest(
+        objective=spec.split_objective or SplitRequest.objective,
+        uplink_mbps=spec.uplink_mbps if spec.HasField("uplink_mbps") else None,
+        rtt_ms=spec.rtt_ms if spec.HasField("rtt_ms") else None,
+    )
     return BuildRequest(profile, sdk, _options(spec), split)
 
 
-def _options(spec: "pb.JobSpec") -> CompressOptions:
+def _options(spec: pb.JobSpec) -> CompressOptions:
     fields = {}
     for key, raw in spec.options.items():
         try:
             fields[key] = json.loads(raw)
         except json.JSONDecodeError:
-            raise InvalidInputError(f"recipe option {key}={raw!r} is not JSON; send e.g. \"128\" or \"true\"") from None
+            raise InvalidInputError(f'recipe option {key}={raw!r} is not JSON; send e.g. "128" or "true"') from None
     if "train_data" in fields:
-        raise InvalidInputError("recipe option train_data names a file on your machine; a remote job trains on the "
-                                "uploaded data file instead, so leave train_data out")
+        raise InvalidInputError(
+            "recipe option train_data names a file on your machine; a remote job trains on the "
+            "uploaded data file instead, so leave train_data out"
+        )
     if spec.HasField("max_accuracy_drop"):
         fields["max_accuracy_drop"] = spec.max_accuracy_drop
     if spec.HasField("min_cosine"):
@@ -93,13 +111,15 @@ def _options(spec: "pb.JobSpec") -> CompressOptions:
     try:
         return CompressOptions(**fields)
     except ValidationError as exc:
-        raise InvalidInputError(f"recipe options are invalid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}; "
-                                f"known options: {', '.join(CompressOptions.model_fields)}") from None
+        raise InvalidInputError(
+            f"recipe options are invalid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}; "
+            f"known options: {', '.join(CompressOptions.model_fields)}"
+        ) from None
 
 
-def to_dict(spec: "pb.JobSpec") -> dict:
+def to_dict(spec: pb.JobSpec) -> dict:
     return json_format.MessageToDict(spec, preserving_proto_field_name=True)
 
 
-def from_dict(data: dict) -> "pb.JobSpec":
+def from_dict(data: dict) -> pb.JobSpec:
     return json_format.ParseDict(data, pb.JobSpec())

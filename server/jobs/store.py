@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from compressor.progress import ProgressEvent
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -73,8 +73,10 @@ class JobStore:
         stamp = now()
         job = JobRecord(uuid.uuid4().hex[:16], tenant, QUEUED, spec, stamp, stamp)
         with self._lock:
-            self._db.execute("INSERT INTO jobs (id, tenant, state, spec, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                             (job.id, tenant, QUEUED, json.dumps(spec), stamp, stamp))
+            self._db.execute(
+                "INSERT INTO jobs (id, tenant, state, spec, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+                (job.id, tenant, QUEUED, json.dumps(spec), stamp, stamp),
+            )
         return job
 
     def get(self, job_id: str, tenant: str | None = None) -> JobRecord:
@@ -84,8 +86,9 @@ class JobStore:
             if row is None or (tenant is not None and row[1] != tenant):
                 raise NotFoundError(f"no job {job_id!r} for this tenant; list yours with ListJobs")
             job = self._record(row)
-            last = self._db.execute("SELECT stage, done, total, message FROM events WHERE job_id = ? "
-                                    "ORDER BY seq DESC LIMIT 1", (job_id,)).fetchone()
+            last = self._db.execute(
+                "SELECT stage, done, total, message FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+            ).fetchone()
         job.last_event = ProgressEvent(*last) if last else None
         return job
 
@@ -117,14 +120,18 @@ class JobStore:
 
     def add_event(self, job_id: str, event: ProgressEvent) -> None:
         with self._changed:
-            self._db.execute("INSERT INTO events SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM events "
-                             "WHERE job_id = ?", (job_id, event.stage, event.done, event.total, event.message, job_id))
+            self._db.execute(
+                "INSERT INTO events SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM events WHERE job_id = ?",
+                (job_id, event.stage, event.done, event.total, event.message, job_id),
+            )
             self._changed.notify_all()
 
     def events(self, job_id: str, after_seq: int) -> list[tuple[int, ProgressEvent]]:
         with self._lock:
-            rows = self._db.execute("SELECT seq, stage, done, total, message FROM events WHERE job_id = ? AND seq > ? "
-                                    "ORDER BY seq", (job_id, after_seq)).fetchall()
+            rows = self._db.execute(
+                "SELECT seq, stage, done, total, message FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                (job_id, after_seq),
+            ).fetchall()
         return [(r[0], ProgressEvent(*r[1:])) for r in rows]
 
     def wait_for_change(self, timeout: float) -> None:

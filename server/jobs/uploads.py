@@ -24,10 +24,14 @@ class Header:
 
     def check(self) -> None:
         if not _SAFE_NAME.match(self.filename):
-            raise InvalidInputError(f"upload file name {self.filename!r} is not allowed; send a plain name such as "
-                                    "model.pt2 (letters, digits, '.', '_', '-')")
+            raise InvalidInputError(
+                f"upload file name {self.filename!r} is not allowed; send a plain name such as "
+                "model.pt2 (letters, digits, '.', '_', '-')"
+            )
         if not _SHA256.match(self.sha256):
-            raise InvalidInputError(f"upload {self.filename} declares sha256 {self.sha256!r}; send 64 lowercase hex digits")
+            raise InvalidInputError(
+                f"upload {self.filename} declares sha256 {self.sha256!r}; send 64 lowercase hex digits"
+            )
 
 
 class _File:
@@ -35,24 +39,29 @@ class _File:
         header.check()
         self.header, self.received, self.digest = header, 0, hashlib.sha256()
         self.path = directory / f"{header.role}-{header.filename}"
-        self._out = open(self.path, "wb")
+        self._out = open(self.path, "wb")  # noqa: SIM115 - closed by finish(), spans many chunks
 
     def write(self, chunk: bytes) -> None:
         self.received += len(chunk)
         if self.received > self.header.size:
-            raise InvalidInputError(f"upload {self.header.filename} sends more than the {self.header.size} bytes "
-                                    "its header announced")
+            raise InvalidInputError(
+                f"upload {self.header.filename} sends more than the {self.header.size} bytes its header announced"
+            )
         self.digest.update(chunk)
         self._out.write(chunk)
 
     def finish(self) -> Path:
         self._out.close()
         if self.received != self.header.size:
-            raise IncompleteUploadError(f"upload {self.header.filename} ended after {self.received} of "
-                                        f"{self.header.size} bytes; send the whole file again")
+            raise IncompleteUploadError(
+                f"upload {self.header.filename} ended after {self.received} of "
+                f"{self.header.size} bytes; send the whole file again"
+            )
         if self.digest.hexdigest() != self.header.sha256:
-            raise ChecksumError(f"upload {self.header.filename} has sha256 {self.digest.hexdigest()}, but its header "
-                                f"declared {self.header.sha256}; the file was corrupted or changed while sending")
+            raise ChecksumError(
+                f"upload {self.header.filename} has sha256 {self.digest.hexdigest()}, but its header "
+                f"declared {self.header.sha256}; the file was corrupted or changed while sending"
+            )
         return self.path
 
 
@@ -69,11 +78,15 @@ def receive(parts: Iterator[tuple[str, object]], directory: Path, max_bytes: int
             if current:
                 files[current.header.role] = current.finish()
             if value.role in files or (current and current.header.role == value.role):
-                raise InvalidInputError(f"the upload sends a {value.role} file twice; send one model and at most one data file")
+                raise InvalidInputError(
+                    f"the upload sends a {value.role} file twice; send one model and at most one data file"
+                )
             total += value.size
             if total > max_bytes:
-                raise TooLargeError(f"the upload announces {total} bytes; this server accepts at most {max_bytes} "
-                                    "bytes per job (model and data together)")
+                raise TooLargeError(
+                    f"the upload announces {total} bytes; this server accepts at most {max_bytes} "
+                    "bytes per job (model and data together)"
+                )
             current = _File(value, directory)
         elif current is None:
             raise InvalidInputError("a file chunk arrived before any file header; send a FileHeader first")

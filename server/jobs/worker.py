@@ -40,8 +40,14 @@ def run(spec_dict: dict, model: str, data: str | None, out: str, conn) -> None:
     except EdgeForgeError as exc:
         conn.send(("error", str(exc), failure_kind(exc), ""))
     except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
-        conn.send(("error", f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-                   failure_kind(exc), ""))
+        conn.send(
+            (
+                "error",
+                f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+                failure_kind(exc),
+                "",
+            )
+        )
     finally:
         conn.close()
 
@@ -55,11 +61,23 @@ def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> 
     def progress(event: ProgressEvent) -> None:
         conn.send(("progress", event.stage, event.done, event.total, event.message))
 
-    result = build(model, request.profile, out, request.sdk, data=data, options=request.options, progress=progress,
-                   split=request.split)
+    result = build(
+        model,
+        request.profile,
+        out,
+        request.sdk,
+        data=data,
+        options=request.options,
+        progress=progress,
+        split=request.split,
+    )
     cloud = result.manifest.get("cloud") or {}
     summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else json.dumps(result.report)[:2000]
     tail = (result.manifest.get("split") or {}).get("tail") or {}
-    return {"summary": summary, "model_name": cloud.get("model_name", ""),
-            "model_version": cloud.get("model_version", ""), "cloud_file": cloud.get("file", ""),
-            "tail": {k: tail[k] for k in ("model_name", "model_version", "file")} if tail else None}
+    return {
+        "summary": summary,
+        "model_name": cloud.get("model_name", ""),
+        "model_version": cloud.get("model_version", ""),
+        "cloud_file": cloud.get("file", ""),
+        "tail": {k: tail[k] for k in ("model_name", "model_version", "file")} if tail else None,
+    }

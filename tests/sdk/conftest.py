@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,11 +19,21 @@ def sdk_build(digits_files, tmp_path_factory):
     from sdkgen.build import build
     from sdkgen.spec import SdkSpec, read_labels
 
-    spec = SdkSpec(name=SDK_NAME, package=SDK_PACKAGE, platforms=("android", "ios", "python"),
-                   labels=read_labels(digits_files / "labels.txt"))
+    spec = SdkSpec(
+        name=SDK_NAME,
+        package=SDK_PACKAGE,
+        platforms=("android", "ios", "python"),
+        labels=read_labels(digits_files / "labels.txt"),
+    )
     out = tmp_path_factory.mktemp("sdk") / "digits"
-    return build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz",
-                 options=CompressOptions(precisions=(Precision.INT8_FULL,)))
+    return build(
+        digits_files / "model.pt2",
+        "pixel-8",
+        out,
+        spec,
+        data=digits_files / "data.npz",
+        options=CompressOptions(precisions=(Precision.INT8_FULL,)),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +58,23 @@ def split_sdk_build(digits_files, tmp_path_factory):
     from sdkgen.build import build
     from sdkgen.spec import SdkSpec, read_labels
 
-    spec = SdkSpec(name=SDK_NAME, package=SDK_PACKAGE, platforms=("android",),
-                   labels=read_labels(digits_files / "labels.txt"), mode="split")
+    spec = SdkSpec(
+        name=SDK_NAME,
+        package=SDK_PACKAGE,
+        platforms=("android",),
+        labels=read_labels(digits_files / "labels.txt"),
+        mode="split",
+    )
     out = tmp_path_factory.mktemp("split-sdk") / "digits"
-    return build(digits_files / "model.pt2", "pixel-8", out, spec, data=digits_files / "data.npz",
-                 options=CompressOptions(precisions=(Precision.FP32,)),
-                 split=SplitRequest(uplink_mbps=1.0, rtt_ms=20.0))
+    return build(
+        digits_files / "model.pt2",
+        "pixel-8",
+        out,
+        spec,
+        data=digits_files / "data.npz",
+        options=CompressOptions(precisions=(Precision.FP32,)),
+        split=SplitRequest(uplink_mbps=1.0, rtt_ms=20.0),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,20 +28,37 @@ def cases(base_manifest: dict) -> list[dict]:
         manifest = copy.deepcopy(base_manifest)
         manifest["task"] = vector["task"]
         manifest["labels"] = doc["labels"] if vector["task"] == "classification" else None
-        manifest["outputs"] = [{"name": "probs", "shape": [1, len(doc["labels"])], "dtype": "float32",
-                                "layout": None, "quantization": None}]
+        manifest["outputs"] = [
+            {
+                "name": "probs",
+                "shape": [1, len(doc["labels"])],
+                "dtype": "float32",
+                "layout": None,
+                "quantization": None,
+            }
+        ]
         manifest["postprocessing"] = {"activation": "none"}
         manifest["policy"] = vector["policy"]
         ok = vector["edge"]["integrity"] == "ok"
         manifest["model"]["sha256"] = hashlib.sha256(MODEL_BYTES if ok else b"another model").hexdigest()
         confidence = vector["edge"]["confidence"]
-        case = {"name": vector["name"], "manifest": manifest, "edge": vector["edge"], "cloud": vector["cloud"],
-                "edge_outputs": [confidence, 1 - confidence], "cloud_outputs": doc["cloud_outputs"],
-                "expect": vector["expect"]}
+        case = {
+            "name": vector["name"],
+            "manifest": manifest,
+            "edge": vector["edge"],
+            "cloud": vector["cloud"],
+            "edge_outputs": [confidence, 1 - confidence],
+            "cloud_outputs": doc["cloud_outputs"],
+            "expect": vector["expect"],
+        }
         if "head" in vector:
             manifest["split"] = _split_section(manifest, doc["split"], vector["head"]["integrity"] == "ok")
-            case.update(head=vector["head"], tail=vector["tail"], head_outputs=doc["split"]["head_outputs"],
-                        tail_outputs=doc["split"]["tail_outputs"])
+            case.update(
+                head=vector["head"],
+                tail=vector["tail"],
+                head_outputs=doc["split"]["head_outputs"],
+                tail_outputs=doc["split"]["tail_outputs"],
+            )
         result.append(case)
     return result
 
@@ -52,16 +69,26 @@ def _split_section(manifest: dict, split: dict, head_ok: bool) -> dict:
     middle = {"name": "intermediate", "shape": [1, width], "dtype": "float32", "layout": None, "quantization": None}
     return {
         "cut": "scripted",
-        "head": {"file": "split/head.tflite", "sha256": hashlib.sha256(HEAD_BYTES if head_ok else b"another head").hexdigest(),
-                 "format": "tflite", "precision": "fp32", "size_bytes": len(HEAD_BYTES),
-                 "inputs": manifest["inputs"][:1], "outputs": [middle]},
+        "head": {
+            "file": "split/head.tflite",
+            "sha256": hashlib.sha256(HEAD_BYTES if head_ok else b"another head").hexdigest(),
+            "format": "tflite",
+            "precision": "fp32",
+            "size_bytes": len(HEAD_BYTES),
+            "inputs": manifest["inputs"][:1],
+            "outputs": [middle],
+        },
         "head_inputs": [0],
         "side_inputs": [],
         "intermediate": {**middle, "dtype": "int8", "quantization": split["quantization"]},
-        "tail": {"model_name": "scripted-tail", "model_version": "1", "file": "split/tail.onnx",
-                 "sha256": hashlib.sha256(b"scripted tail").hexdigest(),
-                 "inputs": [{"name": "intermediate", "datatype": "INT8", "shape": [1, width]}],
-                 "outputs": [{"name": "probs", "datatype": "FP32", "shape": [1, 2]}]},
+        "tail": {
+            "model_name": "scripted-tail",
+            "model_version": "1",
+            "file": "split/tail.onnx",
+            "sha256": hashlib.sha256(b"scripted tail").hexdigest(),
+            "inputs": [{"name": "intermediate", "datatype": "INT8", "shape": [1, width]}],
+            "outputs": [{"name": "probs", "datatype": "FP32", "shape": [1, 2]}],
+        },
         "plan": {},
     }
 

@@ -12,17 +12,23 @@ from sdkgen.build import build
 from sdkgen.spec import SdkSpec
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"name": "3d-model"}, r"SDK name '3d-model' is not a valid class name.*e\.g\. DigitsClassifier"),
-    ({"name": "Json"}, r"clashes with a name the SDKs or their languages already use"),
-    ({"package": "com.Example..x"}, r"package 'com.Example..x' is not a valid Kotlin/Java package: segment\(s\) 'Example', ''"),
-    ({"package": "com.example.fun"}, r"segment\(s\) 'fun' are not allowed"),
-    ({"package": "digits"}, r"needs at least two segments"),
-    ({"mode": "cloud"}, r"mode 'cloud' needs --cloud-endpoint"),
-    ({"cloud_endpoint": "localhost"}, r"is not HOST:PORT"),
-    ({"confidence_threshold": 1.5}, r"outside 0\.\.1"),
-    ({"pixel_scale": 0.0}, r"pixel scale 0\.0 must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "3d-model"}, r"SDK name '3d-model' is not a valid class name.*e\.g\. DigitsClassifier"),
+        ({"name": "Json"}, r"clashes with a name the SDKs or their languages already use"),
+        (
+            {"package": "com.Example..x"},
+            r"package 'com.Example..x' is not a valid Kotlin/Java package: segment\(s\) 'Example', ''",
+        ),
+        ({"package": "com.example.fun"}, r"segment\(s\) 'fun' are not allowed"),
+        ({"package": "digits"}, r"needs at least two segments"),
+        ({"mode": "cloud"}, r"mode 'cloud' needs --cloud-endpoint"),
+        ({"cloud_endpoint": "localhost"}, r"is not HOST:PORT"),
+        ({"confidence_threshold": 1.5}, r"outside 0\.\.1"),
+        ({"pixel_scale": 0.0}, r"pixel scale 0\.0 must be > 0"),
+    ],
+)
 def test_bad_spec_is_refused_at_construction(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         SdkSpec(**kwargs)
@@ -75,8 +81,23 @@ def test_platform_that_cannot_load_the_profiles_format_fails_before_writing(digi
 
 
 def test_cli_prints_the_error_without_traceback(digits_files, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sdkgen.cli", "build", str(digits_files / "model.pt2"), "--profile",
-                           "pixel-8", "--name", "3d-model", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sdkgen.cli",
+            "build",
+            str(digits_files / "model.pt2"),
+            "--profile",
+            "pixel-8",
+            "--name",
+            "3d-model",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     err = " ".join(done.stderr.split())
     assert "SDK name '3d-model' is not a valid class name" in err and "Traceback" not in err

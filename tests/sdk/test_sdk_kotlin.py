@@ -10,15 +10,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from sdk_support import cases, mismatches, require
 
 HERE = Path(__file__).resolve().parent
 JARS = Path("/usr/share/java")
 CLASSPATH_JARS = (
-    "grpc-api", "grpc-context", "grpc-core", "grpc-netty", "grpc-protobuf", "grpc-protobuf-lite", "grpc-stub",
-    "protobuf", "guava", "perfmark-api", "netty-buffer", "netty-codec", "netty-codec-http", "netty-codec-http2",
-    "netty-common", "netty-handler", "netty-resolver", "netty-transport", "netty-codec-socks", "netty-handler-proxy", "geronimo-annotation-1.3-spec", "error_prone_annotations",
+    "grpc-api",
+    "grpc-context",
+    "grpc-core",
+    "grpc-netty",
+    "grpc-protobuf",
+    "grpc-protobuf-lite",
+    "grpc-stub",
+    "protobuf",
+    "guava",
+    "perfmark-api",
+    "netty-buffer",
+    "netty-codec",
+    "netty-codec-http",
+    "netty-codec-http2",
+    "netty-common",
+    "netty-handler",
+    "netty-resolver",
+    "netty-transport",
+    "netty-codec-socks",
+    "netty-handler-proxy",
+    "geronimo-annotation-1.3-spec",
+    "error_prone_annotations",
     "kotlin-stdlib",
 )
 TOOLS = ("kotlinc", "javac", "java", "protoc", "grpc_java_plugin")
@@ -33,20 +51,42 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 def _compile(android: Path, work: Path) -> str:
     """Classpath of one generated Android SDK: Debian protoc + grpc-java plugin -> Java, javac, then kotlinc."""
-    missing = [t for t in TOOLS if shutil.which(t) is None] + [j for j in CLASSPATH_JARS if not (JARS / f"{j}.jar").exists()]
+    missing = [t for t in TOOLS if shutil.which(t) is None] + [
+        j for j in CLASSPATH_JARS if not (JARS / f"{j}.jar").exists()
+    ]
     require(not missing, f"JVM toolchain for the Kotlin SDK check (Debian packages in .ci/run); missing: {missing}")
     jars = [str(JARS / f"{j}.jar") for j in CLASSPATH_JARS]
     gen, classes, kt = work / "gen", work / "classes", work / "kt"
     for d in (gen, classes, kt):
         d.mkdir()
-    _run(["protoc", f"--plugin=protoc-gen-grpc-java={shutil.which('grpc_java_plugin')}", f"--java_out={gen}",
-          f"--grpc-java_out={gen}", f"-I{android / 'src/main/proto'}", "inference/grpc_service.proto"])
+    _run(
+        [
+            "protoc",
+            f"--plugin=protoc-gen-grpc-java={shutil.which('grpc_java_plugin')}",
+            f"--java_out={gen}",
+            f"--grpc-java_out={gen}",
+            f"-I{android / 'src/main/proto'}",
+            "inference/grpc_service.proto",
+        ]
+    )
     java_sources = sorted(str(p) for p in [*gen.rglob("*.java"), *(HERE / "jvm" / "stubs").rglob("*.java")])
     _run(["javac", "--release", "8", "-nowarn", "-d", str(classes), "-cp", ":".join(jars), *java_sources])
     kotlin_sources = sorted(str(p) for p in (android / "src/main/java").rglob("*.kt"))
     assert len(kotlin_sources) >= 7, kotlin_sources
-    _run(["kotlinc", "-jvm-target", "1.8", "-nowarn", "-d", str(kt), "-cp", ":".join([str(classes), *jars]),
-          *kotlin_sources, str(HERE / "jvm" / "Harness.kt")])
+    _run(
+        [
+            "kotlinc",
+            "-jvm-target",
+            "1.8",
+            "-nowarn",
+            "-d",
+            str(kt),
+            "-cp",
+            ":".join([str(classes), *jars]),
+            *kotlin_sources,
+            str(HERE / "jvm" / "Harness.kt"),
+        ]
+    )
     return ":".join([str(kt), str(classes), *jars])
 
 
@@ -102,15 +142,26 @@ def test_kotlin_cloud_path_against_the_real_server(kotlin_sdk, sdk_build, oip_se
     sample = tmp_path / "x.txt"
     sample.write_text(",".join(repr(float(v)) for v in x.reshape(-1)))
     android = sdk_build.sdk_dirs["android"] / "src/main/assets"
-    [result] = _harness(kotlin_sdk, "cloud", oip_server, str(android / "model-manifest.json"),
-                        str(android / "model.tflite"), str(sample))
-    assert (result["source"], result["fallback_reason"], result["edge_problem"]) == ("cloud", "model_load_failed", "model_load_failed")
+    [result] = _harness(
+        kotlin_sdk,
+        "cloud",
+        oip_server,
+        str(android / "model-manifest.json"),
+        str(android / "model.tflite"),
+        str(sample),
+    )
+    assert (result["source"], result["fallback_reason"], result["edge_problem"]) == (
+        "cloud",
+        "model_load_failed",
+        "model_load_failed",
+    )
     assert result["label"] == str(expected.argmax())
     np.testing.assert_allclose(result["outputs"], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_kotlin_split_path_sends_int8_to_the_real_server(kotlin_split_sdk, split_sdk_build, tail_server, digits_samples,
-                                                         tmp_path):
+def test_kotlin_split_path_sends_int8_to_the_real_server(
+    kotlin_split_sdk, split_sdk_build, tail_server, digits_samples, tmp_path
+):
     """Split mode on the JVM over loopback: the head's outputs (from LiteRT here; a stub on the JVM, so replayed
     there) are quantized by the Kotlin policy and sent by OipCloudClient as INT8 to the served tail; the int8 values
     equal the compressor's quantizer's and the answers equal onnxruntime on split/tail.onnx fed those values."""
@@ -129,8 +180,15 @@ def test_kotlin_split_path_sends_int8_to_the_real_server(kotlin_split_sdk, split
     middle_file = tmp_path / "middle.txt"
     middle_file.write_text("\n".join(",".join(repr(float(v)) for v in m.reshape(-1)) for m in middle))
     assets = split_sdk_build.sdk_dirs["android"] / "src/main/assets"
-    results = _harness(kotlin_split_sdk, "split", tail_server, str(assets / "model-manifest.json"),
-                       str(assets / manifest["model"]["file"]), str(assets / split["head"]["file"]), str(middle_file))
+    results = _harness(
+        kotlin_split_sdk,
+        "split",
+        tail_server,
+        str(assets / "model-manifest.json"),
+        str(assets / manifest["model"]["file"]),
+        str(assets / split["head"]["file"]),
+        str(middle_file),
+    )
     assert [(r["source"], r["head_problem"]) for r in results] == [("split", None)] * len(x), results
     np.testing.assert_array_equal(np.array([r["sent"][0] for r in results]), sent.reshape(len(x), -1))
     got = np.array([r["outputs"] for r in results])

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from sdk_support import HEAD_BYTES, MODEL_BYTES, cases, fallback_vectors, mismatches
 
 from compressor.runtimes import TFLiteRunner
-from sdk_support import HEAD_BYTES, MODEL_BYTES, cases, fallback_vectors, mismatches
 
 
 def test_edge_predictions_equal_the_compressors_runtime_outputs(python_sdk, sdk_build, digits_samples):
@@ -28,7 +28,9 @@ def test_edge_predictions_equal_the_compressors_runtime_outputs(python_sdk, sdk_
     threshold = model.manifest["policy"]["confidence_threshold"]
     for r in results:  # no cloud configured: an unsure answer stays on the device, marked as such
         assert r.latency_ms > 0
-        assert (r.fallback_reason, r.low_confidence) == ((None, False) if r.confidence >= threshold else ("low_confidence", True))
+        assert (r.fallback_reason, r.low_confidence) == (
+            (None, False) if r.confidence >= threshold else ("low_confidence", True)
+        )
 
 
 def test_tampered_model_is_never_run(python_sdk, sdk_build, tmp_path, digits_samples):
@@ -52,7 +54,13 @@ class _ScriptedCloud:
     """Answers ``outputs`` or fails with the next scripted outcome; counts calls and keeps the first input sent."""
 
     def __init__(self, outcomes, outputs, failure, counters, key):
-        self.outcomes, self.outputs, self.failure, self.counters, self.key = list(outcomes), outputs, failure, counters, key
+        self.outcomes, self.outputs, self.failure, self.counters, self.key = (
+            list(outcomes),
+            outputs,
+            failure,
+            counters,
+            key,
+        )
 
     def infer(self, inputs, timeout_s):
         self.counters[f"{self.key}_calls"] += 1
@@ -83,8 +91,15 @@ def _scripted_engine(script, outputs, counters, key):
 
 
 def _run_case(policy, case) -> dict:
-    counters = {"edge_runs": 0, "cloud_calls": 0, "engine_loaded": False,
-                "head_runs": 0, "head_loaded": False, "tail_calls": 0, "tail_sent": None}
+    counters = {
+        "edge_runs": 0,
+        "cloud_calls": 0,
+        "engine_loaded": False,
+        "head_runs": 0,
+        "head_loaded": False,
+        "tail_calls": 0,
+        "tail_sent": None,
+    }
 
     def client(outcomes, outputs, key):
         return None if outcomes is None else _ScriptedCloud(outcomes, outputs, policy.CloudFailure, counters, key)
@@ -92,8 +107,11 @@ def _run_case(policy, case) -> dict:
     open_engine = _scripted_engine(case["edge"], case["edge_outputs"], counters, "edge")
     split = None
     if "head" in case:
-        split = policy.SplitParts(HEAD_BYTES, _scripted_engine(case["head"], case["head_outputs"], counters, "head"),
-                                  client(case["tail"], case["tail_outputs"], "tail"))
+        split = policy.SplitParts(
+            HEAD_BYTES,
+            _scripted_engine(case["head"], case["head_outputs"], counters, "head"),
+            client(case["tail"], case["tail_outputs"], "tail"),
+        )
     cloud = client(case["cloud"], case["cloud_outputs"], "cloud")
     predictor = policy.FallbackPredictor(case["manifest"], MODEL_BYTES, open_engine, cloud, split)
     counters["engine_loaded"] = counters.pop("edge_loaded", False)
@@ -101,8 +119,16 @@ def _run_case(policy, case) -> dict:
         r = predictor.predict([np.zeros((1, 2), np.float32)])
     except policy.PredictionError:
         return {"source": None, "error": True, **counters}
-    return {"source": r.source, "error": False, "fallback_reason": r.fallback_reason, "low_confidence": r.low_confidence,
-            "cloud_error": r.cloud_error, "label": r.label, "confidence": r.confidence, **counters}
+    return {
+        "source": r.source,
+        "error": False,
+        "fallback_reason": r.fallback_reason,
+        "low_confidence": r.low_confidence,
+        "cloud_error": r.cloud_error,
+        "label": r.label,
+        "confidence": r.confidence,
+        **counters,
+    }
 
 
 VECTOR_NAMES = [v["name"] for v in fallback_vectors()["vectors"]]
@@ -110,7 +136,8 @@ VECTOR_NAMES = [v["name"] for v in fallback_vectors()["vectors"]]
 
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_fallback_vector(python_sdk, sdk_build, name):
-    from digits_classifier import manifest as sdk_manifest, policy
+    from digits_classifier import manifest as sdk_manifest
+    from digits_classifier import policy
 
     case = next(c for c in cases(sdk_build.manifest) if c["name"] == name)
     sdk_manifest.validate(case["manifest"])
@@ -153,9 +180,21 @@ for x in samples:
 def _sdk_cloud_call(sdk_build, tmp_path, endpoint: str, policy: dict, x: np.ndarray) -> list[dict]:
     np.save(tmp_path / "x.npy", x)
     env = {**os.environ, "PYTHONPATH": str(sdk_build.sdk_dirs["python"] / "src")}
-    done = subprocess.run([sys.executable, "-c", CLOUD_CALL, endpoint, json.dumps(policy),
-                           str(sdk_build.out_dir / "model.tflite"), str(tmp_path / "x.npy")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CLOUD_CALL,
+            endpoint,
+            json.dumps(policy),
+            str(sdk_build.out_dir / "model.tflite"),
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
@@ -175,21 +214,46 @@ def test_cloud_path_against_the_real_server(sdk_build, oip_server, digits_sample
     session = ort.InferenceSession(str(sdk_build.out_dir / "cloud" / "model.onnx"))
     expected = session.run(None, {session.get_inputs()[0].name: x})[0]
     results = _sdk_cloud_call(sdk_build, tmp_path, oip_server, {"mode": "cloud"}, x)
-    assert [(r["source"], r["fallback_reason"], r["cloud_error"]) for r in results] == [("cloud", "mode_cloud", None)] * 4
+    assert [(r["source"], r["fallback_reason"], r["cloud_error"]) for r in results] == [
+        ("cloud", "mode_cloud", None)
+    ] * 4
     np.testing.assert_allclose(np.concatenate([r["outputs"] for r in results]), expected, rtol=1e-5, atol=1e-5)
     [low] = _sdk_cloud_call(sdk_build, tmp_path, oip_server, {"confidence_threshold": 1.0}, x[:1])
-    assert (low["source"], low["fallback_reason"], low["label"]) == ("cloud", "low_confidence", str(expected[0].argmax()))
+    assert (low["source"], low["fallback_reason"], low["label"]) == (
+        "cloud",
+        "low_confidence",
+        str(expected[0].argmax()),
+    )
 
 
 def test_installed_package_predicts_from_the_command_line(sdk_build, tmp_path, digits_samples):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-                    str(target), str(sdk_build.sdk_dirs["python"])], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(sdk_build.sdk_dirs["python"]),
+        ],
+        check=True,
+    )
     sample = tmp_path / "x.npy"
     np.save(sample, digits_samples[0][0])
     env = {**os.environ, "PYTHONPATH": str(target)}
-    done = subprocess.run([sys.executable, "-m", "digits_classifier", "predict", str(sample)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "digits_classifier", "predict", str(sample)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     expected = TFLiteRunner(sdk_build.out_dir / "model.tflite").run({"x": digits_samples[0][:1]})[0]
     assert (result["source"], result["label"]) == ("edge", str(expected.argmax()))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 
 def _problems(source: bytes) -> list[str]:
     import tree_sitter
@@ -39,6 +37,7 @@ def test_split_mode_swift_parses(tmp_path):
     import json
 
     from sdk_support import cases
+
     from sdkgen.render import PROTO, context_for, render_platform
     from sdkgen.spec import SdkSpec
 
@@ -49,7 +48,9 @@ def test_split_mode_swift_parses(tmp_path):
     path, model = tmp_path / "model-manifest.json", tmp_path / "model.tflite"
     path.write_text(json.dumps(manifest))
     model.write_bytes(b"model")
-    spec = SdkSpec(name="DigitsClassifier", package="com.example.digits", platforms=("ios",), labels=tuple(base["labels"]))
+    spec = SdkSpec(
+        name="DigitsClassifier", package="com.example.digits", platforms=("ios",), labels=tuple(base["labels"])
+    )
     assets = {"model": model, "head": model, "manifest": path, "schema": path, "proto": PROTO}
     render_platform("ios", context_for(spec, manifest), assets, tmp_path / "ios")
     assert (tmp_path / "ios" / "Sources/DigitsClassifier/Resources/split/head.tflite").read_bytes() == b"model"
