@@ -60,7 +60,7 @@ def bench_model(name: str, model: Path, data: Path, repeats: int) -> list[str]:
     state = run_build(source, samples, "host", CompressOptions(latency_repeats=5), workdir=work)
     sample = state.sample()
     runners = {
-        "eager": TorchRunner(source.torch_module(), source.inputs),
+        "eager": TorchRunner(source.to_torch(), source.inputs),
         "plain tflite": open_artifact(work / "fp32-base.tflite", "tflite"),
         "plain onnx": open_artifact(work / "fp32-base.onnx", "onnx"),
     }

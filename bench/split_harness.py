@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from compressor.native_output import captured
-from compressor.passes.convert_onnx_pass import export_torch
+from compressor.torch_export import export_torch
 from compressor.profiles import Precision, get_profile
 from compressor.runtimes import OnnxRunner
 from compressor.splitting.costs import Calibration, Work, node_work, split_work

@@ -1,11 +1,12 @@
 """EdgeForge compressor: load, convert, quantize, validate, profile and select edge artifacts."""
 
-from compressor.api import BuildResult, compress, load_source, run_build, write_bundle
+from compressor.api import Build, BuildResult, compress, load_source, run_build, write_bundle
 from compressor.errors import EdgeForgeError, GateFailedError, InvalidInputError, UnknownNameError
 from compressor.options import CompressOptions
 from compressor.profiles import Format, Precision, Profile, all_profiles, get_profile
 
 __all__ = [
+    "Build",
     "BuildResult",
     "CompressOptions",
     "EdgeForgeError",

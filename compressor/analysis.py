@@ -119,3 +119,51 @@ def onnx_figures(path: str | Path) -> GraphFigures:
 
 def artifact_figures(path: str | Path, fmt: str) -> GraphFigures:
     return tflite_figures(path) if fmt == "tflite" else onnx_figures(path)
+
+
+def onnx_macs(model, input_shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Multiply-accumulates of one forward pass of an ONNX graph at ``input_shapes``, from its own shapes.
+
+    Shapes come from ONNX shape inference with the inputs fixed to ``input_shapes``; convolutions, transposed
+    convolutions, Gemm and MatMul count (the operators where the work is).  None when shapes cannot be inferred.
+    """
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        if value.name in input_shapes:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, input_shapes[value.name]):
+                dim.Clear()
+                dim.dim_value = int(size)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:  # noqa: BLE001 - a graph shape inference cannot follow has no MAC count
+        return None
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+    for init in inferred.graph.initializer:
+        shapes[init.name] = tuple(int(d) for d in init.dims)
+    return sum(_node_macs(node, shapes) for node in inferred.graph.node)
+
+
+def _node_macs(node, shapes: dict[str, tuple[int, ...]]) -> int:
+    def numel(name: str) -> int:
+        return int(np.prod(shapes[name])) if name in shapes else 0
+
+    inputs = [i for i in node.input if i]
+    if node.op_type == "Conv" and len(inputs) > 1 and inputs[1] in shapes:
+        weight = shapes[inputs[1]]  # [out, in / group, *kernel]
+        return numel(node.output[0]) * int(np.prod(weight[1:]))
+    if node.op_type == "ConvTranspose" and len(inputs) > 1 and inputs[1] in shapes:
+        weight = shapes[inputs[1]]  # [in, out / group, *kernel]
+        return numel(inputs[0]) * int(np.prod(weight[1:]))
+    if node.op_type in ("Gemm", "MatMul") and len(inputs) > 1 and inputs[0] in shapes and node.output[0] in shapes:
+        transposed = any(a.name == "transA" and a.i for a in node.attribute)
+        reduced = shapes[inputs[0]][-2] if transposed else shapes[inputs[0]][-1]
+        return numel(node.output[0]) * int(reduced)
+    return 0

@@ -1,27 +1,32 @@
-"""The Python API: compress a model for a named hardware profile."""
+"""The Python API: compress a model for a named hardware profile.
+
+:func:`compress` is the whole job (load, check, run the pipeline, write the bundle atomically); :func:`load_source`
+and :func:`run_build` are its steps, for callers that keep the results in memory (the benches, the tests).
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from compressor.bundle.report import build_report
+from compressor.bundle.writer import write_bundle as _write_bundle
+from compressor.checks import check_request
 from compressor.data import SampleData, match_inputs, read_npz
-from compressor.errors import InvalidInputError
-from compressor.loaders import SourceModel, from_module, load_model
+from compressor.errors import GateFailedError, InvalidInputError
 from compressor.options import CompressOptions
 from compressor.outdir import atomic_output_dir
 from compressor.pipeline import run_pipeline
 from compressor.profiles import Profile, get_profile
 from compressor.progress import Progress, ProgressSink
-from compressor.report import build_report, summary_text
 from compressor.runtimes import quiet_native_logs
-from compressor.state import BuildState
+from compressor.sources import Source, from_module, load_model
+from compressor.state import BuildData, BuildInputs, BuildResults, Candidate
 
 SYNTHETIC_SAMPLES = 32
 
@@ -35,9 +40,42 @@ class BuildResult:
         return self.out_dir / self.report["outputs"][fmt]
 
 
+class Build:
+    """One finished pipeline run: its frozen ``inputs`` and its ``results``.
+
+    When :func:`run_build` made the work folder itself, the folder lives as long as this object (or until
+    :meth:`close`, or the end of a ``with`` block).
+    """
+
+    def __init__(self, inputs: BuildInputs, results: BuildResults, owned_workdir: Path | None = None) -> None:
+        self.inputs, self.results = inputs, results
+        self._cleanup = weakref.finalize(self, shutil.rmtree, owned_workdir, True) if owned_workdir else None
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return self.results.candidates
+
+    @property
+    def macs(self) -> int | None:
+        return self.results.macs
+
+    def sample(self) -> dict[str, np.ndarray]:
+        return self.inputs.sample()
+
+    def close(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> Build:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
 def load_source(
     model, example_inputs: tuple | None = None, data: str | Path | dict | None = None
-) -> tuple[SourceModel, SampleData]:
+) -> tuple[Source, SampleData]:
     """Load a model (path or ``torch.nn.Module``) and its sample data, checked against each other."""
     arrays = read_npz(data) if isinstance(data, (str, Path)) else data
     if isinstance(model, (str, Path)):
@@ -54,14 +92,14 @@ def load_source(
     return source, match_inputs(arrays, source.inputs, label)
 
 
-def synthetic_data(source: SourceModel, count: int = SYNTHETIC_SAMPLES) -> SampleData:
+def synthetic_data(source: Source, count: int = SYNTHETIC_SAMPLES) -> SampleData:
     """Seeded stand-in inputs when the user gives none: the gate then compares outputs by cosine only."""
     rng = np.random.default_rng(0)
     inputs = {}
     for spec in source.inputs:
         if any(d is None for d in spec.shape[1:]):
             raise InvalidInputError(f"input {spec.describe()} has dynamic dimensions; pass sample data with --data")
-        shape = (count, *spec.shape[1:])
+        shape = (count, *(int(d) for d in spec.shape[1:] if d is not None))
         if np.issubdtype(np.dtype(spec.dtype), np.floating):
             inputs[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
@@ -69,8 +107,23 @@ def synthetic_data(source: SourceModel, count: int = SYNTHETIC_SAMPLES) -> Sampl
     return SampleData(inputs, synthetic=True)
 
 
+def plan_data(source: Source, data: SampleData, options: CompressOptions) -> BuildData:
+    """The samples for each use: validation, calibration (the first ``calibration_samples``) and training (the
+    options' ``train_data`` file, else the validation samples)."""
+    calibration = data.take(0, min(len(data), options.calibration_samples))
+    training = data
+    if options.train_data is not None:
+        training = match_inputs(read_npz(options.train_data), source.inputs, f"train data {options.train_data}")
+    split = {
+        "validation": "all samples",
+        "calibration": f"first {len(calibration)} samples",
+        "training": str(options.train_data) if options.train_data else "the validation samples",
+    }
+    return BuildData(data, calibration, training, split)
+
+
 def run_build(
-    source: SourceModel,
+    source: Source,
     data: SampleData,
     profile: str | Profile,
     options: CompressOptions | None = None,
@@ -78,85 +131,41 @@ def run_build(
     workdir: Path | None = None,
     split=None,
     student=None,
-) -> BuildState:
-    """Convert, validate, measure and select artifacts (and plan a split for a ``SplitRequest``); files stay in ``workdir``.
+) -> Build:
+    """Convert, validate, measure and select artifacts (and plan a split for a ``SplitRequest``).
 
+    Files stay in ``workdir`` (default: a temporary folder removed with the returned :class:`Build`).
     ``student``, a ``torch.nn.Module`` taking the same inputs as ``source`` and giving same-shaped outputs, is
-    distilled from it into one more candidate; a mismatch raises :class:`InvalidInputError` before any work.
+    distilled from it into one more candidate.  Options the profile or the model cannot honour raise
+    :class:`InvalidInputError` / :class:`TechniqueNotApplicableError` before any work.
     """
     quiet_native_logs()
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    if student is not None:
-        check_student(source, data, student)
-    state = BuildState(
-        source=source,
-        profile=profile,
-        options=options or CompressOptions(),
-        data=data,
-        workdir=workdir or Path(tempfile.mkdtemp(prefix="edgeforge-")),
-        progress=Progress(progress),
+    options = options or CompressOptions()
+    check_request(source, data, profile, options, split=split, student=student)
+    owned = None if workdir is not None else Path(tempfile.mkdtemp(prefix="edgeforge-"))
+    inputs = BuildInputs(
+        source,
+        profile,
+        options,
+        plan_data(source, data, options),
+        workdir or owned or Path(),
+        Progress(progress),
         student=student,
         split_request=split,
     )
-    return run_pipeline(state)
-
-
-def check_student(source: SourceModel, data: SampleData, student) -> None:
-    """Raise :class:`InvalidInputError` unless ``student`` runs on ``source``'s inputs and matches its output shapes."""
-    import torch
-
-    if not isinstance(student, torch.nn.Module):
-        raise InvalidInputError(f"student must be a torch.nn.Module; got {type(student).__name__}")
-    args = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in data.take(0, min(len(data), 2)).inputs.values())
-    with torch.no_grad():
-        expected = _shapes(source.torch_module().eval()(*args))
-        try:
-            got = _shapes(student.eval()(*args))
-        except Exception as exc:  # noqa: BLE001 - any failure here means the student does not take these inputs
-            raise InvalidInputError(
-                f"the student cannot run on the model's inputs ({', '.join(s.describe() for s in source.inputs)}): "
-                f"{type(exc).__name__}: {str(exc)[:200]}; its forward() must take the same tensors as the teacher's"
-            ) from None
-    if got != expected:
-        raise InvalidInputError(
-            f"the student's outputs have shapes {got}, the teacher's {expected} (on 2 samples); distillation needs the "
-            "student to give outputs of the same shapes as the teacher"
-        )
-
-
-def _shapes(result) -> list[tuple[int, ...]]:
-    outputs = result if isinstance(result, (tuple, list)) else (result,)
-    return [tuple(getattr(o, "shape", ())) for o in outputs]
-
-
-def write_bundle(state: BuildState, dest: Path) -> dict:
-    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``."""
-    paths: dict[int, str | None] = {}
-    (dest / "candidates").mkdir(parents=True, exist_ok=True)
-    for i, candidate in enumerate(state.candidates):
-        if candidate.error is None:
-            rel = f"candidates/{candidate.name}"
-            shutil.copyfile(candidate.path, dest / rel)
-            paths[i] = rel
-    outputs = {}
-    for fmt, index in state.selected.items():
-        name = f"model.{fmt.value}"
-        _link_or_copy(dest / paths[index], dest / name)
-        outputs[fmt.value] = name
-    log = state.workdir / "converter.log"
-    if log.exists():
-        shutil.copyfile(log, dest / "converter.log")
-    report = build_report(state, paths, outputs)
-    (dest / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (dest / "summary.txt").write_text(summary_text(report))
-    return report
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
+    build = Build(inputs, BuildResults(), owned)
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        build.results = run_pipeline(inputs)
+    except GateFailedError as exc:
+        results = exc.results if isinstance(exc.results, BuildResults) else BuildResults()
+        raise GateFailedError(str(exc), build_report(inputs, results, {}, {})) from None
+    return build
+
+
+def write_bundle(build: Build, dest: Path) -> dict:
+    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``."""
+    return _write_bundle(build.inputs, build.results, dest)
 
 
 def compress(
@@ -182,6 +191,6 @@ def compress(
     profile = get_profile(profile) if isinstance(profile, str) else profile
     source, samples = load_source(model, example_inputs, data)
     with tempfile.TemporaryDirectory(prefix="edgeforge-") as work, atomic_output_dir(out) as staging:
-        state = run_build(source, samples, profile, options, progress, Path(work), student=student)
-        report = write_bundle(state, staging)
+        build = run_build(source, samples, profile, options, progress, Path(work), student=student)
+        report = write_bundle(build, staging)
     return BuildResult(Path(out).resolve(), report)

@@ -20,47 +20,46 @@ import copy
 import torch
 from torch import nn
 
+from compressor.constraints import UNASSIGNED, Clusters, Masks
 from compressor.errors import TechniqueNotApplicableError
+from compressor.layered import has_batch_norm, prunable_form, rebuilt_with_layers, weight_matrices
 
 LLOYD_ITERATIONS = 30
-UNASSIGNED = -1  # pruned (zero) weights: no cluster, kept at zero
 
 
 def cluster_weights(
-    module: nn.Module, clusters: int, masks: dict[str, torch.Tensor] | None = None, example_args: tuple | None = None
-) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    module: nn.Module, clusters: int, masks: Masks | None = None, example_args: tuple | None = None
+) -> tuple[nn.Module, Clusters]:
     """A copy of ``module`` whose weight matrices hold at most ``clusters`` distinct non-zero values each.
 
-    Returns the copy and, per parameter name, each weight's cluster index (:data:`UNASSIGNED` where the weight is
-    zero, or masked out by ``masks``).  With ``example_args``, a module with batch norms is first rebuilt through
+    Returns the copy and its :class:`~compressor.constraints.Clusters`: per parameter name, each weight's cluster
+    index (:data:`~compressor.constraints.UNASSIGNED` where the weight is zero, or masked out by ``masks``).  With ``example_args``, a module with batch norms is first rebuilt through
     ONNX with them folded into the weights (folding at conversion would scale each channel's shared values apart),
     and one whose weights are graph constants (a model file) is rebuilt with layers, as unstructured pruning does.
     """
-    from compressor import pruning  # pruning's training helpers import this module
-
-    if example_args is not None and pruning.has_batch_norm(module):
-        module = pruning.rebuilt_with_layers(
+    if example_args is not None and has_batch_norm(module):
+        module = rebuilt_with_layers(
             module, example_args, "weight clustering", "its batch norms must be folded into the weights first"
         )
     elif example_args is not None:
-        module = pruning.prunable_form(module, example_args, "unstructured", technique="weight clustering")
+        module = prunable_form(module, example_args, "unstructured", technique="weight clustering")
     model = copy.deepcopy(module)
-    targets = dict(pruning.weight_matrices(model))
+    targets = dict(weight_matrices(model))
     if not targets:
         raise TechniqueNotApplicableError("weight clustering cannot apply: the model has no weight matrices or kernels")
     assignments = {}
     with torch.no_grad():
         for name, weight in targets.items():
             keep = weight != 0
-            if masks is not None and name in masks:
-                keep &= masks[name].bool()
+            if masks is not None and name in masks.masks:
+                keep &= masks.masks[name].bool()
             centroids, index = kmeans_1d(weight[keep], clusters)
             assignment = torch.full(weight.shape, UNASSIGNED, dtype=torch.long)
             assignment[keep] = index
             weight[~keep] = 0.0
             weight[keep] = centroids[index]
             assignments[name] = assignment
-    return model, assignments
+    return model, Clusters(assignments)
 
 
 def kmeans_1d(values: torch.Tensor, clusters: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,24 +85,12 @@ def _nearest(values: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(values, (centroids[1:] + centroids[:-1]) / 2)
 
 
-@torch.no_grad()
-def tie(named: dict[str, torch.Tensor], assignments: dict[str, torch.Tensor] | None) -> None:
-    """Set every clustered weight to its cluster's mean and every unassigned one to zero, in place."""
-    for name, assignment in (assignments or {}).items():
-        weight = named[name]
-        flat, index = weight.view(-1), assignment.view(-1)
-        kept = index != UNASSIGNED
-        count = int(index.max()) + 1 if kept.any() else 0
-        sums = flat.new_zeros(count).index_add_(0, index[kept], flat[kept])
-        sizes = flat.new_zeros(count).index_add_(0, index[kept], torch.ones_like(flat[kept]))
-        means = sums / sizes.clamp(min=1)
-        flat.copy_(torch.where(kept, means[index.clamp(min=0)], flat.new_zeros(())))
-
-
-def distinct_values(module: nn.Module, assignments: dict[str, torch.Tensor]) -> int:
+def distinct_values(module: nn.Module, clusters: Clusters) -> int:
     """The largest number of distinct non-zero values any clustered weight matrix holds (``k`` or fewer)."""
     named = dict(module.named_parameters())
-    return max((int(torch.unique(named[name][a != UNASSIGNED]).numel()) for name, a in assignments.items()), default=0)
+    return max(
+        (int(torch.unique(named[name][a != UNASSIGNED]).numel()) for name, a in clusters.assignments.items()), default=0
+    )
 
 
-__all__ = ["UNASSIGNED", "cluster_weights", "distinct_values", "kmeans_1d", "tie"]
+__all__ = ["cluster_weights", "distinct_values", "kmeans_1d"]

@@ -51,3 +51,6 @@ class GateFailedError(EdgeForgeError, RuntimeError):
     def __init__(self, message: str, report: dict | None = None, table: str = "") -> None:
         super().__init__(message)
         self.report, self.table = report, table
+        self.results: object | None = (
+            None  # the build's results when the pipeline raised it (the bundle layer reports them)
+        )

@@ -8,24 +8,31 @@ teacher queried on the same blends ("function matching", Beyer et al. 2022):
 the teacher labels points the data set does not hold, which is where
 distillation beats hard labels on small data.  Training stops after the
 epochs or the wall-clock bound, whichever comes first, and reports each epoch
-as a progress event.  Pruning masks, when given, are re-applied after every
-step so pruned weights stay zero; weight clusters, when given, are re-tied after
-every step (each weight set to its cluster's mean), so training moves centroids.
+as a progress event.  Constraints (``compressor.constraints``: pruning masks,
+weight clusters), when given, are applied after every step, so pruned weights
+stay zero and clustered weights move as their cluster's mean.  A model that
+accepts only a fixed batch (an export with the batch fixed at one) is trained
+through :func:`compressor.batching.batchable`, one such batch at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from compressor.clustering import tie
-from compressor.data import SampleData, match_inputs, read_npz
+from compressor.batching import batchable
+from compressor.data import SampleData
 from compressor.progress import Stage
+
+if TYPE_CHECKING:
+    from compressor.constraints import Constraint
 
 BATCH = 64
 LEARNING_RATE = 1e-3
@@ -42,15 +49,6 @@ class TrainConfig:
     alpha: float = 0.5
     learning_rate: float = LEARNING_RATE
     mixup: bool = True
-
-
-def training_data(state) -> SampleData:
-    """The options' ``train_data`` matched to the model's inputs, or the build's own sample data."""
-    if state.options.train_data is None:
-        return state.data
-    return match_inputs(
-        read_npz(state.options.train_data), state.source.inputs, f"train data {state.options.train_data}"
-    )
 
 
 def tensors(data: SampleData) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -111,8 +109,7 @@ def train(
     config: TrainConfig,
     *,
     teacher: nn.Module | None = None,
-    masks: dict[str, torch.Tensor] | None = None,
-    clusters: dict[str, torch.Tensor] | None = None,
+    constraints: Sequence[Constraint] = (),
     stage: Stage | None = None,
 ) -> dict:
     """Train ``student`` in place; return what happened (epochs run, seconds, last loss, whether time ran out)."""
@@ -122,6 +119,7 @@ def train(
         raise ValueError("fine-tuning without labels needs a teacher to learn from")
     if teacher is not None:
         _set_mode(teacher, training=False)
+    model = batchable(student, tuple(x[:1] for x in inputs))
     mixup = teacher is not None and config.mixup and all(x.is_floating_point() for x in inputs)
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
@@ -135,11 +133,11 @@ def train(
             optimizer.zero_grad()
             batch = [x[idx] for x in inputs]
             batch_labels = None if labels is None else labels[idx]
-            loss = _batch_loss(student, teacher, batch, batch_labels, config, mixup, generator)
+            loss = _batch_loss(model, teacher, batch, batch_labels, config, mixup, generator)
             loss.backward()
             optimizer.step()
-            _apply_masks(named, masks)
-            tie(named, clusters)
+            for constraint in constraints:
+                constraint.apply(named)
             last_loss = loss.item()
             if time.monotonic() - started > config.seconds:
                 out_of_time = True
@@ -184,12 +182,6 @@ def _batch_loss(student, teacher, batch, labels, config: TrainConfig, mixup: boo
 
 def _blend(x: torch.Tensor, other: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return weights.view(-1, *([1] * (x.dim() - 1))) * x + (1 - weights.view(-1, *([1] * (x.dim() - 1)))) * other
-
-
-@torch.no_grad()
-def _apply_masks(named: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None) -> None:
-    for name, mask in (masks or {}).items():
-        named[name].mul_(mask)
 
 
 def _set_mode(module: nn.Module, training: bool) -> None:

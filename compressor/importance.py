@@ -68,6 +68,10 @@ class _PerOutputChannelImportance(tp.importance.GroupMagnitudeImportance):
 class ActivationEntropyImportance(_PerOutputChannelImportance):
     """Shannon entropy of each output channel's activations over the data: a channel that barely varies carries little."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._entropy: dict[nn.Module, torch.Tensor] = {}
+
     @contextmanager
     def recording(self, model: nn.Module):
         """Within this context, forward passes of ``model`` accumulate each layer's per-channel entropy."""
@@ -76,7 +80,7 @@ class ActivationEntropyImportance(_PerOutputChannelImportance):
             if isinstance(output, torch.Tensor):
                 channels = output.detach().movedim(1 if isinstance(layer, nn.modules.conv._ConvNd) else -1, -1)  # noqa: SLF001
                 entropy = _histogram_entropy(channels.reshape(-1, channels.shape[-1]))
-                layer._edgeforge_entropy = entropy + getattr(layer, "_edgeforge_entropy", 0)  # noqa: SLF001
+                self._entropy[layer] = entropy + self._entropy.get(layer, 0)
 
         handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _SCORED)]
         try:
@@ -86,7 +90,7 @@ class ActivationEntropyImportance(_PerOutputChannelImportance):
                 handle.remove()
 
     def channel_scores(self, layer: nn.Module) -> torch.Tensor | None:
-        return getattr(layer, "_edgeforge_entropy", None)
+        return self._entropy.get(layer)
 
 
 def _histogram_entropy(values: torch.Tensor) -> torch.Tensor:
@@ -104,7 +108,7 @@ class FilterCorrelationImportance(_PerOutputChannelImportance):
     """One minus a filter's largest absolute correlation with another filter of its layer: duplicates score low."""
 
     def channel_scores(self, layer: nn.Module) -> torch.Tensor | None:
-        weight = layer.weight.detach()
+        weight = torch.as_tensor(layer.weight).detach()
         if getattr(layer, "transposed", False):
             weight = weight.transpose(0, 1)
         rows = weight.flatten(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -43,8 +45,20 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
     return metrics
 
 
+@dataclass(frozen=True)
+class Gate:
+    """The accuracy budget: accuracy drop within ``max_accuracy_drop`` points when labels exist, otherwise mean
+    cosine at or above ``min_cosine``."""
+
+    max_accuracy_drop: float
+    min_cosine: float
+
+    def passes(self, metrics: dict) -> bool:
+        if metrics["accuracy_drop"] is not None:
+            return metrics["accuracy_drop"] <= self.max_accuracy_drop
+        return metrics["cosine_mean"] >= self.min_cosine
+
+
 def passes_gate(metrics: dict, max_accuracy_drop: float, min_cosine: float) -> bool:
     """Accuracy drop within budget when labels exist; otherwise mean cosine at or above the floor."""
-    if metrics["accuracy_drop"] is not None:
-        return metrics["accuracy_drop"] <= max_accuracy_drop
-    return metrics["cosine_mean"] >= min_cosine
+    return Gate(max_accuracy_drop, min_cosine).passes(metrics)

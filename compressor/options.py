@@ -1,53 +1,93 @@
-"""Build options (the recipe): frozen, validated at construction."""
+"""Build options (the recipe): one definition, frozen, validated at construction."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from compressor.metrics import Gate
 from compressor.profiles import Format, Precision
 
 
+def _option(
+    default,
+    description: str,
+    group: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    wire: bool = True,
+    **constraints,
+):
+    """A recipe field and how it surfaces: ``group`` titles its CLI section, ``flag`` overrides the flag name
+    (``--field-name`` by default), ``wire`` False keeps it off the job spec (it names a file on the caller's
+    machine)."""
+    extra: dict[str, JsonValue] = {"group": group, "wire": wire}
+    if flag:
+        extra["flag"] = flag
+    if metavar:
+        extra["metavar"] = metavar
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+GATE, MEASURE, PRUNING, SEARCH = (
+    "accuracy gate",
+    "quantization and measurement",
+    "pruning, distillation and clustering",
+    "search",
+)
+
+
 class CompressOptions(BaseModel):
-    """What to try and how strict the accuracy gate is."""
+    """What to try and how strict the accuracy gate is.
+
+    This one definition drives the CLI flags (``sdkgen.option_flags``), the job spec on the wire (the typed
+    ``edgeforge.v1.CompressOptions`` message, ``server.jobs.spec``) and the ``options`` block of ``report.json``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_accuracy_drop: float = Field(1.0, ge=0, le=100, description="allowed top-1 accuracy drop, percentage points")
-    min_cosine: float = Field(0.99, ge=-1, le=1, description="gate for unlabeled data: minimum mean cosine similarity")
-    precisions: tuple[Precision, ...] | None = Field(None, description="restrict the precisions tried")
-    calibration_samples: int = Field(128, ge=1, description="samples used to calibrate full-integer quantization")
-    latency_warmup: int = Field(10, ge=0)
-    latency_repeats: int = Field(50, ge=1)
-    # pruning, distillation and budgeted search (issue 6); the defaults leave the model as submitted
-    prune: Literal["none", "unstructured", "structured", "blocks"] = Field("none", description="pruning kind")
-    sparsity: float | None = Field(
+    max_accuracy_drop: float = _option(1.0, "allowed top-1 accuracy drop, percentage points", GATE, ge=0, le=100)
+    min_cosine: float = _option(0.99, "gate for unlabeled data: minimum mean cosine similarity", GATE, ge=-1, le=1)
+    precisions: tuple[Precision, ...] | None = _option(
+        None, "only try these precisions (repeatable)", MEASURE, flag="--precision"
+    )
+    calibration_samples: int = _option(128, "samples used to calibrate full-integer quantization", MEASURE, ge=1)
+    latency_warmup: int = _option(10, "untimed runs before host latency is measured", MEASURE, ge=0)
+    latency_repeats: int = _option(50, "timed runs per host latency figure", MEASURE, ge=1)
+    prune: Literal["none", "unstructured", "structured", "blocks"] = _option("none", "pruning kind", PRUNING)
+    sparsity: float | None = _option(
         None,
+        "fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks); "
+        "default 0.5",
+        PRUNING,
         gt=0,
         lt=1,
-        description="fraction removed: weights (unstructured), channels/heads (structured) or residual blocks (blocks)",
     )
-    criterion: str = Field("l2", description="importance criterion (see compressor.importance.criteria)")
-    prune_scope: Literal["global", "layer"] = Field("global", description="rank weights across all layers or per layer")
-    distill: bool = Field(False, description="train the pruned student on the teacher's soft targets")
-    temperature: float = Field(2.0, gt=0, description="distillation temperature")
-    distill_alpha: float = Field(0.5, ge=0, le=1, description="weight of the soft-target loss when labels exist")
-    cluster: int | None = Field(
+    criterion: str = _option("l2", "structured importance: l1, l2, taylor, entropy, correlation, fpgm", PRUNING)
+    prune_scope: Literal["global", "layer"] = _option("global", "rank weights across all layers or per layer", PRUNING)
+    distill: bool = _option(False, "train the pruned model on the original's soft targets", PRUNING)
+    temperature: float = _option(2.0, "distillation temperature", PRUNING, gt=0)
+    distill_alpha: float = _option(0.5, "weight of the soft-target loss when labels exist", PRUNING, ge=0, le=1)
+    cluster: int | None = _option(
         None,
+        "weight clustering: share K values per layer (2-256), centroids fine-tuned; int8 artifacts get one "
+        "scale per tensor",
+        PRUNING,
+        metavar="K",
         ge=2,
         le=256,
-        description="weight clustering: at most this many distinct non-zero weights per layer, centroids fine-tuned",
     )
-    finetune_epochs: int = Field(10, ge=0, description="fine-tuning epochs after pruning")
-    finetune_seconds: float = Field(300.0, gt=0, description="wall-clock bound on fine-tuning per variant")
-    finetune_seed: int = 0
-    train_data: Path | None = Field(None, description=".npz used for fine-tuning (default: the validation data)")
-    target_size_kb: float | None = Field(None, gt=0, description="search: largest acceptable download size")
-    target_latency_ms: float | None = Field(None, gt=0, description="search: largest acceptable host p50 latency")
-    mixed_precision: bool = Field(
-        False, description="add a per-layer int4/int8/fp16 TFLite candidate chosen by sensitivity"
+    finetune_epochs: int = _option(10, "fine-tuning epochs after pruning", PRUNING, ge=0)
+    finetune_seconds: float = _option(300.0, "time bound on fine-tuning per variant", PRUNING, gt=0)
+    finetune_seed: int = _option(0, "seed of fine-tuning (initial order and mixup draws)", PRUNING)
+    train_data: Path | None = _option(None, ".npz for fine-tuning (default: the --data samples)", PRUNING, wire=False)
+    target_size_kb: float | None = _option(None, "largest acceptable download (deflated) size in KB", SEARCH, gt=0)
+    target_latency_ms: float | None = _option(None, "largest acceptable host p50 latency in ms", SEARCH, gt=0)
+    mixed_precision: bool = _option(
+        False, "add a TFLite candidate with int4/int8/fp16 weights chosen per layer by sensitivity", MEASURE
     )
 
     @model_validator(mode="after")
@@ -84,6 +124,15 @@ class CompressOptions(BaseModel):
                 f"{self.criterion!r} ranks channels, so use it with prune='structured'"
             )
         return self
+
+    def report_block(self) -> dict:
+        """The options as ``report.json`` records them: every value, and which ones were asked for."""
+        return {"values": self.model_dump(mode="json"), "given": sorted(self.model_fields_set)}
+
+    @property
+    def gate(self) -> Gate:
+        """The accuracy gate these options set."""
+        return Gate(self.max_accuracy_drop, self.min_cosine)
 
     @property
     def searching(self) -> bool:

@@ -1,31 +1,30 @@
-"""The pipeline for one build, assembled in one visible function."""
+"""The pipeline for one build, assembled in one visible function.
+
+Each step is a :class:`~compressor.passes.contract.Pass`: it declares the result fields it reads and writes, and is
+held to that (and to results only growing) on every run.
+"""
 
 from __future__ import annotations
 
+from compressor.errors import GateFailedError
 from compressor.options import CompressOptions
 from compressor.passes import (
+    analyze_source_pass,
     check_targets_pass,
     cluster_weights_pass,
-    convert_onnx_pass,
-    convert_tflite_pass,
-    convert_variants_pass,
+    convert_models_pass,
     distill_model_pass,
     distill_student_pass,
     measure_artifacts_pass,
-    measure_source_pass,
     prune_model_pass,
     quantize_mixed_pass,
     select_artifact_pass,
     split_model_pass,
     validate_artifacts_pass,
 )
-from compressor.profiles import Format, Profile
-from compressor.registry import Registry
-from compressor.state import BuildState, Pass
-
-converters: Registry[Pass] = Registry("artifact format")
-converters.register(Format.TFLITE.value)(convert_tflite_pass.run)
-converters.register(Format.ONNX.value)(convert_onnx_pass.run)
+from compressor.passes.contract import Pass
+from compressor.profiles import Profile
+from compressor.state import BuildInputs, BuildResults
 
 
 def build_pipeline(
@@ -34,13 +33,12 @@ def build_pipeline(
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
     pruned = options.prune != "none"
     return [
-        measure_source_pass.run,
+        analyze_source_pass.run,
         *([prune_model_pass.run] if pruned else []),
         *([distill_model_pass.run] if options.distill else []),
         *([distill_student_pass.run] if student else []),
         *([cluster_weights_pass.run] if options.cluster else []),
-        *(converters.get(fmt.value) for fmt in profile.accepts.formats),
-        *([convert_variants_pass.run] if pruned or student or options.cluster else []),
+        convert_models_pass.run,
         *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
         measure_artifacts_pass.run,
@@ -50,9 +48,16 @@ def build_pipeline(
     ]
 
 
-def run_pipeline(state: BuildState) -> BuildState:
-    for step in build_pipeline(
-        state.options, state.profile, split=state.split_request is not None, student=state.student is not None
-    ):
-        step(state)
-    return state
+def run_pipeline(inputs: BuildInputs) -> BuildResults:
+    """Run every pass of the build's pipeline on ``inputs``; return the results."""
+    results = BuildResults()
+    passes = build_pipeline(
+        inputs.options, inputs.profile, split=inputs.split_request is not None, student=inputs.student is not None
+    )
+    try:
+        for step in passes:
+            step(inputs, results)
+    except GateFailedError as exc:
+        exc.results = results
+        raise
+    return results

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from compressor.batching import fixed_batch
 from compressor.tensors import TensorSpec
 
 HOST_THREADS = 1  # latency figures are single-threaded so runs on a 2-core host are comparable
@@ -28,6 +29,15 @@ class Runner(Protocol):
         """Run every sample of ``feeds``; return the outputs stacked along the sample axis."""
 
 
+class ArtifactRunner(Runner, Protocol):
+    """A runner of a converted artifact, which knows its outputs and their quantization too."""
+
+    outputs: tuple[TensorSpec, ...]
+
+    def quantization(self, which: str) -> list[dict | None]:
+        """Scale/zero point of each integer model input or output (``None`` for float tensors)."""
+
+
 def per_sample(
     fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray]
 ) -> list[np.ndarray]:
@@ -38,11 +48,35 @@ def per_sample(
 
 
 def in_chunks(
-    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray], size: int = 256
+    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
+    feeds: dict[str, np.ndarray],
+    size: int = 256,
+    exact: bool = False,
 ) -> list[np.ndarray]:
+    """Call ``fn`` on chunks of ``size`` samples and stack the results; ``exact`` pads the last chunk to ``size``
+    (repeating its final sample) for a model that accepts only that batch, and drops the padding's outputs."""
     count = len(next(iter(feeds.values())))
-    parts = [fn({k: v[i : i + size] for k, v in feeds.items()}) for i in range(0, count, size)]
+    parts = []
+    for i in range(0, count, size):
+        chunk = {k: v[i : i + size] for k, v in feeds.items()}
+        taken = len(next(iter(chunk.values())))
+        if exact and taken < size:
+            chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - taken, axis=0)]) for k, v in chunk.items()}
+        parts.append([o[:taken] for o in fn(chunk)])
     return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+
+
+def batched(
+    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray], specs
+) -> list[np.ndarray]:
+    """Run ``fn`` over ``feeds`` in the batches the model's input ``specs`` accept: chunks of 256 for a dynamic
+    batch, exactly the fixed batch otherwise (one sample at a time for a batch fixed at one)."""
+    size = fixed_batch(specs)
+    if size == 1:
+        return per_sample(fn, feeds)
+    if size is not None:
+        return in_chunks(fn, feeds, size, exact=True)
+    return in_chunks(fn, feeds)
 
 
 def measure_latency_ms(
@@ -176,6 +210,10 @@ class OnnxRunner:
         self.inputs = tuple(_ort_spec(i) for i in self.session.get_inputs())
         self.outputs = tuple(_ort_spec(o) for o in self.session.get_outputs())
 
+    def quantization(self, which: str) -> list[dict | None]:
+        """ONNX artifacts keep float model inputs and outputs (QDQ inside): no tensor-level quantization."""
+        return [None] * len(self.inputs if which == "inputs" else self.outputs)
+
     def _named(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {spec.name: np.asarray(v, dtype=spec.dtype) for spec, v in zip(self.inputs, feeds.values())}
 
@@ -191,9 +229,7 @@ class OnnxRunner:
         ]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        if all(s.shape and s.shape[0] is None for s in self.inputs):
-            return in_chunks(self._invoke, feeds)
-        return per_sample(self._invoke, feeds)
+        return batched(self._invoke, feeds, self.inputs)
 
 
 _ORT_DTYPES = {
@@ -239,7 +275,7 @@ class TorchRunner:
         return [t.detach().float().numpy() if t.is_floating_point() else t.numpy() for t in _flatten(result)]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return in_chunks(self._invoke, feeds)
+        return batched(self._invoke, feeds, self.inputs)
 
 
 class KerasRunner:
@@ -255,7 +291,7 @@ class KerasRunner:
         return [np.asarray(t) for t in _flatten(result)]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return in_chunks(self._invoke, feeds)
+        return batched(self._invoke, feeds, self.inputs)
 
 
 def _flatten(result) -> Sequence:
@@ -266,7 +302,7 @@ def _flatten(result) -> Sequence:
     return [result]
 
 
-def open_artifact(path: str | Path, fmt: str) -> Runner:
+def open_artifact(path: str | Path, fmt: str) -> ArtifactRunner:
     """A runner for an artifact file of format ``tflite`` or ``onnx``."""
     if fmt == "tflite":
         return TFLiteRunner(path)

@@ -1,4 +1,5 @@
-"""Build SDKs: compress a model, then write the bundle, manifest, cloud model and one SDK per platform.
+"""Build SDKs: compress a model, write its bundle (report, manifest, cloud and split models), render one SDK per
+platform.
 
 :func:`build` is the reusable entry point (the CLI's ``sdkgen build`` and the server's job worker call it).
 """
@@ -13,31 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from compressor.api import load_source, run_build, write_bundle
+from compressor.bundle.manifest import MANIFEST_FILE, SCHEMA_PATH, check_labels
+from compressor.bundle.writer import write_cloud_model, write_manifest_for
 from compressor.errors import InvalidInputError
-from compressor.loaders import sha256_file
-from compressor.manifest import (
-    MANIFEST_FILE,
-    MANIFEST_SCHEMA_VERSION,
-    SCHEMA_PATH,
-    check_labels,
-    oip_tensor,
-    write_manifest,
-)
-from compressor.native_output import captured
 from compressor.options import CompressOptions
 from compressor.outdir import atomic_output_dir
-from compressor.passes.convert_onnx_pass import export_fp32
 from compressor.profiles import Format, Profile, get_profile
 from compressor.progress import ProgressSink
-from compressor.runtimes import OnnxRunner
 from compressor.splitting.request import SplitRequest
-from compressor.state import BuildState
 from sdkgen.platforms import platforms
 from sdkgen.render import PROTO, context_for, render_platform
 from sdkgen.spec import SdkSpec
-from sdkgen.split_bundle import split_section
-
-CLOUD_MODEL = "cloud/model.onnx"
 
 
 @dataclass(frozen=True)
@@ -68,7 +55,8 @@ def build(
     ``summary.txt``), ``model-manifest.json``, ``cloud/model.onnx`` (the fp32 model for the inference
     server) and one directory per platform.  Names, platforms, labels and formats are checked before
     any conversion runs.  Modes ``auto`` and ``split`` run the split planner (network figures and objective from
-    ``split``, default the profile's) and, when a cut ships, add ``split/head.<fmt>`` and ``split/tail.onnx``.  Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
+    ``split``, default the profile's) and, when a cut ships, add ``split/head.<fmt>`` and ``split/tail.onnx``.
+    Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     edge_format = _edge_format(profile, spec)
@@ -76,13 +64,15 @@ def build(
     _check_labels_early(source, samples, spec)
     with tempfile.TemporaryDirectory(prefix="edgeforge-sdk-") as work, atomic_output_dir(out) as staging:
         request = _split_request(spec, split, edge_format)
-        state = run_build(source, samples, profile, options, progress, Path(work), split=request)
-        report = write_bundle(state, staging)
-        (staging / CLOUD_MODEL).parent.mkdir()
-        with captured(Path(work) / "converter.log"):
-            export_fp32(state, staging / CLOUD_MODEL, dynamic_batch=True)
-        manifest = manifest_for(spec, state, report, edge_format, staging)
-        write_manifest(manifest, staging / MANIFEST_FILE)
+        built = run_build(source, samples, profile, options, progress, Path(work), split=request)
+        report = write_bundle(built, staging)
+        if edge_format not in report["outputs"]:
+            raise InvalidInputError(
+                f"the SDKs for {', '.join(spec.platforms)} load {edge_format} models, and no {edge_format} artifact "
+                f"could be shipped: {report['unshipped'].get(edge_format, '')}"
+            )
+        write_cloud_model(built.inputs, built.results, staging)
+        manifest = write_manifest_for(spec, built.inputs, built.results, report, edge_format, staging)
         ctx = context_for(spec, manifest)
         assets = {
             "model": staging / manifest["model"]["file"],
@@ -96,55 +86,6 @@ def build(
             render_platform(platform, ctx, assets, staging / platform)
     out = Path(out).resolve()
     return SdkBuildResult(out, report, manifest, {p: out / p for p in spec.platforms})
-
-
-def manifest_for(spec: SdkSpec, state: BuildState, report: dict, edge_format: str, bundle: Path) -> dict:
-    """The manifest for the selected ``edge_format`` artifact in ``bundle`` and the cloud model beside it."""
-    artifact = report["artifacts"][report["selected_by_format"][edge_format]]
-    cloud = OnnxRunner(bundle / CLOUD_MODEL)
-    layout = state.source.layout if len(state.source.inputs[0].shape) == 4 else "NC"
-    channels = (
-        state.source.inputs[0].shape[1 if layout == "NCHW" else -1] if len(state.source.inputs[0].shape) == 4 else None
-    )
-    return {
-        "schema_version": MANIFEST_SCHEMA_VERSION,
-        "name": spec.name,
-        "profile": state.profile.name,
-        "task": spec.resolved_task,
-        "model": {
-            "file": report["outputs"][edge_format],
-            "sha256": artifact["sha256"],
-            "format": edge_format,
-            "precision": artifact["precision"],
-            "size_bytes": artifact["size_bytes"],
-        },
-        "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
-        "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],
-        "labels": list(spec.labels) if spec.labels else None,
-        "preprocessing": {
-            "layout": layout,
-            "pixel_scale": spec.pixel_scale,
-            "pixel_offset": spec.pixel_offset,
-            "channels": channels,
-        },
-        "postprocessing": {"activation": "softmax" if spec.resolved_task == "classification" else "none"},
-        "policy": {
-            "mode": state.split.row.kind if spec.plans_split else spec.mode,
-            "confidence_threshold": spec.confidence_threshold if spec.resolved_task == "classification" else None,
-            "timeout_ms": spec.timeout_ms,
-            "retries": spec.retries,
-        },
-        "cloud": {
-            "endpoint": spec.cloud_endpoint,
-            "model_name": spec.python_package,
-            "model_version": spec.model_version,
-            "file": CLOUD_MODEL,
-            "sha256": sha256_file(bundle / CLOUD_MODEL),
-            "inputs": [oip_tensor(s.to_json()) for s in cloud.inputs],
-            "outputs": [oip_tensor(s.to_json()) for s in cloud.outputs],
-        },
-        "split": split_section(spec, state.split, bundle),
-    }
 
 
 def _split_request(spec: SdkSpec, split: SplitRequest | None, edge_format: str) -> SplitRequest | None:

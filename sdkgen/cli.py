@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except GateFailedError as exc:
         if exc.report:
-            from compressor.report import summary_table
+            from compressor.bundle.report import summary_table
 
             console.print(summary_table(exc.report))
         elif exc.table:

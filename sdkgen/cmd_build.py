@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from compressor.manifest import TASKS
-from compressor.report import summary_table
+from compressor.bundle.manifest import TASKS
+from compressor.bundle.report import summary_table
 from compressor.splitting.request import SplitRequest
 from sdkgen.build import build
-from sdkgen.cmd_compress import add_model_arguments, options_from
+from sdkgen.cmd_compress import add_model_arguments
+from sdkgen.option_flags import options_from
 from sdkgen.cmd_plan import add_split_arguments
 from sdkgen.commands import command
 from sdkgen.console import console, out, stage_bars

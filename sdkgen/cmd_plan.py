@@ -61,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
             f"choose from {', '.join(p.value for p in profile.compute.gmacs)}"
         )
     source, samples = load_source(args.model, data=args.data)
-    if source.family == "keras":
-        raise InvalidInputError("split planning needs a PyTorch or ONNX model (its graph is cut with torch.export)")
-    module = source.torch_module()
+    module = source.to_torch()
     import torch
 
     sample_args = tuple(torch.from_numpy(v[:1].copy()) for v in samples.inputs.values())

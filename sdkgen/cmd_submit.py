@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sdkgen import cmd_build
-from sdkgen.cmd_compress import options_from
+from sdkgen.option_flags import options_from
 from sdkgen.commands import command
 from sdkgen.console import console, stage_bars
 

@@ -21,9 +21,9 @@ from compressor.errors import InvalidInputError
 from compressor.registry import Registry
 from sdkgen.spec import SdkSpec
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "templates"
-PROTO = ROOT / "protos" / "inference" / "grpc_service.proto"
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"  # package data: the repository's templates/ (linked in a checkout)
+PROTO = HERE / "protos" / "inference" / "grpc_service.proto"
 DIRECTIVES = "_files.j2"
 
 

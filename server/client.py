@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 
 from compressor.errors import EdgeForgeError, GateFailedError, InvalidInputError
-from compressor.loaders import sha256_file
+from compressor.sources import sha256_file
 from compressor.outdir import atomic_output_dir
 from compressor.progress import ProgressEvent, ProgressSink
 from server.errors import ChecksumError

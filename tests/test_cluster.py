@@ -10,11 +10,13 @@ from onnx import numpy_helper
 from test_prune import tiny  # noqa: F401 - the tiny residual CNN and transformer, trained once
 
 from compressor.api import load_source, run_build, write_bundle
-from compressor.clustering import UNASSIGNED, cluster_weights, kmeans_1d
+from compressor.clustering import cluster_weights, kmeans_1d
+from compressor.constraints import UNASSIGNED
 from compressor.finetune import TrainConfig, train
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
-from compressor.pruning import prune_unstructured, weight_matrices
+from compressor.layered import weight_matrices
+from compressor.pruning import prune_unstructured
 
 
 def _distinct_nonzero(module: torch.nn.Module) -> dict[str, int]:
@@ -32,17 +34,19 @@ def test_kmeans_finds_the_centres_of_separated_groups():
 def test_clustering_shares_values_keeps_zeros_and_fine_tuning_moves_centroids(tiny):  # noqa: F811
     _, model, data, _ = tiny
     pruned, masks = prune_unstructured(model, 0.7)
-    clustered, assignments = cluster_weights(pruned, 8, masks)
-    assert set(assignments) == set(masks)
+    clustered, clusters = cluster_weights(pruned, 8, masks)
+    assignments = clusters.assignments
+    assert set(assignments) == set(masks.masks)
     assert max(_distinct_nonzero(clustered).values()) <= 8
     assert max(_distinct_nonzero(pruned).values()) > 8  # the input is left alone: its weights are all different
     before = {name: w.detach().clone() for name, w in weight_matrices(clustered)}
-    train(clustered, data, TrainConfig(epochs=2, seconds=30), clusters=assignments)
+    train(clustered, data, TrainConfig(epochs=2, seconds=30), constraints=(clusters,))
     after = dict(weight_matrices(clustered))
     assert max(_distinct_nonzero(clustered).values()) <= 8
     for name, assignment in assignments.items():
-        assert torch.equal(assignment == UNASSIGNED, masks[name] == 0), name  # pruned weights have no cluster
-        assert torch.all(after[name][masks[name] == 0] == 0), name
+        mask = masks.masks[name]
+        assert torch.equal(assignment == UNASSIGNED, mask == 0), name  # pruned weights have no cluster
+        assert torch.all(after[name][mask == 0] == 0), name
         for cluster in assignment.unique()[1:]:  # every member of a cluster holds one value
             assert after[name][assignment == cluster].unique().numel() == 1, name
     assert any(not torch.equal(before[name], after[name]) for name in before)  # centroids were trained
@@ -50,8 +54,8 @@ def test_clustering_shares_values_keeps_zeros_and_fine_tuning_moves_centroids(ti
 
 def test_model_files_are_clustered_through_their_rebuild(digits_files):
     source, _ = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    clustered, assignments = cluster_weights(source.torch_module(), 4, example_args=source.sample_args())
-    assert assignments and max(_distinct_nonzero(clustered).values()) <= 4
+    clustered, clusters = cluster_weights(source.to_torch(), 4, example_args=source.sample_args())
+    assert len(clusters) and max(_distinct_nonzero(clustered).values()) <= 4
 
 
 def test_pipeline_ships_clustered_int8_artifacts_with_shared_weight_bytes(digits_files, digits_split, tmp_path):
@@ -143,7 +147,8 @@ def test_cluster_count_out_of_range_is_refused(clusters):
 def test_cli_passes_cluster_to_the_options():
     import argparse
 
-    from sdkgen.cmd_compress import add_model_arguments, options_from
+    from sdkgen.cmd_compress import add_model_arguments
+    from sdkgen.option_flags import options_from
 
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)

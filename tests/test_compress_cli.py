@@ -137,7 +137,7 @@ def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, 
     )
     assert code == EXIT_GATE_FAILED
     err = " ".join(capsys.readouterr().err.split())
-    assert "no candidate for profile 'coral-edgetpu' passes the gate (mean cosine >= 0.99999)" in err
+    assert "no tflite candidate for profile 'coral-edgetpu' passes the gate (mean cosine >= 0.99999)" in err
     assert "the best, int8-full.tflite, failed the gate with cosine mean 0.9" in err
     assert not out.exists() and not list(tmp_path.glob(".gate*"))
 
@@ -195,26 +195,25 @@ def test_onnx_figures_count_int8_activations_smaller(host_build):
 
 
 def test_the_cloud_graph_reuses_the_builds_onnx_export_and_takes_any_batch(digits_files, tmp_path):
-    """``export_fp32`` copies the fp32 graph the ONNX pass exported (same dynamic batch) instead of exporting again."""
+    """The cloud model copies the fp32 graph the ONNX conversion exported (dynamic batch) instead of exporting again;
+    a profile with static shapes gets a fresh dynamic-batch export."""
     import onnx
     import onnxruntime as ort
 
     from compressor.api import load_source, run_build
-    from compressor.passes.convert_onnx_pass import BASE, export_fp32
+    from compressor.bundle.writer import write_cloud_model
+    from compressor.profiles import Format
 
     source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
-    state = run_build(
+    build = run_build(
         source, data, "host", CompressOptions(precisions=(Precision.FP32,), latency_repeats=3), workdir=tmp_path
     )
-    exported = onnx.load(str(tmp_path / BASE))
-    onnx.helper.set_model_props(exported, {"marker": "the pass's export"})  # tells a copy from a fresh export
-    onnx.save(exported, str(tmp_path / BASE))
-    export_fp32(state, tmp_path / "cloud.onnx", dynamic_batch=True)
-    export_fp32(state, tmp_path / "static.onnx", dynamic_batch=False)  # another batch axis: exported afresh
-    props = {
-        name: {p.key: p.value for p in onnx.load(str(tmp_path / name)).metadata_props}
-        for name in ("cloud.onnx", "static.onnx")
-    }
-    assert props == {"cloud.onnx": {"marker": "the pass's export"}, "static.onnx": {}}
+    base = build.results.bases[("", Format.ONNX)]
+    exported = onnx.load(str(base))
+    onnx.helper.set_model_props(exported, {"marker": "the conversion's export"})  # tells a copy from a fresh export
+    onnx.save(exported, str(base))
+    cloud = write_cloud_model(build.inputs, build.results, tmp_path / "bundle")
+    props = {p.key: p.value for p in onnx.load(str(cloud)).metadata_props}
+    assert props == {"marker": "the conversion's export"}
     x = np.load(digits_files / "data.npz")["x"][:3]
-    assert ort.InferenceSession(str(tmp_path / "cloud.onnx")).run(None, {"x": x})[0].shape == (3, 10)
+    assert ort.InferenceSession(str(cloud)).run(None, {"x": x})[0].shape == (3, 10)

@@ -14,7 +14,7 @@ from compressor.errors import (
     UnknownNameError,
     UnsupportedModelError,
 )
-from compressor.loaders import load_model
+from compressor.sources import load_model
 
 FAST = dict(latency_repeats=3, latency_warmup=1)
 

@@ -18,14 +18,8 @@ from compressor.finetune import TrainConfig, train
 from compressor.importance import criteria
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
-from compressor.pruning import (
-    achieved_sparsity,
-    attention_heads,
-    count,
-    layered,
-    prune_structured,
-    prune_unstructured,
-)
+from compressor.layered import layered
+from compressor.pruning import achieved_sparsity, attention_heads, count, prune_structured, prune_unstructured
 from compressor.runtimes import OnnxRunner
 
 MODELS = {"residual-cnn": (ResidualCNN, (3, 8, 8)), "transformer": (TinyTransformer, (6, 8))}
@@ -83,10 +77,10 @@ def test_unstructured_pruning_zeroes_weights_and_fine_tuning_keeps_them(tiny, sc
     pruned, masks = prune_unstructured(model, 0.8, scope)
     assert achieved_sparsity(masks) == pytest.approx(0.8, abs=0.01)
     assert count(pruned, args)["nonzero_params"] < 0.35 * count(model, args)["nonzero_params"]
-    summary = train(pruned, data, TrainConfig(epochs=2, seconds=30), masks=masks)
+    summary = train(pruned, data, TrainConfig(epochs=2, seconds=30), constraints=(masks,))
     assert summary["epochs"] == 2
     named = dict(pruned.named_parameters())
-    for name, mask in masks.items():
+    for name, mask in masks.masks.items():
         assert torch.all(named[name][mask == 0] == 0), name
 
 
@@ -110,8 +104,8 @@ def test_model_files_are_pruned_structurally_through_their_onnx_rebuild(kind, di
         path = tmp_path / "model.pt"
         torch.jit.trace(copy.deepcopy(digits_module).eval(), (torch.zeros(1, 1, 8, 8),)).save(str(path))
     source, data = load_source(path, data=digits_files / "data.npz")
-    before = count(source.torch_module(), source.sample_args())
-    pruned = prune_structured(source.torch_module(), source.sample_args(), 0.5, "l2", data)
+    before = count(source.to_torch(), source.sample_args())
+    pruned = prune_structured(source.to_torch(), source.sample_args(), 0.5, "l2", data)
     after = count(pruned, source.sample_args())
     assert after["params"] < 0.5 * source.params and after["macs"] < 0.5 * before["macs"]
     options = CompressOptions(
@@ -163,7 +157,7 @@ def test_model_files_are_pruned_unstructured_and_train(kind, digits_files, digit
         path = tmp_path / "model.pt"
         torch.jit.trace(copy.deepcopy(digits_module).eval(), (torch.zeros(1, 1, 8, 8),)).save(str(path))
     source, data = load_source(path, data=digits_files / "data.npz")
-    pruned, masks = prune_unstructured(source.torch_module(), 0.5, example_args=source.sample_args())
+    pruned, masks = prune_unstructured(source.to_torch(), 0.5, example_args=source.sample_args())
     assert achieved_sparsity(masks) == pytest.approx(0.5, abs=0.01)
     summary = train(pruned, data, TrainConfig(epochs=1, seconds=30))  # an ExportedProgram's module trains too
     assert summary["epochs"] == 1

@@ -10,8 +10,8 @@ from compressor.api import load_source, run_build
 from compressor.errors import TechniqueNotApplicableError
 from compressor.metrics import compare
 from compressor.options import CompressOptions
-from compressor.passes.quantize_mixed_pass import calibrate, ladder, quantize, upgrade_steps, weighted_layers
-from compressor.profiles import Precision
+from compressor.mixed_precision import calibrate, ladder, quantize, upgrade_steps, weighted_layers
+from compressor.profiles import Format, Precision
 from compressor.runtimes import open_artifact
 
 
@@ -33,7 +33,7 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
     assert mixed.metrics["cosine_mean"] >= 0.999
     assert mixed.size_bytes <= int8.size_bytes
     plan = mixed.technique["mixed_precision"]
-    layers = weighted_layers(transformer_build.workdir / "fp32-base.tflite")
+    layers = weighted_layers(transformer_build.results.bases[("", Format.TFLITE)])
     assert (
         set(plan["precision"]) == {layer.scope for layer in layers} and len(layers) >= 13
     )  # 2 x (q, k, v, out, 2 mlp) + embed + head
@@ -48,7 +48,7 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
 
 
 def test_ladders_offer_blockwise_int4_where_the_block_divides_the_input(transformer_build):
-    layers = weighted_layers(transformer_build.workdir / "fp32-base.tflite")
+    layers = weighted_layers(transformer_build.results.bases[("", Format.TFLITE)])
     by_input = {layer.shape[1]: [rung.name for rung in ladder(layer)] for layer in layers}
     assert by_input[8] == ["int4", "int8", "fp16"]  # token features -> dim: no block divides 8
     assert by_input[32] == ["int4-b32", "int8", "fp16"]
@@ -58,7 +58,7 @@ def test_ladders_offer_blockwise_int4_where_the_block_divides_the_input(transfor
 def test_blockwise_int4_is_in_the_flatbuffer_smaller_than_int8_and_runs(transformer_build, tmp_path):
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
-    base = transformer_build.workdir / "fp32-base.tflite"
+    base = transformer_build.results.bases[("", Format.TFLITE)]
     layers = weighted_layers(base)
     layer = next(layer for layer in layers if layer.shape[1] == 64)
     rungs = {rung.name: rung for rung in ladder(layer)}
@@ -83,7 +83,7 @@ def test_blockwise_int4_is_in_the_flatbuffer_smaller_than_int8_and_runs(transfor
 
 
 def test_upgrade_steps_follow_each_layers_lower_hull_best_rate_first():
-    from compressor.passes.quantize_mixed_pass import FP16, Layer, Rung
+    from compressor.mixed_precision import FP16, Layer, Rung
 
     a, b = Layer("a", "FULLY_CONNECTED", (4, 64)), Layer("b", "FULLY_CONNECTED", (4, 64))
     b64, b32, int8 = Rung("int4-b64", 4, 64), Rung("int4-b32", 4, 32), Rung("int8", 8)

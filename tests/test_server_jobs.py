@@ -350,7 +350,7 @@ def test_sdkgen_submit_gate_failure_exits_like_a_local_build(address, stubs, dig
     out = tmp_path / "gate"
     assert _submit(address, digits_files, out, "--precision", "int8-full", "--min-cosine", "1.0") == EXIT_GATE_FAILED
     printed = " ".join(capsys.readouterr().err.split())
-    assert "failed: no candidate for profile 'pixel-8' passes the gate" in printed, printed
+    assert "failed: no tflite candidate for profile 'pixel-8' passes the gate" in printed, printed
     assert "int8-full.tflite" in printed and "cos mean" in printed, printed  # the candidate table, as locally
     assert not out.exists()
     [job] = stubs[0].ListJobs(pb.ListJobsRequest(limit=1), metadata=auth("alice-build")).jobs

@@ -98,18 +98,18 @@ def test_energy_objective_needs_power_figures(digits_module):
 def test_transformer_head_and_tail_artifacts_pass_the_gate(tmp_path):
     """ONNX head (onnxruntime) -> int8 -> ONNX tail with the mask as side input, against the eager model."""
     from compressor.api import load_source
-    from compressor.options import CompressOptions
-    from compressor.progress import Progress
-    from compressor.splitting.export import export_split
-    from compressor.state import BuildState
+    from compressor.metrics import Gate
+    from compressor.splitting.export import SplitInput, export_split
 
     module = TinyTransformer().eval()
     x, mask = transformer_sample(batch=16)
     source, data = load_source(module, transformer_sample(), {"x": x.numpy(), "mask": mask.numpy()})
-    state = BuildState(source, get_profile("jetson-orin-nano"), CompressOptions(), data, tmp_path, Progress(None))
-    gm = export_graph(module, state.torch_sample_args())
+    gm = export_graph(module, transformer_sample())
     cut = find_cuts(gm)[2]
-    artifacts = export_split(state, gm, cut, Format.ONNX, Precision.FP32, tmp_path / "split")
+    reference = source.reference_runner().run(data.inputs)
+    job = SplitInput(gm, cut, Format.ONNX, Precision.FP32, data, reference, Gate(1.0, 0.99), 128, True,
+                     tmp_path / "split", tmp_path / "converter.log")
+    artifacts = export_split(job)
     assert artifacts.passed_gate, artifacts.metrics
     assert artifacts.metrics["cosine_min"] > 0.999
     assert artifacts.metrics["top1_agreement"] == 1.0
@@ -142,7 +142,7 @@ def split_build(digits_files, tmp_path_factory):
 
 
 def test_split_build_writes_a_gated_split_section(split_build):
-    from compressor.manifest import validate_manifest
+    from compressor.bundle.manifest import validate_manifest
     from compressor.runtimes import OnnxRunner, TFLiteRunner
 
     manifest = validate_manifest(split_build.manifest)

@@ -1,17 +1,18 @@
 """Hold measured candidates to the search targets: download size and host latency.
 
-A candidate over a target gets a fit problem, so selection skips it and the
-report says by how much it missed.
+A candidate over a target gets a fit problem, so selection skips it and the report says by how much it missed.
 """
 
 from __future__ import annotations
 
-from compressor.state import BuildState
+from compressor.passes.contract import build_pass
+from compressor.state import BuildInputs, BuildResults
 
 
-def run(state: BuildState) -> None:
-    options = state.options
-    for candidate in state.candidates:
+@build_pass(writes=("candidates",))
+def run(inputs: BuildInputs, results: BuildResults) -> None:
+    options = inputs.options
+    for candidate in results.candidates:
         if candidate.error is not None or candidate.host_latency_ms is None:
             continue
         size_kb = candidate.download_size_bytes / 1024

@@ -1,49 +1,63 @@
-"""Select, per format the profile ships, the smallest artifact that passes the gate and fits the profile."""
+"""Select, per format the profile ships, the smallest artifact that passes the gate and fits the profile.
+
+A format with no usable candidate is recorded as unshipped with the reason (the build ships what it can); only
+when no format has one does the build fail with :class:`GateFailedError`, naming the closest candidate.
+"""
 
 from __future__ import annotations
 
 from compressor.errors import GateFailedError
-from compressor.report import build_report
-from compressor.state import BuildState, Candidate
+from compressor.passes.contract import build_pass
+from compressor.state import BuildInputs, BuildResults, Candidate
 
 
-def run(state: BuildState) -> None:
-    stage = state.progress.stage("select", 1)
-    for fmt in state.profile.accepts.formats:
-        indexed = [(i, c) for i, c in enumerate(state.candidates) if c.format is fmt]
+@build_pass(reads=("candidates",), writes=("selected", "unshipped"))
+def run(inputs: BuildInputs, results: BuildResults) -> None:
+    stage = inputs.progress.stage("select", 1)
+    for fmt in inputs.profile.accepts.formats:
+        indexed = [(i, c) for i, c in enumerate(results.candidates) if c.format is fmt]
         usable = [(i, c) for i, c in indexed if c.usable]
         if not usable:
-            raise GateFailedError(_failure_message(state, [c for _, c in indexed]), build_report(state, {}, {}))
-        best, _ = min(usable, key=lambda ic: (ic[1].size_bytes, ic[1].host_latency_ms["p50"]))
-        state.selected[fmt] = best
-    stage.advance(", ".join(state.candidates[i].name for i in state.selected.values()))
+            results.unshipped[fmt] = _failure_message(inputs, [c for _, c in indexed], fmt.value)
+            continue
+        best, _ = min(usable, key=lambda ic: (ic[1].size_bytes, (ic[1].host_latency_ms or {})["p50"]))
+        results.selected[fmt] = best
+    if not results.selected:
+        raise GateFailedError(" ".join(results.unshipped.values()))
+    chosen = ", ".join(results.candidates[i].name for i in results.selected.values())
+    missing = "; ".join(f"no {fmt.value}" for fmt in results.unshipped)
+    stage.advance(f"{chosen}{' (' + missing + ')' if missing else ''}")
 
 
-def _failure_message(state: BuildState, candidates: list[Candidate]) -> str:
-    options = state.options
+def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str) -> str:
+    options = inputs.options
     gate = (
         f"accuracy drop <= {options.max_accuracy_drop} pt"
-        if state.data.labels is not None
+        if inputs.data.validation.labels is not None
         else f"mean cosine >= {options.min_cosine}"
     )
     measured = [c for c in candidates if c.metrics is not None]
     if not measured:
-        errors = "; ".join(f"{c.name}: {c.error}" for c in candidates) or "no candidate was produced"
-        return f"no candidate for profile {state.profile.name!r} could be built: {errors}"
+        reasons = {c.error for c in candidates}
+        if len(reasons) == 1 and len(candidates) > 1:
+            errors = f"every candidate ({', '.join(c.name for c in candidates)}): {reasons.pop()}"
+        else:
+            errors = "; ".join(f"{c.name}: {c.error}" for c in candidates) or "no candidate was produced"
+        return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
-    m = best.metrics
+    m = best.metrics or {}
     figures = f"cosine mean {m['cosine_mean']:.4f}, max abs error {m['max_abs_error']:.4g}"
     if m["accuracy_drop"] is not None:
         figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
     return (
-        f"no candidate for profile {state.profile.name!r} passes the gate ({gate}) and fits the profile; "
+        f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
         f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop, provide more representative "
         "calibration data, or choose a profile that accepts higher precisions."
     )
 
 
 def _closeness(candidate: Candidate) -> tuple:
-    m = candidate.metrics
+    m = candidate.metrics or {}
     drop = m["accuracy_drop"] if m["accuracy_drop"] is not None else 0.0
     return (bool(candidate.fit_problems), drop, -m["cosine_mean"])

@@ -8,38 +8,31 @@ all-cloud, split raises :class:`GateFailedError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from compressor.errors import GateFailedError, TechniqueNotApplicableError
-from compressor.splitting.export import SplitArtifacts, export_split
+from compressor.passes.contract import build_pass
+from compressor.splitting.export import SplitInput, export_split
 from compressor.splitting.graph import export_graph, input_names
+from compressor.splitting.outcome import SplitOutcome
 from compressor.splitting.planner import Plan, PlanRow, measure_invoke_ms, measure_whole_ms, network_for, plan_split
-from compressor.state import BuildState
+from compressor.state import BuildInputs, BuildResults
 
 
-@dataclass(frozen=True)
-class SplitOutcome:
-    plan: Plan
-    row: PlanRow  # what the build ships: kind edge, split or cloud
-    artifacts: SplitArtifacts | None
-    graph_inputs: tuple[str, ...]  # the model's inputs in order, as the graph names them (cuts refer to these)
-    note: str = ""
-
-
-def run(state: BuildState) -> None:
-    request = state.split_request
-    stage = state.progress.stage("split", 3)
-    if state.source.family == "keras":
-        raise TechniqueNotApplicableError("split needs a PyTorch or ONNX model (its graph is cut with torch.export)")
-    module, args = state.source.torch_module(), state.torch_sample_args()
+@build_pass(reads=("candidates", "selected"), writes=("split", "reference_outputs"))
+def run(inputs: BuildInputs, results: BuildResults) -> None:
+    request = inputs.split_request
+    assert request is not None, "the pipeline runs this pass for split requests only"
+    stage = inputs.progress.stage("split", 3)
+    module, args = inputs.source.to_torch(), inputs.sample_args()
     gm = export_graph(module, args)
-    fmt = request.format or next(iter(state.selected))
-    precision = state.candidates[state.selected[fmt]].precision
-    network = network_for(state.profile, request.uplink_mbps, request.rtt_ms)
+    fmt = request.format or next(iter(results.selected))
+    if fmt not in results.selected:
+        raise TechniqueNotApplicableError(f"the split head needs a {fmt.value} artifact, and none was selected")
+    precision = results.candidates[results.selected[fmt]].precision
+    network = network_for(inputs.profile, request.uplink_mbps, request.rtt_ms)
     plan = plan_split(
         gm,
         args,
-        state.profile,
+        inputs.profile,
         precision,
         measure_whole_ms(module, args),
         network=network,
@@ -49,15 +42,32 @@ def run(state: BuildState) -> None:
     stage.advance(f"{len(plan.rows) - 2} cuts")
     row = plan.chosen if request.mode == "auto" else _cheapest_split(plan)
     artifacts, note = None, ""
-    if row.kind == "split":
-        artifacts = export_split(state, gm, row.cut, fmt, precision, state.workdir / "split")
-        stage.advance(f"exported cut {row.cut.node}")
+    cut = row.cut
+    if cut is not None:
+        if results.reference_outputs is None:
+            results.reference_outputs = inputs.source.reference_runner().run(inputs.data.validation.inputs)
+        artifacts = export_split(
+            SplitInput(
+                gm,
+                cut,
+                fmt,
+                precision,
+                inputs.data.validation,
+                results.reference_outputs,
+                inputs.options.gate,
+                inputs.options.calibration_samples,
+                not inputs.profile.accepts.static_shapes,
+                inputs.workdir / "split",
+                inputs.log,
+            )
+        )
+        stage.advance(f"exported cut {cut.node}")
         if not artifacts.passed_gate:
-            note = f"cut {row.cut.node} failed the accuracy gate ({artifacts.metrics})"
+            note = f"cut {cut.node} failed the accuracy gate ({artifacts.metrics})"
             if request.mode == "split":
                 raise GateFailedError(f"{note}; try a looser budget or --mode auto")
             row, artifacts = min((plan.row("all-edge"), plan.row("all-cloud")), key=lambda r: r.total_ms), None
-    state.split = SplitOutcome(plan, row, artifacts, tuple(input_names(gm)), note)
+    results.split = SplitOutcome(plan, row, artifacts, tuple(input_names(gm)), note)
     stage.advance(row.label)
 
 

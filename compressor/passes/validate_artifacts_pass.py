@@ -1,28 +1,29 @@
-"""Run every artifact in its real runtime on the user's data and compare it with the original model."""
+"""Run every artifact in its real runtime on the validation samples and compare it with the original model."""
 
 from __future__ import annotations
 
-from compressor.metrics import compare, passes_gate
+from compressor.converters import failure_reason
+from compressor.metrics import compare
+from compressor.passes.contract import build_pass
 from compressor.runtimes import open_artifact
-from compressor.state import BuildState
+from compressor.state import BuildInputs, BuildResults
 
 
-def run(state: BuildState) -> None:
-    pending = [c for c in state.candidates if c.error is None]
-    stage = state.progress.stage("validate", len(pending) + 1)
-    if state.reference_outputs is None:
-        state.reference_outputs = state.source.reference_runner().run(state.data.inputs)
+@build_pass(writes=("candidates", "reference_outputs"))
+def run(inputs: BuildInputs, results: BuildResults) -> None:
+    pending = [c for c in results.candidates if c.error is None]
+    stage = inputs.progress.stage("validate", len(pending) + 1)
+    validation = inputs.data.validation
+    if results.reference_outputs is None:
+        results.reference_outputs = inputs.source.reference_runner().run(validation.inputs)
     stage.advance("original model")
     for candidate in pending:
         try:
-            runner = open_artifact(candidate.path, candidate.format.value)
-            outputs = runner.run(state.data.inputs)
-            candidate.metrics = compare(state.reference_outputs, outputs, state.data.labels)
+            outputs = open_artifact(candidate.require_path(), candidate.format.value).run(validation.inputs)
+            candidate.metrics = compare(results.reference_outputs, outputs, validation.labels)
         except Exception as exc:  # noqa: BLE001 - an artifact its runtime rejects is a failed candidate
-            candidate.error = f"runtime failed: {type(exc).__name__}: {str(exc)[:300]}"
+            candidate.error = failure_reason("runtime", exc)
             stage.advance(f"{candidate.name} failed")
             continue
-        candidate.passed_gate = passes_gate(
-            candidate.metrics, state.options.max_accuracy_drop, state.options.min_cosine
-        )
+        candidate.passed_gate = inputs.options.gate.passes(candidate.metrics)
         stage.advance(candidate.name)

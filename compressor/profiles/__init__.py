@@ -73,6 +73,11 @@ class Compute(_Frozen):
         "however small the model: what makes a head of a few operators dearer than its work",
     )
     estimate: bool = Field(description="true when figures are derived from spec sheets, not measured")
+    calibration_reference: bool = Field(
+        False,
+        description="true for the one profile whose figures were measured on the build host itself: its "
+        "estimate's miss against measured host latency calibrates every other profile's estimates",
+    )
     source: str = Field(min_length=1, description="where the figures come from")
 
 
@@ -135,6 +140,15 @@ def _read(path: Path) -> Profile:
 def all_profiles() -> dict[str, Profile]:
     """Every bundled profile by name."""
     return {p.stem: _read(p) for p in sorted(PROFILE_DIR.glob("*.toml"))}
+
+
+def reference_profile() -> Profile:
+    """The profile measured on the build host (``compute.calibration_reference``); exactly one profile is."""
+    references = [p for p in all_profiles().values() if p.compute.calibration_reference]
+    if len(references) != 1:
+        names = ", ".join(p.name for p in references) or "none"
+        raise ProfileError(f"exactly one profile must set compute.calibration_reference = true; found {names}")
+    return references[0]
 
 
 def get_profile(name: str) -> Profile:

@@ -1,28 +1,28 @@
 """Write one cut's artifacts: the head in the profile's format and precision, the tail as ONNX, the transfer quantization.
 
-The head is converted by the same converters as whole models (a sub-build whose source is the head module);
+The head is converted by the same converters as whole models (its source is the head module);
 the tail takes the int8 intermediate and dequantizes it itself, so the wire carries one byte per element.  The
 composed path head -> int8 -> tail runs in the real runtimes on the user's data and faces the accuracy gate.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from compressor.converters import ConvertInput, convert, failure_reason
 from compressor.data import SampleData
-from compressor.errors import ConversionError, EdgeForgeError
-from compressor.loaders import from_module
-from compressor.metrics import compare, passes_gate
+from compressor.errors import ConversionError
+from compressor.metrics import Gate, compare
 from compressor.native_output import captured
-from compressor.passes import convert_onnx_pass, convert_tflite_pass
 from compressor.profiles import Format, Precision
 from compressor.runtimes import OnnxRunner, open_artifact, quantize
+from compressor.sources import from_module
 from compressor.splitting.graph import Cut, input_names, split_modules
-from compressor.state import BuildState
+from compressor.torch_export import export_torch
 
 INT8 = np.iinfo(np.int8)
 
@@ -42,7 +42,7 @@ class TransferQuantization:
         return cls(scale, zero_point)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        return quantize(x, self.scale, self.zero_point, np.int8)
+        return quantize(x, self.scale, self.zero_point, np.dtype(np.int8))
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return ((q.astype(np.float32) - self.zero_point) * self.scale).astype(np.float32)
@@ -60,55 +60,76 @@ class SplitArtifacts:
     passed_gate: bool
 
 
-def export_split(state: BuildState, gm, cut: Cut, fmt: Format, precision: Precision, out_dir: Path) -> SplitArtifacts:
-    """Convert the head and tail of ``cut`` into ``out_dir`` and gate the composed path on ``state.data``."""
+@dataclass(frozen=True)
+class SplitInput:
+    """What exporting one cut needs: the graph and the cut, the head's format and precision, the validation data
+    and the original model's outputs on it (to gate the composed path), how many samples calibrate, and where
+    the files go (``out_dir``; converter output to ``log``)."""
+
+    gm: object  # torch.fx.GraphModule from graph.export_graph
+    cut: Cut
+    format: Format
+    precision: Precision
+    data: SampleData
+    reference: list[np.ndarray]
+    gate: Gate
+    calibration_samples: int
+    dynamic_batch: bool
+    out_dir: Path
+    log: Path
+
+
+def export_split(inp: SplitInput) -> SplitArtifacts:
+    """Convert the head and tail of ``inp.cut`` into ``inp.out_dir`` and gate the composed path on ``inp.data``."""
     import torch
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    head, tail = split_modules(gm, cut)
-    names = input_names(gm)
-    data_keys = list(state.data.inputs)
+    inp.out_dir.mkdir(parents=True, exist_ok=True)
+    head, tail = split_modules(inp.gm, inp.cut)
+    names = input_names(inp.gm)
+    data_keys = list(inp.data.inputs)
     head_data = SampleData(
-        {data_keys[names.index(n)]: state.data.inputs[data_keys[names.index(n)]] for n in cut.head_inputs}
+        {data_keys[names.index(n)]: inp.data.inputs[data_keys[names.index(n)]] for n in inp.cut.head_inputs}
     )
-    side = {n: state.data.inputs[data_keys[names.index(n)]] for n in cut.side_inputs}
-    calib = head_data.take(0, min(len(head_data), state.options.calibration_samples))
+    side = {n: inp.data.inputs[data_keys[names.index(n)]] for n in inp.cut.side_inputs}
+    calib = head_data.take(0, min(len(head_data), inp.calibration_samples))
     with torch.no_grad():  # one sample at a time: the graph was traced with a batch of one
         mid = np.concatenate(
             [head(*(torch_tensor(v[i : i + 1]) for v in calib.inputs.values())).numpy() for i in range(len(calib))]
         )
     transfer = TransferQuantization.calibrate(mid)
-    head_path = _convert_head(state, head, head_data, fmt, precision, out_dir)
-    tail_path = out_dir / "tail.onnx"
+    head_path = _convert_head(inp, head, calib)
+    tail_path = inp.out_dir / "tail.onnx"
     tail_args = (torch.from_numpy(transfer.quantize(mid[:1])), *(torch.from_numpy(v[:1]) for v in side.values()))
-    _export(lambda: convert_onnx_pass.export_torch(_DequantizedTail(tail, transfer), tail_args, tail_path, True), state)
-    outputs = _composed(head_path, fmt, tail_path, transfer, head_data, side)
-    if state.reference_outputs is None:
-        state.reference_outputs = state.source.reference_runner().run(state.data.inputs)
-    metrics = compare(state.reference_outputs, outputs, state.data.labels)
-    passed = passes_gate(metrics, state.options.max_accuracy_drop, state.options.min_cosine)
-    return SplitArtifacts(cut, head_path, fmt, precision, tail_path, transfer, metrics, passed)
-
-
-def _convert_head(
-    state: BuildState, head, head_data: SampleData, fmt: Format, precision: Precision, out_dir: Path
-) -> Path:
-    args = tuple(torch_tensor(v[:1]) for v in head_data.inputs.values())
-    workdir = out_dir / "head-work"
-    workdir.mkdir(exist_ok=True)
-    sub = dataclasses.replace(
-        state, source=from_module(head, args, tuple(head_data.inputs)), data=head_data, workdir=workdir
+    try:
+        with captured(inp.log):
+            export_torch(_DequantizedTail(tail, transfer), tail_args, tail_path, True)
+    except Exception as exc:
+        raise ConversionError(failure_reason("split tail export", exc)) from exc
+    outputs = _composed(head_path, inp.format, tail_path, transfer, head_data, side)
+    metrics = compare(inp.reference, outputs, inp.data.labels)
+    return SplitArtifacts(
+        inp.cut, head_path, inp.format, inp.precision, tail_path, transfer, metrics, inp.gate.passes(metrics)
     )
-    base, path = workdir / f"fp32-base.{fmt.value}", out_dir / f"head.{fmt.value}"
-    if fmt is Format.TFLITE:
-        _export(lambda: convert_tflite_pass.convert_fp32(sub, base), state)
-        _export(lambda: convert_tflite_pass.quantize(base, path, precision, sub), state)
-    else:
-        _export(
-            lambda: convert_onnx_pass.export_fp32(sub, base, dynamic_batch=not state.profile.accepts.static_shapes),
-            state,
-        )
-        _export(lambda: convert_onnx_pass.quantize(base, path, precision, sub), state)
+
+
+def _convert_head(inp: SplitInput, head, calibration: SampleData) -> Path:
+    """The head in the build's format and precision, through the same converter as whole models."""
+    args = tuple(torch_tensor(v[:1]) for v in calibration.inputs.values())
+    source = from_module(head, args, tuple(calibration.inputs))
+    job = ConvertInput(
+        source,
+        args,
+        calibration,
+        inp.out_dir / "head-work",
+        (inp.precision,),
+        dynamic_batch=inp.dynamic_batch,
+        log=inp.log,
+    )
+    [artifact] = convert(inp.format, job).artifacts
+    if artifact.path is None:
+        raise ConversionError(f"converting the split head failed: {artifact.error}")
+    path = inp.out_dir / f"head.{inp.format.value}"
+    shutil.copyfile(artifact.path, path)
     return path
 
 
@@ -116,18 +137,6 @@ def torch_tensor(array: np.ndarray):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _export(step, state: BuildState) -> None:
-    try:
-        with captured(state.workdir / "converter.log"):
-            step()
-    except EdgeForgeError:
-        raise
-    except Exception as exc:
-        raise ConversionError(
-            f"converting the split head/tail failed ({type(exc).__name__}: {str(exc)[:400]}); see converter.log"
-        ) from exc
 
 
 def _composed(
@@ -165,5 +174,5 @@ def _dequantized_tail_class():
     return DequantizedTail
 
 
-def _DequantizedTail(tail, transfer: TransferQuantization):
+def _DequantizedTail(tail, transfer: TransferQuantization):  # noqa: N802 - reads as the class it builds
     return _dequantized_tail_class()(tail, transfer)

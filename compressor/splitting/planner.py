@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from compressor.errors import InvalidInputError
-from compressor.profiles import Network, Precision, Profile, get_profile
+from compressor.profiles import Network, Precision, Profile, reference_profile
 from compressor.splitting.costs import (
     TRANSFER_BYTES_PER_ELEMENT,
     Calibration,
@@ -23,7 +23,6 @@ from compressor.splitting.costs import (
 from compressor.splitting.graph import Cut, find_cuts, model_outputs
 from compressor.splitting.request import OBJECTIVES
 
-HOST_PROFILE = "host"
 # A split model runs once per request, not back to back: its calls are timed after this much idle time, which
 # both the device head and the server's tail see (measured here: 1.4x / 1.9x the back-to-back p50 of two CNNs).
 IDLE_MS = 10.0
@@ -105,7 +104,7 @@ def plan_split(
     network = network or profile.network
     work = node_work(gm, sample_args)
     whole = split_work(work, len(work))[0]
-    calibration = Calibration.measure(get_profile(HOST_PROFILE), whole, measured_whole_ms, measured_invoke_ms)
+    calibration = Calibration.measure(reference_profile(), whole, measured_whole_ms, measured_invoke_ms)
     inputs = {
         name: tuple(a.shape) for name, a in zip([n.name for n in gm.graph.nodes if n.op == "placeholder"], sample_args)
     }
@@ -144,8 +143,8 @@ def measure_whole_ms(module, sample_args: tuple, repeats: int = 50) -> float:
     """The whole model's p50 latency in onnxruntime on this machine (fp32 ONNX export, batch of one), each call
     after :data:`IDLE_MS` of idle time."""
     from compressor.native_output import captured
-    from compressor.passes.convert_onnx_pass import export_torch
     from compressor.runtimes import OnnxRunner, measure_latency_ms
+    from compressor.torch_export import export_torch
 
     with tempfile.TemporaryDirectory(prefix="edgeforge-plan-") as work:
         path = Path(work) / "whole.onnx"

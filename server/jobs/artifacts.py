@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from compressor.loaders import sha256_file
+from compressor.sources import sha256_file
 from server.errors import ChecksumError, NotFoundError
 
 INDEX = "index.json"

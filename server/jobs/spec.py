@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from google.protobuf import json_format
@@ -51,12 +50,7 @@ def to_proto(profile: str, sdk: SdkSpec, options: CompressOptions, split: SplitR
         spec.uplink_mbps = split.uplink_mbps
     if split.rtt_ms is not None:
         spec.rtt_ms = split.rtt_ms
-    recipe = options.model_dump(mode="json", exclude_defaults=True)
-    spec.max_accuracy_drop, spec.min_cosine = options.max_accuracy_drop, options.min_cosine
-    spec.precisions.extend(recipe.pop("precisions", None) or ())
-    for key in ("max_accuracy_drop", "min_cosine"):
-        recipe.pop(key, None)
-    spec.options.update({k: json.dumps(v) for k, v in recipe.items()})
+    spec.recipe.CopyFrom(options_to_proto(options))
     return spec
 
 
@@ -87,33 +81,47 @@ def from_proto(spec: pb.JobSpec) -> BuildRequest:
         uplink_mbps=spec.uplink_mbps if spec.HasField("uplink_mbps") else None,
         rtt_ms=spec.rtt_ms if spec.HasField("rtt_ms") else None,
     )
-    return BuildRequest(profile, sdk, _options(spec), split)
+    return BuildRequest(profile, sdk, options_from_proto(spec.recipe), split)
 
 
-def _options(spec: pb.JobSpec) -> CompressOptions:
+def options_to_proto(options: CompressOptions) -> pb.CompressOptions:
+    """The options that were asked for (``model_fields_set``), field by field; raises for a local-only one."""
+    message = pb.CompressOptions()
+    for name in sorted(options.model_fields_set):
+        extra = CompressOptions.model_fields[name].json_schema_extra or {}
+        value = getattr(options, name)
+        if not extra.get("wire", True):
+            if value is not None:
+                raise InvalidInputError(
+                    f"{name} names a file on your machine, which a server cannot read; a remote job trains on the "
+                    "uploaded data file instead, so leave it out"
+                )
+            continue
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            getattr(message, name).extend(v.value if hasattr(v, "value") else v for v in value)
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def options_from_proto(message: pb.CompressOptions) -> CompressOptions:
+    """The options a job spec carries, checked; raises :class:`InvalidInputError` naming a bad field."""
     fields = {}
-    for key, raw in spec.options.items():
-        try:
-            fields[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            raise InvalidInputError(f'recipe option {key}={raw!r} is not JSON; send e.g. "128" or "true"') from None
-    if "train_data" in fields:
-        raise InvalidInputError(
-            "recipe option train_data names a file on your machine; a remote job trains on the "
-            "uploaded data file instead, so leave train_data out"
-        )
-    if spec.HasField("max_accuracy_drop"):
-        fields["max_accuracy_drop"] = spec.max_accuracy_drop
-    if spec.HasField("min_cosine"):
-        fields["min_cosine"] = spec.min_cosine
-    if spec.precisions:
-        fields["precisions"] = tuple(spec.precisions)
+    for field in message.DESCRIPTOR.fields:
+        if field.label == field.LABEL_REPEATED:
+            if len(getattr(message, field.name)):
+                fields[field.name] = tuple(getattr(message, field.name))
+        elif message.HasField(field.name):
+            fields[field.name] = getattr(message, field.name)
     try:
         return CompressOptions(**fields)
     except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
         raise InvalidInputError(
-            f"recipe options are invalid: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}; "
-            f"known options: {', '.join(CompressOptions.model_fields)}"
+            f"recipe option {where or '(combination)'} is invalid: {error['msg'].removeprefix('Value error, ')}"
         ) from None
 
 

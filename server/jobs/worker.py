@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compressor.errors import EdgeForgeError, GateFailedError
 from compressor.progress import ProgressEvent
-from compressor.report import summary_text
+from compressor.bundle.report import summary_text
 from server.errors import failure_kind
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)server/gen/edgeforge/v1/compression.proto\x12\x0c\x65\x64geforge.v1\"\x15\n\x13ListProfilesRequest\"\x9c\x01\n\x07Profile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x0f\n\x07\x66ormats\x18\x05 \x03(\t\x12\x12\n\nprecisions\x18\x06 \x03(\t\x12\x11\n\tmemory_mb\x18\x07 \x01(\x01\x12\x12\n\nstorage_mb\x18\x08 \x01(\x01\"?\n\x14ListProfilesResponse\x12\'\n\x08profiles\x18\x01 \x03(\x0b\x32\x15.edgeforge.v1.Profile\"\xbd\x05\n\x07JobSpec\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x11\n\tplatforms\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07package\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0c\n\x04mode\x18\x06 \x01(\t\x12!\n\x14\x63onfidence_threshold\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\x0e\x63loud_endpoint\x18\x08 \x01(\t\x12\x1e\n\x11max_accuracy_drop\x18\t \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmin_cosine\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x12\n\nprecisions\x18\x0b \x03(\t\x12\x0c\n\x04task\x18\x0c \x01(\t\x12\x17\n\ntimeout_ms\x18\r \x01(\x05H\x03\x88\x01\x01\x12\x14\n\x07retries\x18\x0e \x01(\x05H\x04\x88\x01\x01\x12\x15\n\rmodel_version\x18\x0f \x01(\t\x12\x33\n\x07options\x18\x10 \x03(\x0b\x32\".edgeforge.v1.JobSpec.OptionsEntry\x12\x18\n\x0bpixel_scale\x18\x11 \x01(\x01H\x05\x88\x01\x01\x12\x19\n\x0cpixel_offset\x18\x12 \x01(\x01H\x06\x88\x01\x01\x12\x18\n\x0buplink_mbps\x18\x13 \x01(\x01H\x07\x88\x01\x01\x12\x13\n\x06rtt_ms\x18\x14 \x01(\x01H\x08\x88\x01\x01\x12\x17\n\x0fsplit_objective\x18\x15 \x01(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x17\n\x15_confidence_thresholdB\x14\n\x12_max_accuracy_dropB\r\n\x0b_min_cosineB\r\n\x0b_timeout_msB\n\n\x08_retriesB\x0e\n\x0c_pixel_scaleB\x0f\n\r_pixel_offsetB\x0e\n\x0c_uplink_mbpsB\t\n\x07_rtt_ms\"\x9c\x01\n\nFileHeader\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x1d.edgeforge.v1.FileHeader.Role\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"1\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\t\n\x05MODEL\x10\x01\x12\x08\n\x04\x44\x41TA\x10\x02\"|\n\x10SubmitJobRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x15.edgeforge.v1.JobSpecH\x00\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.edgeforge.v1.FileHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"G\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0f\n\x07\x61rchive\x18\x04 \x01(\x08\"\xc7\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.edgeforge.v1.JobState\x12#\n\x04spec\x18\x03 \x01(\x0b\x32\x15.edgeforge.v1.JobSpec\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\x12\n\nupdated_at\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12)\n\tartifacts\x18\x08 \x03(\x0b\x32\x16.edgeforge.v1.Artifact\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\x12\r\n\x05stage\x18\x0b \x01(\t\x12\x0f\n\x07percent\x18\x0c \x01(\x01\x12*\n\x07\x66\x61ilure\x18\r \x01(\x0e\x32\x19.edgeforge.v1.FailureKind\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"\xbc\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\x12\x0f\n\x07percent\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12%\n\x05state\x18\x08 \x01(\x0e\x32\x16.edgeforge.v1.JobState\x12\x1e\n\x03job\x18\t \x01(\x0b\x32\x11.edgeforge.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.edgeforge.v1.JobState\"3\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.edgeforge.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x17\x44ownloadArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"Y\n\rArtifactChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c*h\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*\xa2\x01\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bGATE_FAILED\x10\x01\x12\x11\n\rINVALID_INPUT\x10\x02\x12\x0f\n\x0b\x42UILD_ERROR\x10\x03\x12\x12\n\x0eWORKER_CRASHED\x10\x04\x12\r\n\tTIMED_OUT\x10\x05\x12\x0f\n\x0bINTERRUPTED\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x32\x9f\x04\n\x12\x43ompressionService\x12W\n\x0cListProfiles\x12!.edgeforge.v1.ListProfilesRequest\x1a\".edgeforge.v1.ListProfilesResponse\"\x00\x12\x42\n\tSubmitJob\x12\x1e.edgeforge.v1.SubmitJobRequest\x1a\x11.edgeforge.v1.Job\"\x00(\x01\x12\x45\n\x08WatchJob\x12\x1d.edgeforge.v1.WatchJobRequest\x1a\x16.edgeforge.v1.JobEvent\"\x00\x30\x01\x12:\n\x06GetJob\x12\x1b.edgeforge.v1.GetJobRequest\x1a\x11.edgeforge.v1.Job\"\x00\x12K\n\x08ListJobs\x12\x1d.edgeforge.v1.ListJobsRequest\x1a\x1e.edgeforge.v1.ListJobsResponse\"\x00\x12@\n\tCancelJob\x12\x1e.edgeforge.v1.CancelJobRequest\x1a\x11.edgeforge.v1.Job\"\x00\x12Z\n\x10\x44ownloadArtifact\x12%.edgeforge.v1.DownloadArtifactRequest\x1a\x1b.edgeforge.v1.ArtifactChunk\"\x00\x30\x01\x42\x14\n\x10\x64\x65v.edgeforge.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)server/gen/edgeforge/v1/compression.proto\x12\x0c\x65\x64geforge.v1\"\x15\n\x13ListProfilesRequest\"\x9c\x01\n\x07Profile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x0f\n\x07runtime\x18\x04 \x01(\t\x12\x0f\n\x07\x66ormats\x18\x05 \x03(\t\x12\x12\n\nprecisions\x18\x06 \x03(\t\x12\x11\n\tmemory_mb\x18\x07 \x01(\x01\x12\x12\n\nstorage_mb\x18\x08 \x01(\x01\"?\n\x14ListProfilesResponse\x12\'\n\x08profiles\x18\x01 \x03(\x0b\x32\x15.edgeforge.v1.Profile\"\xe1\x04\n\x07JobSpec\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x11\n\tplatforms\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07package\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0c\n\x04mode\x18\x06 \x01(\t\x12!\n\x14\x63onfidence_threshold\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\x0e\x63loud_endpoint\x18\x08 \x01(\t\x12\x0c\n\x04task\x18\x0c \x01(\t\x12\x17\n\ntimeout_ms\x18\r \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x07retries\x18\x0e \x01(\x05H\x02\x88\x01\x01\x12\x15\n\rmodel_version\x18\x0f \x01(\t\x12\x18\n\x0bpixel_scale\x18\x11 \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0cpixel_offset\x18\x12 \x01(\x01H\x04\x88\x01\x01\x12\x18\n\x0buplink_mbps\x18\x13 \x01(\x01H\x05\x88\x01\x01\x12\x13\n\x06rtt_ms\x18\x14 \x01(\x01H\x06\x88\x01\x01\x12\x17\n\x0fsplit_objective\x18\x15 \x01(\t\x12-\n\x06recipe\x18\x16 \x01(\x0b\x32\x1d.edgeforge.v1.CompressOptionsB\x17\n\x15_confidence_thresholdB\r\n\x0b_timeout_msB\n\n\x08_retriesB\x0e\n\x0c_pixel_scaleB\x0f\n\r_pixel_offsetB\x0e\n\x0c_uplink_mbpsB\t\n\x07_rtt_msJ\x04\x08\t\x10\nJ\x04\x08\n\x10\x0bJ\x04\x08\x0b\x10\x0cJ\x04\x08\x10\x10\x11R\x11max_accuracy_dropR\nmin_cosineR\nprecisionsR\x07options\"\xf9\x06\n\x0f\x43ompressOptions\x12\x1e\n\x11max_accuracy_drop\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmin_cosine\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nprecisions\x18\x03 \x03(\t\x12 \n\x13\x63\x61libration_samples\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0elatency_warmup\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\x1c\n\x0flatency_repeats\x18\x06 \x01(\x05H\x04\x88\x01\x01\x12\x12\n\x05prune\x18\x07 \x01(\tH\x05\x88\x01\x01\x12\x15\n\x08sparsity\x18\x08 \x01(\x01H\x06\x88\x01\x01\x12\x16\n\tcriterion\x18\t \x01(\tH\x07\x88\x01\x01\x12\x18\n\x0bprune_scope\x18\n \x01(\tH\x08\x88\x01\x01\x12\x14\n\x07\x64istill\x18\x0b \x01(\x08H\t\x88\x01\x01\x12\x18\n\x0btemperature\x18\x0c \x01(\x01H\n\x88\x01\x01\x12\x1a\n\rdistill_alpha\x18\r \x01(\x01H\x0b\x88\x01\x01\x12\x14\n\x07\x63luster\x18\x0e \x01(\x05H\x0c\x88\x01\x01\x12\x1c\n\x0f\x66inetune_epochs\x18\x0f \x01(\x05H\r\x88\x01\x01\x12\x1d\n\x10\x66inetune_seconds\x18\x10 \x01(\x01H\x0e\x88\x01\x01\x12\x1a\n\rfinetune_seed\x18\x11 \x01(\x05H\x0f\x88\x01\x01\x12\x1b\n\x0etarget_size_kb\x18\x12 \x01(\x01H\x10\x88\x01\x01\x12\x1e\n\x11target_latency_ms\x18\x13 \x01(\x01H\x11\x88\x01\x01\x12\x1c\n\x0fmixed_precision\x18\x14 \x01(\x08H\x12\x88\x01\x01\x42\x14\n\x12_max_accuracy_dropB\r\n\x0b_min_cosineB\x16\n\x14_calibration_samplesB\x11\n\x0f_latency_warmupB\x12\n\x10_latency_repeatsB\x08\n\x06_pruneB\x0b\n\t_sparsityB\x0c\n\n_criterionB\x0e\n\x0c_prune_scopeB\n\n\x08_distillB\x0e\n\x0c_temperatureB\x10\n\x0e_distill_alphaB\n\n\x08_clusterB\x12\n\x10_finetune_epochsB\x13\n\x11_finetune_secondsB\x10\n\x0e_finetune_seedB\x11\n\x0f_target_size_kbB\x14\n\x12_target_latency_msB\x12\n\x10_mixed_precision\"\x9c\x01\n\nFileHeader\x12+\n\x04role\x18\x01 \x01(\x0e\x32\x1d.edgeforge.v1.FileHeader.Role\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"1\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\t\n\x05MODEL\x10\x01\x12\x08\n\x04\x44\x41TA\x10\x02\"|\n\x10SubmitJobRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x15.edgeforge.v1.JobSpecH\x00\x12(\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x18.edgeforge.v1.FileHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04part\"G\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0f\n\x07\x61rchive\x18\x04 \x01(\x08\"\xc7\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.edgeforge.v1.JobState\x12#\n\x04spec\x18\x03 \x01(\x0b\x32\x15.edgeforge.v1.JobSpec\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\x12\n\nupdated_at\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12)\n\tartifacts\x18\x08 \x03(\x0b\x32\x16.edgeforge.v1.Artifact\x12\x12\n\nmodel_name\x18\t \x01(\t\x12\x15\n\rmodel_version\x18\n \x01(\t\x12\r\n\x05stage\x18\x0b \x01(\t\x12\x0f\n\x07percent\x18\x0c \x01(\x01\x12*\n\x07\x66\x61ilure\x18\r \x01(\x0e\x32\x19.edgeforge.v1.FailureKind\"4\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\"\xbc\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0c\n\x04\x64one\x18\x04 \x01(\x03\x12\r\n\x05total\x18\x05 \x01(\x03\x12\x0f\n\x07percent\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12%\n\x05state\x18\x08 \x01(\x0e\x32\x16.edgeforge.v1.JobState\x12\x1e\n\x03job\x18\t \x01(\x0b\x32\x11.edgeforge.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.edgeforge.v1.JobState\"3\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.edgeforge.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x17\x44ownloadArtifactRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\"Y\n\rArtifactChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c*h\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*\xa2\x01\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bGATE_FAILED\x10\x01\x12\x11\n\rINVALID_INPUT\x10\x02\x12\x0f\n\x0b\x42UILD_ERROR\x10\x03\x12\x12\n\x0eWORKER_CRASHED\x10\x04\x12\r\n\tTIMED_OUT\x10\x05\x12\x0f\n\x0bINTERRUPTED\x10\x06\x12\x0c\n\x08INTERNAL\x10\x07\x32\x9f\x04\n\x12\x43ompressionService\x12W\n\x0cListProfiles\x12!.edgeforge.v1.ListProfilesRequest\x1a\".edgeforge.v1.ListProfilesResponse\"\x00\x12\x42\n\tSubmitJob\x12\x1e.edgeforge.v1.SubmitJobRequest\x1a\x11.edgeforge.v1.Job\"\x00(\x01\x12\x45\n\x08WatchJob\x12\x1d.edgeforge.v1.WatchJobRequest\x1a\x16.edgeforge.v1.JobEvent\"\x00\x30\x01\x12:\n\x06GetJob\x12\x1b.edgeforge.v1.GetJobRequest\x1a\x11.edgeforge.v1.Job\"\x00\x12K\n\x08ListJobs\x12\x1d.edgeforge.v1.ListJobsRequest\x1a\x1e.edgeforge.v1.ListJobsResponse\"\x00\x12@\n\tCancelJob\x12\x1e.edgeforge.v1.CancelJobRequest\x1a\x11.edgeforge.v1.Job\"\x00\x12Z\n\x10\x44ownloadArtifact\x12%.edgeforge.v1.DownloadArtifactRequest\x1a\x1b.edgeforge.v1.ArtifactChunk\"\x00\x30\x01\x42\x14\n\x10\x64\x65v.edgeforge.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,12 +32,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'server.gen.edgeforge.v1.com
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.edgeforge.v1P\001'
-  _globals['_JOBSPEC_OPTIONSENTRY']._loaded_options = None
-  _globals['_JOBSPEC_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2302
-  _globals['_JOBSTATE']._serialized_end=2406
-  _globals['_FAILUREKIND']._serialized_start=2409
-  _globals['_FAILUREKIND']._serialized_end=2571
+  _globals['_JOBSTATE']._serialized_start=3102
+  _globals['_JOBSTATE']._serialized_end=3206
+  _globals['_FAILUREKIND']._serialized_start=3209
+  _globals['_FAILUREKIND']._serialized_end=3371
   _globals['_LISTPROFILESREQUEST']._serialized_start=59
   _globals['_LISTPROFILESREQUEST']._serialized_end=80
   _globals['_PROFILE']._serialized_start=83
@@ -45,35 +43,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPROFILESRESPONSE']._serialized_start=241
   _globals['_LISTPROFILESRESPONSE']._serialized_end=304
   _globals['_JOBSPEC']._serialized_start=307
-  _globals['_JOBSPEC']._serialized_end=1008
-  _globals['_JOBSPEC_OPTIONSENTRY']._serialized_start=813
-  _globals['_JOBSPEC_OPTIONSENTRY']._serialized_end=859
-  _globals['_FILEHEADER']._serialized_start=1011
-  _globals['_FILEHEADER']._serialized_end=1167
-  _globals['_FILEHEADER_ROLE']._serialized_start=1118
-  _globals['_FILEHEADER_ROLE']._serialized_end=1167
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1169
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1293
-  _globals['_ARTIFACT']._serialized_start=1295
-  _globals['_ARTIFACT']._serialized_end=1366
-  _globals['_JOB']._serialized_start=1369
-  _globals['_JOB']._serialized_end=1696
-  _globals['_WATCHJOBREQUEST']._serialized_start=1698
-  _globals['_WATCHJOBREQUEST']._serialized_end=1750
-  _globals['_JOBEVENT']._serialized_start=1753
-  _globals['_JOBEVENT']._serialized_end=1941
-  _globals['_GETJOBREQUEST']._serialized_start=1943
-  _globals['_GETJOBREQUEST']._serialized_end=1974
-  _globals['_LISTJOBSREQUEST']._serialized_start=1976
-  _globals['_LISTJOBSREQUEST']._serialized_end=2047
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2049
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2100
-  _globals['_CANCELJOBREQUEST']._serialized_start=2102
-  _globals['_CANCELJOBREQUEST']._serialized_end=2136
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=2138
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=2209
-  _globals['_ARTIFACTCHUNK']._serialized_start=2211
-  _globals['_ARTIFACTCHUNK']._serialized_end=2300
-  _globals['_COMPRESSIONSERVICE']._serialized_start=2574
-  _globals['_COMPRESSIONSERVICE']._serialized_end=3117
+  _globals['_JOBSPEC']._serialized_end=916
+  _globals['_COMPRESSOPTIONS']._serialized_start=919
+  _globals['_COMPRESSOPTIONS']._serialized_end=1808
+  _globals['_FILEHEADER']._serialized_start=1811
+  _globals['_FILEHEADER']._serialized_end=1967
+  _globals['_FILEHEADER_ROLE']._serialized_start=1918
+  _globals['_FILEHEADER_ROLE']._serialized_end=1967
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1969
+  _globals['_SUBMITJOBREQUEST']._serialized_end=2093
+  _globals['_ARTIFACT']._serialized_start=2095
+  _globals['_ARTIFACT']._serialized_end=2166
+  _globals['_JOB']._serialized_start=2169
+  _globals['_JOB']._serialized_end=2496
+  _globals['_WATCHJOBREQUEST']._serialized_start=2498
+  _globals['_WATCHJOBREQUEST']._serialized_end=2550
+  _globals['_JOBEVENT']._serialized_start=2553
+  _globals['_JOBEVENT']._serialized_end=2741
+  _globals['_GETJOBREQUEST']._serialized_start=2743
+  _globals['_GETJOBREQUEST']._serialized_end=2774
+  _globals['_LISTJOBSREQUEST']._serialized_start=2776
+  _globals['_LISTJOBSREQUEST']._serialized_end=2847
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2849
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2900
+  _globals['_CANCELJOBREQUEST']._serialized_start=2902
+  _globals['_CANCELJOBREQUEST']._serialized_end=2936
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=2938
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=3009
+  _globals['_ARTIFACTCHUNK']._serialized_start=3011
+  _globals['_ARTIFACTCHUNK']._serialized_end=3100
+  _globals['_COMPRESSIONSERVICE']._serialized_start=3374
+  _globals['_COMPRESSIONSERVICE']._serialized_end=3917
 # @@protoc_insertion_point(module_scope)

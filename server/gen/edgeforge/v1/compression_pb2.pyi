@@ -72,14 +72,7 @@ class ListProfilesResponse(_message.Message):
     def __init__(self, profiles: _Optional[_Iterable[_Union[Profile, _Mapping]]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("profile", "platforms", "name", "package", "labels", "mode", "confidence_threshold", "cloud_endpoint", "max_accuracy_drop", "min_cosine", "precisions", "task", "timeout_ms", "retries", "model_version", "options", "pixel_scale", "pixel_offset", "uplink_mbps", "rtt_ms", "split_objective")
-    class OptionsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    __slots__ = ("profile", "platforms", "name", "package", "labels", "mode", "confidence_threshold", "cloud_endpoint", "task", "timeout_ms", "retries", "model_version", "pixel_scale", "pixel_offset", "uplink_mbps", "rtt_ms", "split_objective", "recipe")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -88,19 +81,16 @@ class JobSpec(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CLOUD_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
-    MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
-    MIN_COSINE_FIELD_NUMBER: _ClassVar[int]
-    PRECISIONS_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
-    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     PIXEL_SCALE_FIELD_NUMBER: _ClassVar[int]
     PIXEL_OFFSET_FIELD_NUMBER: _ClassVar[int]
     UPLINK_MBPS_FIELD_NUMBER: _ClassVar[int]
     RTT_MS_FIELD_NUMBER: _ClassVar[int]
     SPLIT_OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
     profile: str
     platforms: _containers.RepeatedScalarFieldContainer[str]
     name: str
@@ -109,20 +99,61 @@ class JobSpec(_message.Message):
     mode: str
     confidence_threshold: float
     cloud_endpoint: str
-    max_accuracy_drop: float
-    min_cosine: float
-    precisions: _containers.RepeatedScalarFieldContainer[str]
     task: str
     timeout_ms: int
     retries: int
     model_version: str
-    options: _containers.ScalarMap[str, str]
     pixel_scale: float
     pixel_offset: float
     uplink_mbps: float
     rtt_ms: float
     split_objective: str
-    def __init__(self, profile: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., package: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., cloud_endpoint: _Optional[str] = ..., max_accuracy_drop: _Optional[float] = ..., min_cosine: _Optional[float] = ..., precisions: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., model_version: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., pixel_scale: _Optional[float] = ..., pixel_offset: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., rtt_ms: _Optional[float] = ..., split_objective: _Optional[str] = ...) -> None: ...
+    recipe: CompressOptions
+    def __init__(self, profile: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., package: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., cloud_endpoint: _Optional[str] = ..., task: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., model_version: _Optional[str] = ..., pixel_scale: _Optional[float] = ..., pixel_offset: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., rtt_ms: _Optional[float] = ..., split_objective: _Optional[str] = ..., recipe: _Optional[_Union[CompressOptions, _Mapping]] = ...) -> None: ...
+
+class CompressOptions(_message.Message):
+    __slots__ = ("max_accuracy_drop", "min_cosine", "precisions", "calibration_samples", "latency_warmup", "latency_repeats", "prune", "sparsity", "criterion", "prune_scope", "distill", "temperature", "distill_alpha", "cluster", "finetune_epochs", "finetune_seconds", "finetune_seed", "target_size_kb", "target_latency_ms", "mixed_precision")
+    MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
+    MIN_COSINE_FIELD_NUMBER: _ClassVar[int]
+    PRECISIONS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_WARMUP_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_REPEATS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    SPARSITY_FIELD_NUMBER: _ClassVar[int]
+    CRITERION_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_SCOPE_FIELD_NUMBER: _ClassVar[int]
+    DISTILL_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    DISTILL_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FINETUNE_SEED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SIZE_KB_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    MIXED_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    max_accuracy_drop: float
+    min_cosine: float
+    precisions: _containers.RepeatedScalarFieldContainer[str]
+    calibration_samples: int
+    latency_warmup: int
+    latency_repeats: int
+    prune: str
+    sparsity: float
+    criterion: str
+    prune_scope: str
+    distill: bool
+    temperature: float
+    distill_alpha: float
+    cluster: int
+    finetune_epochs: int
+    finetune_seconds: float
+    finetune_seed: int
+    target_size_kb: float
+    target_latency_ms: float
+    mixed_precision: bool
+    def __init__(self, max_accuracy_drop: _Optional[float] = ..., min_cosine: _Optional[float] = ..., precisions: _Optional[_Iterable[str]] = ..., calibration_samples: _Optional[int] = ..., latency_warmup: _Optional[int] = ..., latency_repeats: _Optional[int] = ..., prune: _Optional[str] = ..., sparsity: _Optional[float] = ..., criterion: _Optional[str] = ..., prune_scope: _Optional[str] = ..., distill: _Optional[bool] = ..., temperature: _Optional[float] = ..., distill_alpha: _Optional[float] = ..., cluster: _Optional[int] = ..., finetune_epochs: _Optional[int] = ..., finetune_seconds: _Optional[float] = ..., finetune_seed: _Optional[int] = ..., target_size_kb: _Optional[float] = ..., target_latency_ms: _Optional[float] = ..., mixed_precision: _Optional[bool] = ...) -> None: ...
 
 class FileHeader(_message.Message):
     __slots__ = ("role", "filename", "size", "sha256")

@@ -15,7 +15,8 @@ from compressor.errors import InvalidInputError
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILE = "model-manifest.json"
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "model-manifest.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "model-manifest.schema.json"
+CLOUD_MODEL = "cloud/model.onnx"
 TASKS = ("classification", "embedding", "regression", "raw")
 MODES = ("edge", "split", "cloud")
 OIP_DATATYPES = {

@@ -1,4 +1,4 @@
-"""``report.json``: what a build measured, and the same as a table for people."""
+"""``report.json``: what a build measured (and what it was asked), and the same as a table for people."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import datetime as dt
 import importlib.metadata
 import io
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 
 from compressor.runtimes import HOST_THREADS
-from compressor.state import BuildState, Candidate
+from compressor.state import BuildInputs, BuildResults, Candidate
 
 REPORT_SCHEMA_VERSION = 1
 TOOLS = (
@@ -38,7 +39,7 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def artifact_entry(candidate: Candidate, state: BuildState, rel_path: str | None) -> dict:
+def artifact_entry(candidate: Candidate, inputs: BuildInputs, results: BuildResults, rel_path: str | None) -> dict:
     return {
         "path": rel_path,
         "name": candidate.name,
@@ -49,8 +50,9 @@ def artifact_entry(candidate: Candidate, state: BuildState, rel_path: str | None
         "size_bytes": candidate.size_bytes or None,
         "download_size_bytes": candidate.download_size_bytes or None,
         "sha256": candidate.sha256 or None,
-        "params": candidate.params if candidate.params is not None else state.source.params,
-        "macs": candidate.macs if candidate.macs is not None else state.macs,
+        "params": candidate.params if candidate.params is not None else inputs.source.params,
+        "macs": candidate.macs if candidate.macs is not None else results.macs,
+        "route": candidate.route or None,
         "weight_bytes": candidate.weight_bytes or None,
         "peak_activation_bytes": candidate.peak_activation_bytes or None,
         "n_ops": candidate.n_ops or None,
@@ -66,36 +68,43 @@ def artifact_entry(candidate: Candidate, state: BuildState, rel_path: str | None
     }
 
 
-def build_report(state: BuildState, paths: dict[int, str | None], outputs: dict[str, str]) -> dict:
+def build_report(
+    inputs: BuildInputs, results: BuildResults, paths: Mapping[int, str | None], outputs: dict[str, str]
+) -> dict:
     """The report dict; ``paths`` maps candidate index to its path relative to the report."""
-    selected = dict(state.selected)
-    first = selected.get(state.profile.accepts.formats[0])
-    labeled = state.data.labels is not None
+    selected = dict(results.selected)
+    first = next((selected[f] for f in inputs.profile.accepts.formats if f in selected), None)
+    data = inputs.data
+    labeled = data.validation.labels is not None
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "profile": state.profile.name,
+        "profile": inputs.profile.name,
         "profile_summary": {
-            "display_name": state.profile.display_name,
-            "platform": state.profile.platform,
-            "runtime": state.profile.runtime,
-            "compute_figures_estimated": state.profile.compute.estimate,
+            "display_name": inputs.profile.display_name,
+            "platform": inputs.profile.platform,
+            "runtime": inputs.profile.runtime,
+            "compute_figures_estimated": inputs.profile.compute.estimate,
         },
-        "source": {**state.source.describe(), "macs": state.macs},
+        "source": {**inputs.source.describe(), "macs": results.macs},
+        "options": inputs.options.report_block(),
         "data": {
-            "samples": len(state.data),
+            "samples": len(data.validation),
             "labeled": labeled,
-            "synthetic": state.data.synthetic,
-            "calibration_samples": len(state.calibration()),
+            "synthetic": data.synthetic,
+            "calibration_samples": len(data.calibration),
+            "training_samples": len(data.training),
+            "split": data.split,
         },
         "gate": {
             "metric": "accuracy_drop" if labeled else "cosine_mean",
-            "max_accuracy_drop": state.options.max_accuracy_drop,
-            "min_cosine": state.options.min_cosine,
+            "max_accuracy_drop": inputs.options.max_accuracy_drop,
+            "min_cosine": inputs.options.min_cosine,
         },
-        "artifacts": [artifact_entry(c, state, paths.get(i)) for i, c in enumerate(state.candidates)],
+        "artifacts": [artifact_entry(c, inputs, results, paths.get(i)) for i, c in enumerate(results.candidates)],
         "selected": first,
         "selected_by_format": {fmt.value: index for fmt, index in selected.items()},
+        "unshipped": {fmt.value: reason for fmt, reason in results.unshipped.items()},
         "outputs": outputs,
         "host": {"machine": platform.machine(), "processor": platform.processor() or None, "threads": HOST_THREADS},
         "versions": tool_versions(),

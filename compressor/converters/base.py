@@ -1,0 +1,67 @@
+"""The converter contract: a frozen input in, artifacts out (see :mod:`compressor.converters`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from compressor.data import SampleData
+from compressor.profiles import Format, Precision
+from compressor.sources import Source
+
+WeightGranularity = Literal["channel", "tensor"]
+
+
+@dataclass(frozen=True)
+class ConvertInput:
+    """What one conversion needs.
+
+    ``sample_args`` are batch-of-one torch tensors (tracing, export); ``calibration`` feeds full-integer
+    quantization; ``workdir`` is the conversion's own folder (its log is ``workdir/converter.log`` unless ``log``
+    says otherwise); ``weight_granularity`` ``tensor`` gives integer weights one scale per tensor (clustered
+    variants); ``dynamic_batch`` asks for a dynamic batch axis where the format and the model allow one.
+    """
+
+    source: Source
+    sample_args: tuple
+    calibration: SampleData
+    workdir: Path
+    precisions: tuple[Precision, ...]
+    weight_granularity: WeightGranularity = "channel"
+    dynamic_batch: bool = True
+    log: Path | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.log or self.workdir / "converter.log"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One converted file, or why it could not be made (``path`` None, ``error`` set)."""
+
+    format: Format
+    precision: Precision
+    path: Path | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What a converter returned: the fp32 base (None when conversion failed) and one artifact per precision."""
+
+    base: Path | None
+    artifacts: tuple[Artifact, ...] = field(default_factory=tuple)
+
+
+class Converter(Protocol):
+    format: Format
+    precisions: tuple[Precision, ...]  # the precisions this converter can derive
+    route: str  # which tools it uses, for the report
+
+    def fp32(self, inp: ConvertInput, out: Path) -> None:
+        """Write the plain fp32 artifact of ``inp.source`` to ``out``."""
+
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
+        """Derive the ``precision`` artifact at ``out`` from the fp32 ``base``."""

@@ -1,0 +1,93 @@
+"""TFLite: the source's own fp32 conversion, then every precision with ai-edge-quantizer.
+
+PyTorch sources (and ONNX ones, through onnx2torch) reach TFLite through litert-torch, Keras sources through
+TensorFlow's TFLiteConverter (:meth:`~compressor.sources.Source.convert_tflite`).  Every precision is derived from
+the same fp32 flatbuffer: fp16 by casting weights, int8-dynamic by int8 weights with float activations, int8-full by
+int8 weights and int8 activations calibrated on the calibration samples (int8 model inputs and outputs included, as
+integer-only accelerators need).  Weights get one scale per output channel, or per tensor when asked (clustered
+variants: their shared values stay shared).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from compressor.converters.base import ConvertInput
+from compressor.errors import ConversionError
+from compressor.profiles import Format, Precision
+
+
+class TFLiteConverter:
+    format = Format.TFLITE
+    precisions = tuple(Precision)
+    route = "litert-torch (PyTorch; ONNX via onnx2torch) or TFLiteConverter (Keras), then ai-edge-quantizer"
+
+    def fp32(self, inp: ConvertInput, out: Path) -> None:
+        inp.source.convert_tflite(out, inp.sample_args, inp.workdir)
+
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
+        if precision is Precision.FP32:
+            shutil.copyfile(base, out)
+            return
+        from ai_edge_quantizer import quantizer
+
+        engine = quantizer.Quantizer(str(base), recipe(precision, inp.weight_granularity == "tensor"))
+        calibration = None
+        if engine.need_calibration:
+            samples = signature_samples(base, inp.calibration.inputs)
+            if samples is None:
+                raise ConversionError("full-integer calibration needs a TFLite model with exactly one signature")
+            calibration = engine.calibrate(samples)
+        engine.quantize(calibration, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def recipe(precision: Precision, per_tensor_weights: bool = False):
+    """ai-edge-quantizer's stock recipe for ``precision``; integer weights with one scale per tensor if asked.
+
+    Depthwise kernels keep one scale per channel even then: LiteRT 2.3 computes garbage for an int8-dynamic
+    depthwise convolution with a per-tensor scale (measured here, in XNNPACK and the builtin kernels alike),
+    and they are too small for their size to matter.
+    """
+    from ai_edge_quantizer import qtyping, recipe_manager
+
+    manager = recipe_manager.RecipeManager()
+    ops = qtyping.TFLOperationName
+    channelwise = qtyping.QuantGranularity.CHANNELWISE
+    if precision is Precision.FP16:
+        manager.add_weight_only_config(".*", ops.ALL_SUPPORTED, num_bits=16, algorithm_key="float_casting")
+        return manager.get_quantization_recipe()
+    granularities = [(ops.ALL_SUPPORTED, qtyping.QuantGranularity.TENSORWISE if per_tensor_weights else channelwise)]
+    if per_tensor_weights:
+        granularities.append((ops.DEPTHWISE_CONV_2D, channelwise))  # a later, narrower entry wins
+    for op, granular in granularities:
+        if precision is Precision.INT8_DYNAMIC:
+            manager.add_dynamic_config(".*", op, num_bits=8, granularity=granular)
+        else:
+            manager.add_static_config(".*", op, activation_num_bits=8, weight_num_bits=8, weight_granularity=granular)
+    return manager.get_quantization_recipe()
+
+
+def signature_samples(base: Path, inputs: dict[str, np.ndarray]) -> dict[str, list[dict[str, np.ndarray]]] | None:
+    """``inputs`` (in the interpreter's positional input order, as the TFLite runner feeds them) as
+    ai-edge-quantizer's calibration samples: one dict per sample, keyed by signature input name, in the dtypes the
+    flatbuffer declares (litert-torch turns int64 inputs into int32).  None unless the model has one signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(base))
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return None
+    key = next(iter(signatures))
+    by_index = {d["index"]: name for name, d in interpreter.get_signature_runner(key).get_input_details().items()}
+    details = interpreter.get_input_details()
+    arrays = {by_index[d["index"]]: np.asarray(a, dtype=d["dtype"]) for d, a in zip(details, inputs.values())}
+    count = len(next(iter(arrays.values())))
+    if all(len(d["shape"]) and d["shape"][0] == 1 for d in details):
+        return {key: [{name: np.ascontiguousarray(a[i : i + 1]) for name, a in arrays.items()} for i in range(count)]}
+    return {key: [arrays]}
+
+
+CONVERTER = TFLiteConverter()

@@ -1,0 +1,85 @@
+"""The ONNX -> PyTorch route (onnx2torch), used for TFLite artifacts of ONNX sources and for training-based steps.
+
+ONNX artifacts of an ONNX source never take this route: they start from the graph as submitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from pathlib import Path
+
+from compressor.errors import TechniqueNotApplicableError
+
+ONNX2TORCH_OPSET = 17
+
+
+def onnx_to_torch(model, path: Path | None):
+    """Turn an ONNX graph into an eager ``torch.nn.Module`` with onnx2torch."""
+    from onnx import version_converter
+
+    with _torchvision_stand_in():
+        from onnx2torch import convert
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), ONNX2TORCH_OPSET)
+    if opset > ONNX2TORCH_OPSET:
+        model = version_converter.convert_version(model, ONNX2TORCH_OPSET)
+    _relax_reshape_allowzero(model)
+    try:
+        return convert(model).eval()
+    except NotImplementedError as exc:
+        raise TechniqueNotApplicableError(
+            f"ONNX model {path or ''} uses an operator onnx2torch cannot turn into PyTorch ({exc}); it can still "
+            "target ONNX profiles. For TFLite profiles or training-based techniques submit the PyTorch model "
+            "as an ExportedProgram (.pt2)."
+        ) from None
+
+
+def _relax_reshape_allowzero(model) -> None:
+    """Clear ``allowzero=1`` on Reshape nodes whose constant target shape has no zero (it changes nothing there)."""
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    for node in model.graph.node:
+        if node.op_type != "Reshape":
+            continue
+        target = constants.get(node.input[1])
+        for attribute in node.attribute:
+            if attribute.name == "allowzero" and attribute.i == 1 and target is not None and 0 not in target:
+                attribute.i = 0
+
+
+@contextlib.contextmanager
+def _torchvision_stand_in():
+    """onnx2torch imports torchvision (at import time) for two detection ops only; where it is not installed,
+    stand in for it while onnx2torch is imported, then forget the stand-in, which torch.onnx's exporter would
+    otherwise take for the real package."""
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        yield
+        return
+
+    def missing(*_args, **_kwargs):
+        raise TechniqueNotApplicableError(
+            "this ONNX model uses NonMaxSuppression or RoiAlign, which need torchvision to run in PyTorch; "
+            "it can still target ONNX profiles"
+        )
+
+    ops = types.ModuleType("torchvision.ops")
+    ops.batched_nms = ops.nms = ops.roi_align = missing
+    package = types.ModuleType("torchvision")
+    package.ops = ops
+    sys.modules.update({"torchvision": package, "torchvision.ops": ops})
+    try:
+        yield
+    finally:
+        for name, stand_in in (("torchvision", package), ("torchvision.ops", ops)):
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
