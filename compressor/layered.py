@@ -9,6 +9,7 @@ rebuilt module must compute what the original computes.
 
 from __future__ import annotations
 
+import copy
 import re
 
 import torch
@@ -32,10 +33,21 @@ def prunable_form(module: nn.Module, example_args: tuple, kind: str, technique: 
 
 
 def layered(module: nn.Module, example_args: tuple, technique: str = "structured pruning") -> nn.Module:
-    """``module`` itself when it has nn.Conv/nn.Linear layers, otherwise the same function rebuilt with them."""
+    """``module`` itself when it has nn.Conv/nn.Linear layers, otherwise the same function rebuilt with them.
+
+    A module onnx2torch made (an ONNX source) has layers, but its flattens may be Reshapes to a constant
+    ``[batch, features]``: a copy with those made flattens is returned, so pruning may change the feature count.
+    """
     if any(isinstance(m, PRUNABLE) for m in module.modules()):
+        if isinstance(module, torch.fx.GraphModule) and _has_onnx_reshapes(module):
+            module = copy.deepcopy(module)
+            _flatten_constant_reshapes(module, example_args)
         return module
     return rebuilt_with_layers(module, example_args, technique)
+
+
+def _has_onnx_reshapes(gm: torch.fx.GraphModule) -> bool:
+    return any(type(m).__name__ == "OnnxReshape" and type(m).__module__.startswith("onnx2torch") for m in gm.modules())
 
 
 def rebuilt_with_layers(
