@@ -11,6 +11,7 @@ proto as a serialized ``FileDescriptorSet`` (the Python SDK builds its messages 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,8 +150,20 @@ def _versions() -> dict[str, str]:
     return {key: importlib.metadata.version(dist) for key, dist in names.items()}
 
 
+def kotlin_string(text: str) -> str:
+    """``text`` as a Kotlin string literal (``$`` escaped, so no template expression starts in it)."""
+    return json.dumps(text).replace("$", "\\$")
+
+
+def swift_string(text: str) -> str:
+    """``text`` (ASCII) as a Swift string literal."""
+    if not text.isascii():
+        raise InvalidInputError(f"{text!r} is not ASCII; Swift literals here are rendered from ASCII only")
+    return json.dumps(text)
+
+
 def environment(platform: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES / platform),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -158,6 +171,8 @@ def environment(platform: str) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters.update(kstr=kotlin_string, sstr=swift_string)
+    return env
 
 
 def render_platform(platform: str, ctx: RenderContext, assets: dict[str, Path], dest: Path) -> list[Path]:
