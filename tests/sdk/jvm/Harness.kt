@@ -21,6 +21,7 @@ import com.example.digits.Quantize
 import com.example.digits.SplitParts
 import com.example.digits.Tensor
 import com.example.digits.predictSuspending
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import org.json.JSONArray
@@ -278,7 +279,7 @@ private fun cancel(manifestText: String) {
     val predictor = FallbackPredictor(manifest, BytesSource(ByteArray(0)), jvmEngine(manifest), counting)
     var caller = "returned"
     runBlocking {
-        val job = launch {
+        val job = launch(Dispatchers.Default) {
             try {
                 predictor.predictSuspending(listOf(Tensor.of(manifest.inputs[0], FloatArray(64))))
             } catch (e: CancellationException) {
