@@ -61,10 +61,9 @@ class Kotlin:
 
 
 def _toolchain(name: str) -> Kotlin:
-    if name == "debian":  # Debian's kotlin 1.3.31 and libkotlinx-coroutines-java 1.0.1
-        kotlin = Kotlin(
-            name, Path("/usr/bin/kotlinc"), (JARS / "kotlin-stdlib.jar", JARS / "kotlinx-coroutines-core.jar")
-        )
+    if name == "debian":  # Debian's kotlin 1.3.31, libkotlinx-coroutines-java 1.0.1 (which needs atomicfu at run time)
+        runtime = (JARS / "kotlin-stdlib.jar", JARS / "kotlinx-coroutines-core.jar", JARS / "atomicfu.jar")
+        kotlin = Kotlin(name, Path("/usr/bin/kotlinc"), runtime)
     else:
         lib = CURRENT_KOTLIN / "lib"
         kotlin = Kotlin(
