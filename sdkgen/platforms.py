@@ -20,8 +20,12 @@ class Platform:
 platforms: Registry[Platform] = Registry("SDK platform")
 
 for _platform in (
-    Platform("android", ("tflite",), "Gradle library module in Kotlin on LiteRT, with grpc-okhttp for the cloud"),
-    Platform("ios", ("tflite",), "Swift Package on TensorFlowLiteSwift, with grpc-swift for the cloud"),
+    Platform(
+        "android",
+        ("tflite",),
+        "Gradle library module in Kotlin on LiteRT's CompiledModel, with grpc-okhttp for the cloud",
+    ),
+    Platform("ios", ("tflite",), "Swift Package on LiteRT (google-ai-edge/LiteRT), with grpc-swift for the cloud"),
     Platform("python", ("tflite", "onnx"), "pip-installable package on ai-edge-litert or onnxruntime, with grpcio"),
 ):
     platforms.register(_platform.name)(_platform)

@@ -1,15 +1,17 @@
 """Render ``templates/<platform>/`` into an SDK directory.
 
 Python builds a typed :class:`RenderContext`; the templates own every line and every
-output path (a template's path is itself a template).  Each platform's ``_files.j2``
-renders to directives for files that are not text templates: ``copy ASSET DEST``
-copies a build asset (model, manifest, schema, proto) and ``protoc-python ROOT PREFIX``
-generates Python gRPC stubs for the inference proto under ``ROOT/PREFIX``.
+output path (a template's path is itself a template).  Templates at a platform's top level whose
+name starts with ``_`` are partials (macros, dependency versions) that other templates import; they render to no file.  Each
+platform's ``_files.j2`` renders to directives for files that are not text templates: ``copy ASSET DEST``
+copies a build asset (model, manifest, schema, proto) and ``descriptor-set DEST`` writes the inference
+proto as a serialized ``FileDescriptorSet`` (the Python SDK builds its messages from it in a private pool).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,14 +19,19 @@ from pathlib import Path
 
 import jinja2
 
-from compressor.errors import InvalidInputError
+from compressor.errors import EdgeForgeError, InvalidInputError
+from compressor.profiles import get_profile
 from compressor.registry import Registry
+from sdkgen.proto_spec import ProtoSpec, descriptor_set, proto_spec
+from sdkgen.schema_rules import SchemaRules, schema_rules
 from sdkgen.spec import SdkSpec
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"  # package data: the repository's templates/ (linked in a checkout)
 PROTO = HERE / "protos" / "inference" / "grpc_service.proto"
 DIRECTIVES = "_files.j2"
+# Profile delegates an SDK's LiteRT CompiledModel can ask for, as LiteRT's accelerator names; CPU always follows.
+ACCELERATORS = {"gpu": "gpu"}
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,13 @@ class TensorInfo:
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
-        """The shape of one sample: the batch axis dropped, dynamic dimensions read as 1."""
+        """The shape of one sample for examples: the batch axis dropped, dynamic dimensions read as 1."""
         return tuple(d or 1 for d in self.shape[1:])
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether a dimension past the batch axis is dynamic (its size comes with each input)."""
+        return any(d is None for d in self.shape[1:])
 
     @property
     def sample_size(self) -> int:
@@ -62,6 +74,9 @@ class RenderContext:
     outputs: tuple[TensorInfo, ...]
     cloud_model_name: str
     versions: dict[str, str]
+    schema: SchemaRules
+    proto: ProtoSpec
+    accelerators: tuple[str, ...]  # LiteRT accelerators in order of preference, from the profile; "cpu" last
     head_file: str | None = None  # the split head, when the manifest has a split section
 
     @property
@@ -75,6 +90,16 @@ class RenderContext:
     @property
     def input(self) -> TensorInfo:
         return self.inputs[0]
+
+    @property
+    def swift_prefix(self) -> str:
+        """The prefix of this SDK's Swift proto types (protoc-gen-swift's ``swift_prefix``), one per SDK."""
+        return f"{self.name}OIP_"
+
+    @property
+    def java_proto_package(self) -> str:
+        """This SDK's ``java_package`` for the inference proto, so two SDKs in one app do not share classes."""
+        return f"{self.package}.oip"
 
 
 def context_for(spec: SdkSpec, manifest: dict) -> RenderContext:
@@ -95,8 +120,21 @@ def context_for(spec: SdkSpec, manifest: dict) -> RenderContext:
         outputs=tensors(manifest["outputs"]),
         cloud_model_name=manifest["cloud"]["model_name"],
         versions=_versions(),
+        schema=schema_rules(),
+        proto=proto_spec(PROTO),
+        accelerators=accelerators_for(manifest.get("profile")),
         head_file=manifest["split"]["head"]["file"] if manifest["split"] else None,
     )
+
+
+def accelerators_for(profile: str | None) -> tuple[str, ...]:
+    """LiteRT accelerators for the profile's delegates (GPU where it lists one), then the CPU fallback."""
+    try:
+        delegates = get_profile(profile).delegates if profile else ()
+    except EdgeForgeError:
+        delegates = ()
+    chosen = [ACCELERATORS[d] for d in delegates if d in ACCELERATORS]
+    return (*dict.fromkeys(chosen), "cpu")
 
 
 def _versions() -> dict[str, str]:
@@ -112,8 +150,20 @@ def _versions() -> dict[str, str]:
     return {key: importlib.metadata.version(dist) for key, dist in names.items()}
 
 
+def kotlin_string(text: str) -> str:
+    """``text`` as a Kotlin string literal (``$`` escaped, so no template expression starts in it)."""
+    return json.dumps(text).replace("$", "\\$")
+
+
+def swift_string(text: str) -> str:
+    """``text`` (ASCII) as a Swift string literal."""
+    if not text.isascii():
+        raise InvalidInputError(f"{text!r} is not ASCII; Swift literals here are rendered from ASCII only")
+    return json.dumps(text)
+
+
 def environment(platform: str) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES / platform),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -121,6 +171,8 @@ def environment(platform: str) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters.update(kstr=kotlin_string, sstr=swift_string)
+    return env
 
 
 def render_platform(platform: str, ctx: RenderContext, assets: dict[str, Path], dest: Path) -> list[Path]:
@@ -129,7 +181,7 @@ def render_platform(platform: str, ctx: RenderContext, assets: dict[str, Path], 
     rendered = []
     for template in sorted((TEMPLATES / platform).rglob("*.j2")):
         rel = template.relative_to(TEMPLATES / platform).as_posix()
-        if rel == DIRECTIVES:
+        if "/" not in rel and rel.startswith("_"):
             continue
         out_rel = Path(env.from_string(rel[: -len(".j2")]).render(ctx=ctx))
         target = dest / out_rel
@@ -156,23 +208,9 @@ def _copy(assets: dict[str, Path], dest: Path, key: str, rel: str) -> None:
     shutil.copyfile(assets[key], target)
 
 
-@file_actions.register("protoc-python")
-def _protoc_python(assets: dict[str, Path], dest: Path, root: str, prefix: str) -> None:
-    """Generate ``*_pb2.py``/``*_pb2_grpc.py`` so that they import each other as ``prefix`` (dotted)."""
-    import grpc_tools
-    from grpc_tools import protoc
-
-    include = Path(grpc_tools.__file__).parent / "_proto"
-    out = dest / root
-    out.mkdir(parents=True, exist_ok=True)
-    proto = f"{prefix}/inference/{PROTO.name}"
-    args = [
-        "grpc_tools.protoc",
-        f"-I{prefix}={PROTO.parent.parent}",
-        f"-I{include}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        proto,
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"grpc_tools.protoc failed on {proto}")
+@file_actions.register("descriptor-set")
+def _descriptor_set(assets: dict[str, Path], dest: Path, rel: str) -> None:
+    """Write the inference proto (asset ``proto``) compiled to a serialized ``FileDescriptorSet`` at ``rel``."""
+    target = dest / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(descriptor_set(assets["proto"]))

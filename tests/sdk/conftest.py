@@ -51,7 +51,7 @@ def oip_server(sdk_build):
 
 @pytest.fixture(scope="session")
 def split_sdk_build(digits_files, tmp_path_factory):
-    """A split-mode Android SDK of the digits CNN (same name and package as ``sdk_build``, so the harness compiles)."""
+    """Split-mode Android and Python SDKs of the digits CNN (same names as ``sdk_build``, so the harness compiles)."""
     from compressor.options import CompressOptions
     from compressor.profiles import Precision
     from compressor.splitting.request import SplitRequest
@@ -61,7 +61,7 @@ def split_sdk_build(digits_files, tmp_path_factory):
     spec = SdkSpec(
         name=SDK_NAME,
         package=SDK_PACKAGE,
-        platforms=("android",),
+        platforms=("android", "python"),
         labels=read_labels(digits_files / "labels.txt"),
         mode="split",
     )
@@ -83,17 +83,86 @@ def tail_server(split_sdk_build):
     yield from _serve(split_sdk_build.manifest["split"]["tail"], split_sdk_build.out_dir)
 
 
-def _serve(model: dict, out_dir):
+def _serve(model: dict, out_dir, config=None, tenant: str = "default", host: str = "127.0.0.1"):
     """Serve ``model`` (a manifest's cloud or tail section: model_name, model_version, file) until the session ends."""
     from server.app import create_server
     from server.inference.repository import ModelRepository
 
     repository = ModelRepository()
-    repository.register(model["model_name"], model["model_version"], out_dir / model["file"])
-    server, port = create_server("127.0.0.1:0", repository=repository)
+    repository.register(model["model_name"], model["model_version"], out_dir / model["file"], tenant=tenant)
+    server, port = create_server(f"{host}:0", config=config, repository=repository)
     server.start()
-    yield f"127.0.0.1:{port}"
+    yield f"{host}:{port}"
     server.stop(0)
+
+
+INFERENCE_TOKEN = "sdk-test-token-5f1c"  # the secret the TLS tests check is never echoed
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A throwaway CA and a server certificate for localhost/127.0.0.1 signed by it (openssl), as paths."""
+    import shutil
+    import subprocess
+
+    from support import require
+
+    require(shutil.which("openssl") is not None, "openssl (Debian package openssl) makes the TLS test certificates")
+    d = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=120)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=EdgeForge test CA",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+
+
+@pytest.fixture(scope="session")
+def tls_server(sdk_build, tls_files):
+    """The project's server with TLS and bearer-token auth, serving the build's cloud model to tenant 'acme'."""
+    from server.config import ServerConfig, Tenant
+
+    config = ServerConfig(
+        tls_cert=tls_files["cert"],
+        tls_key=tls_files["key"],
+        tenants=(Tenant(name="acme", inference_tokens=(INFERENCE_TOKEN,)),),
+    )
+    yield from _serve(sdk_build.manifest["cloud"], sdk_build.out_dir, config, tenant="acme", host="localhost")
 
 
 @pytest.fixture(scope="session")

@@ -19,14 +19,26 @@ def fallback_vectors() -> dict:
     return json.loads(VECTORS.read_text())
 
 
+DEFAULT_INPUTS = [{"name": "x", "shape": [1, 2], "dtype": "float32", "layout": None, "quantization": None}]
+DEFAULT_GIVEN = [{"shape": [1, 2], "values": [0.0, 0.0]}]
+
+
+def quantize_cases() -> list[dict]:
+    """The shared quantizer cases: ``dtype``, ``scale``, ``zero_point``, ``values`` and the ``expect``-ed levels."""
+    return json.loads(VECTORS.read_text())["quantize"]["cases"]
+
+
 def cases(base_manifest: dict) -> list[dict]:
-    """One case per vector: ``manifest`` (valid against the schema), ``edge``, ``cloud``, ``expect``, ``name``; split
-    vectors also ``head`` and ``tail`` (outcomes), ``head_outputs`` and ``tail_outputs``."""
+    """One case per vector: ``manifest`` (schema-valid unless ``expect`` names a ``manifest_error``), ``given`` (the
+    caller's inputs: shape and values each), ``edge``, ``cloud``, ``expect``, ``name``; split vectors also ``head``
+    and ``tail`` (outcomes), ``head_outputs`` and ``tail_outputs``."""
     doc = json.loads(VECTORS.read_text())
     result = []
     for vector in doc["vectors"]:
         manifest = copy.deepcopy(base_manifest)
         manifest["task"] = vector["task"]
+        manifest["inputs"] = vector.get("inputs", DEFAULT_INPUTS)
+        manifest["cloud"]["inputs"] = [_oip(t) for t in manifest["inputs"]]
         manifest["labels"] = doc["labels"] if vector["task"] == "classification" else None
         manifest["outputs"] = [
             {
@@ -45,6 +57,7 @@ def cases(base_manifest: dict) -> list[dict]:
         case = {
             "name": vector["name"],
             "manifest": manifest,
+            "given": vector.get("given", DEFAULT_GIVEN),
             "edge": vector["edge"],
             "cloud": vector["cloud"],
             "edge_outputs": [confidence, 1 - confidence],
@@ -61,6 +74,13 @@ def cases(base_manifest: dict) -> list[dict]:
             )
         result.append(case)
     return result
+
+
+def _oip(tensor: dict) -> dict:
+    datatype = {"float32": "FP32", "int32": "INT32", "int64": "INT64", "int8": "INT8", "uint8": "UINT8"}[
+        tensor["dtype"]
+    ]
+    return {"name": tensor["name"], "datatype": datatype, "shape": tensor["shape"]}
 
 
 def _split_section(manifest: dict, split: dict, head_ok: bool) -> dict:

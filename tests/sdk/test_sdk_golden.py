@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from compressor.manifest import SCHEMA_PATH
 from sdkgen.platforms import platforms
 from sdkgen.render import PROTO, context_for, render_platform
 from sdkgen.spec import SdkSpec
@@ -29,29 +30,34 @@ FIXED_VERSIONS = {
 }
 
 
-@pytest.mark.parametrize("platform", platforms.names())
-def test_rendered_files_match_golden(platform, tmp_path):
+def _render(platform: str, dest: Path) -> list[Path]:
     manifest = json.loads((GOLDEN / "model-manifest.json").read_text())
     spec = SdkSpec(
         name="DigitsClassifier", package="com.example.digits", platforms=(platform,), labels=tuple(manifest["labels"])
     )
     ctx = dataclasses.replace(context_for(spec, manifest), versions=FIXED_VERSIONS)
-    model = tmp_path / "model.tflite"
+    dest.mkdir(parents=True)
+    model = dest.parent / f"{dest.name}.tflite"
     model.write_bytes(b"model")
-    assets = {
-        "model": model,
-        "manifest": GOLDEN / "model-manifest.json",
-        "schema": GOLDEN / "model-manifest.json",
-        "proto": PROTO,
-    }
-    rendered = render_platform(platform, ctx, assets, tmp_path / platform)
+    assets = {"model": model, "manifest": GOLDEN / "model-manifest.json", "schema": SCHEMA_PATH, "proto": PROTO}
+    return render_platform(platform, ctx, assets, dest)
+
+
+@pytest.mark.parametrize("platform", platforms.names())
+def test_rendered_files_match_golden(platform, tmp_path):
+    """Every template-rendered file equals its golden copy. With EDGEFORGE_UPDATE_GOLDEN=1 the goldens are rewritten
+    from one rendering first, and a second, independent rendering is then compared with them, so the update run
+    still fails on output that is not reproducible."""
     golden = GOLDEN / platform
     if os.environ.get("EDGEFORGE_UPDATE_GOLDEN"):
+        first = _render(platform, tmp_path / "first")
         shutil.rmtree(golden, ignore_errors=True)
-        for rel in rendered:
+        for rel in first:
             (golden / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tmp_path / platform / rel, golden / rel)
+            shutil.copyfile(tmp_path / "first" / rel, golden / rel)
+    rendered = _render(platform, tmp_path / platform)
     expected = sorted(p.relative_to(golden) for p in golden.rglob("*") if p.is_file())
+    assert expected, f"no golden files for {platform}: regenerate them with EDGEFORGE_UPDATE_GOLDEN=1"
     assert sorted(rendered) == expected
     for rel in rendered:
         assert (tmp_path / platform / rel).read_text() == (golden / rel).read_text(), (

@@ -4,15 +4,18 @@ vectors, and the cloud and split paths against the real server."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sdk_support import cases, mismatches, require
+from sdk_support import cases, mismatches, quantize_cases, require
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 JARS = Path("/usr/share/java")
 CLASSPATH_JARS = (
     "grpc-api",
@@ -37,25 +40,56 @@ CLASSPATH_JARS = (
     "netty-handler-proxy",
     "geronimo-annotation-1.3-spec",
     "error_prone_annotations",
-    "kotlin-stdlib",
+    "com.android.json",  # Android's own org.json (Debian libandroid-json-java), which the SDK parses with
+    "netty-tcnative",  # OpenSSL for grpc-netty's TLS (Debian's netty has no JDK ALPN)
 )
-TOOLS = ("kotlinc", "javac", "java", "protoc", "grpc_java_plugin")
+TCNATIVE = Path("/usr/lib/x86_64-linux-gnu/jni/libnetty-tcnative.so")
+TOOLS = ("javac", "java", "protoc", "grpc_java_plugin")
+# A current Kotlin compiler: JetBrains' distribution as the npm package kotlin-compiler (.ci/run installs it here).
+CURRENT_KOTLIN = Path(
+    os.environ.get("EDGEFORGE_KOTLIN_HOME", ROOT / "build/tools/kotlin-compiler/node_modules/kotlin-compiler")
+)
+
+
+@dataclass(frozen=True)
+class Kotlin:
+    """A Kotlin compiler and the runtime jars that go with it."""
+
+    name: str
+    kotlinc: Path
+    runtime: tuple[Path, ...]  # stdlib and kotlinx-coroutines-core built for it
+
+
+def _toolchain(name: str) -> Kotlin:
+    if name == "debian":  # Debian's kotlin 1.3.31, libkotlinx-coroutines-java 1.0.1 (which needs atomicfu at run time)
+        runtime = (JARS / "kotlin-stdlib.jar", JARS / "kotlinx-coroutines-core.jar", JARS / "atomicfu.jar")
+        kotlin = Kotlin(name, Path("/usr/bin/kotlinc"), runtime)
+    else:
+        lib = CURRENT_KOTLIN / "lib"
+        kotlin = Kotlin(
+            name,
+            CURRENT_KOTLIN / "bin/kotlinc-jvm",
+            (lib / "kotlin-stdlib.jar", lib / "kotlinx-coroutines-core-jvm.jar"),
+        )
+    missing = [str(p) for p in (kotlin.kotlinc, *kotlin.runtime) if not p.exists()]
+    require(not missing, f"Kotlin toolchain {name} (see .ci/run); missing: {missing}")
+    return kotlin
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, **kw)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, **kw)
     if done.returncode != 0:
         raise AssertionError(f"{args[0]} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
     return done
 
 
-def _compile(android: Path, work: Path) -> str:
+def _compile(android: Path, work: Path, kotlin: Kotlin) -> str:
     """Classpath of one generated Android SDK: Debian protoc + grpc-java plugin -> Java, javac, then kotlinc."""
     missing = [t for t in TOOLS if shutil.which(t) is None] + [
         j for j in CLASSPATH_JARS if not (JARS / f"{j}.jar").exists()
     ]
     require(not missing, f"JVM toolchain for the Kotlin SDK check (Debian packages in .ci/run); missing: {missing}")
-    jars = [str(JARS / f"{j}.jar") for j in CLASSPATH_JARS]
+    jars = [str(JARS / f"{j}.jar") for j in CLASSPATH_JARS] + [str(p) for p in kotlin.runtime]
     gen, classes, kt = work / "gen", work / "classes", work / "kt"
     for d in (gen, classes, kt):
         d.mkdir()
@@ -72,10 +106,10 @@ def _compile(android: Path, work: Path) -> str:
     java_sources = sorted(str(p) for p in [*gen.rglob("*.java"), *(HERE / "jvm" / "stubs").rglob("*.java")])
     _run(["javac", "--release", "8", "-nowarn", "-d", str(classes), "-cp", ":".join(jars), *java_sources])
     kotlin_sources = sorted(str(p) for p in (android / "src/main/java").rglob("*.kt"))
-    assert len(kotlin_sources) >= 7, kotlin_sources
+    assert len(kotlin_sources) >= 9, kotlin_sources
     _run(
         [
-            "kotlinc",
+            str(kotlin.kotlinc),
             "-jvm-target",
             "1.8",
             "-nowarn",
@@ -90,21 +124,55 @@ def _compile(android: Path, work: Path) -> str:
     return ":".join([str(kt), str(classes), *jars])
 
 
-@pytest.fixture(scope="session")
-def kotlin_sdk(sdk_build, tmp_path_factory):
-    """Classpath of the compiled SDK of the session's edge-mode build."""
-    return _compile(sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin"))
+@pytest.fixture(scope="session", params=["debian", "current"], ids=["kotlin-1.3-debian", "kotlin-current"])
+def kotlin_sdk(request, sdk_build, tmp_path_factory):
+    """Classpath of the edge-mode build's SDK, compiled by Debian's Kotlin 1.3 and by a current Kotlin."""
+    return _compile(sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin"), _toolchain(request.param))
 
 
 @pytest.fixture(scope="session")
 def kotlin_split_sdk(split_sdk_build, tmp_path_factory):
     """Classpath of the compiled SDK of the split-mode build (its rendering differs: head asset, split docs)."""
-    return _compile(split_sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin-split"))
+    return _compile(split_sdk_build.sdk_dirs["android"], tmp_path_factory.mktemp("kotlin-split"), _toolchain("debian"))
+
+
+@pytest.fixture(scope="session")
+def jni_dir(tmp_path_factory) -> Path:
+    """Debian's tcnative library under the file name netty loads it by (it checks the name, so a copy, not a link)."""
+    require(TCNATIVE.exists(), f"{TCNATIVE} (Debian libnetty-tcnative-jni) for TLS on the JVM")
+    folder = tmp_path_factory.mktemp("jni")
+    shutil.copyfile(TCNATIVE, folder / "libnetty_tcnative.so")
+    return folder
+
+
+JNI: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _jni(jni_dir):
+    JNI[:] = [jni_dir]
 
 
 def _harness(classpath: str, *args: str) -> list[dict]:
-    done = _run(["java", "-cp", classpath, "edgeforge.harness.HarnessKt", *args])
+    done = _run(["java", f"-Djava.library.path={JNI[0]}", "-cp", classpath, "edgeforge.harness.HarnessKt", *args])
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_the_compilers_are_the_ones_claimed():
+    """The two compilers really are Kotlin 1.3 and a Kotlin of 2.x or later (not one compiler twice)."""
+    versions = {}
+    for name in ("debian", "current"):
+        done = _run([str(_toolchain(name).kotlinc), "-version"])
+        versions[name] = (done.stdout + done.stderr).split("kotlinc-jvm ")[1].split()[0]
+    assert versions["debian"].startswith("1.3"), versions  # Debian's build calls itself 1.3-SNAPSHOT
+    assert int(versions["current"].split(".")[0]) >= 2, versions
+
+
+def test_quantizer_vectors_on_the_jvm(kotlin_sdk, tmp_path):
+    path = tmp_path / "quantize.json"
+    path.write_text(json.dumps(quantize_cases()))
+    got = {r["name"]: r["levels"] for r in _harness(kotlin_sdk, "quantize", str(path))}
+    assert got == {c["name"]: c["expect"] for c in quantize_cases()}
 
 
 def test_fallback_vectors_on_the_jvm(kotlin_sdk, sdk_build, tmp_path):
@@ -125,11 +193,21 @@ def test_kotlin_manifest_validation(kotlin_sdk, sdk_build, tmp_path):
     del broken["cloud"]["model_name"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(broken))
-    assert _harness(kotlin_sdk, "manifest", str(bad)) == [{"error": "cloud/model_name is required"}]
+    assert _harness(kotlin_sdk, "manifest", str(bad)) == [
+        {"error": "cloud/model_name is required", "field": "cloud/model_name"}
+    ]
     broken = json.loads(good.read_text())
     broken["labels"] = broken["labels"][:3]
     bad.write_text(json.dumps(broken))
-    assert _harness(kotlin_sdk, "manifest", str(bad)) == [{"error": "labels: 3 labels for 10 classes"}]
+    assert _harness(kotlin_sdk, "manifest", str(bad)) == [
+        {"error": "labels: 3 labels for 10 classes", "field": "labels"}
+    ]
+    broken = json.loads(good.read_text())
+    broken["policy"]["retries"] = -1
+    bad.write_text(json.dumps(broken))
+    assert _harness(kotlin_sdk, "manifest", str(bad)) == [
+        {"error": "policy/retries -1 is outside 0.0..10.0", "field": "policy/retries"}
+    ]
 
 
 def test_kotlin_cloud_path_against_the_real_server(kotlin_sdk, sdk_build, oip_server, digits_samples, tmp_path):
@@ -150,13 +228,42 @@ def test_kotlin_cloud_path_against_the_real_server(kotlin_sdk, sdk_build, oip_se
         str(android / "model.tflite"),
         str(sample),
     )
-    assert (result["source"], result["fallback_reason"], result["edge_problem"]) == (
+    assert (result["token_source"], result["token_fallback_reason"], result["edge_problem"]) == (
         "cloud",
         "model_load_failed",
         "model_load_failed",
     )
-    assert result["label"] == str(expected.argmax())
-    np.testing.assert_allclose(result["outputs"], expected, rtol=1e-5, atol=1e-5)
+    assert result["token_label"] == str(expected.argmax())
+    np.testing.assert_allclose(result["token_outputs"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_kotlin_tls_and_token_against_the_real_server(
+    kotlin_sdk, sdk_build, tls_server, tls_files, digits_samples, tmp_path
+):
+    """TLS with the SDK's custom-CA option and a bearer token, over grpc-netty on the JVM (grpc-okhttp on Android);
+    a wrong token is refused by the server and the token never shows in the client's description."""
+    from conftest import INFERENCE_TOKEN
+
+    x = digits_samples[0][:1]
+    sample = tmp_path / "x.txt"
+    sample.write_text(",".join(repr(float(v)) for v in x.reshape(-1)))
+    android = sdk_build.sdk_dirs["android"] / "src/main/assets"
+    args = (str(android / "model-manifest.json"), str(android / "model.tflite"), str(sample), str(tls_files["ca"]))
+    [result] = _harness(kotlin_sdk, "tls", tls_server, *args, INFERENCE_TOKEN)
+    assert result["token_source"] == "cloud", result
+    assert "no result" in result["wrong_token_error"] and "the cloud error" in result["wrong_token_error"]
+    assert INFERENCE_TOKEN not in json.dumps(result)
+
+
+def test_kotlin_cancellation_stops_the_call(kotlin_sdk, sdk_build, tmp_path):
+    """A coroutine cancelled while the real gRPC call waits on a silent server: the caller sees the cancellation,
+    the call itself is cancelled (not failed, not retried although the manifest allows 3 retries)."""
+    manifest = json.loads(json.dumps(sdk_build.manifest))
+    manifest["policy"].update(mode="cloud", retries=3)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    [result] = _harness(kotlin_sdk, "cancel", str(path))
+    assert result == {"caller": "cancelled", "attempts": 1, "client_saw": "CancellationException", "client_ended": True}
 
 
 def test_kotlin_split_path_sends_int8_to_the_real_server(

@@ -1,4 +1,5 @@
-"""The generated Swift Package parses with the tree-sitter Swift grammar: no ERROR or MISSING nodes anywhere."""
+"""The generated Swift Package: every file parses with the tree-sitter Swift grammar (no ERROR or MISSING nodes),
+and every module a source imports is a product Package.swift declares (or an Apple SDK module)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,59 @@ def test_the_checker_catches_a_syntax_error():
     assert _problems(b"public final class X { func f() {} }\n") == []
 
 
+# Modules of the Apple SDKs (no package provides them).
+SYSTEM_MODULES = {"Foundation", "CryptoKit", "Dispatch", "PackageDescription"}
+
+
+def _imports(source: bytes) -> set[str]:
+    """Module names of the file's import declarations, read from the tree-sitter syntax tree."""
+    import tree_sitter
+    import tree_sitter_swift
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_swift.language()))
+    found, stack = set(), [parser.parse(source).root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "import_declaration":
+            found.add(node.text.decode().split()[-1])
+        stack.extend(node.children)
+    return found
+
+
+def _declared_products(package_swift: str) -> dict[str, str]:
+    """product name -> package, from the target's ``.product(name:package:)`` entries; every package dependency
+    must provide at least one."""
+    import re
+
+    products = dict(re.findall(r'\.product\(name: "([^"]+)", package: "([^"]+)"\)', package_swift))
+    urls = re.findall(r'\.package\(url: "https://github\.com/[^/]+/([^"]+?)(?:\.git)?"', package_swift)
+    assert {u.lower() for u in urls} == {p.lower() for p in products.values()}, (urls, products)
+    return products
+
+
+def test_the_import_check_catches_an_undeclared_module():
+    products = _declared_products(
+        'dependencies: [.package(url: "https://github.com/apple/swift-nio.git", from: "2.65.0")]\n'
+        '.product(name: "NIOCore", package: "swift-nio")'
+    )
+    assert _imports(b"import Foundation\nimport NIOPosix\n") - SYSTEM_MODULES - set(products) == {"NIOPosix"}
+
+
+def test_every_imported_module_is_declared_in_package_swift(sdk_build):
+    ios = sdk_build.sdk_dirs["ios"]
+    products = _declared_products((ios / "Package.swift").read_text())
+    imported = {str(f.relative_to(ios)): _imports(f.read_bytes()) for f in ios.rglob("Sources/**/*.swift")}
+    assert {"LiteRT", "GRPC", "SwiftProtobuf", "NIOCore", "NIOSSL"} <= set().union(*imported.values())
+    undeclared = {f: sorted(m - SYSTEM_MODULES - set(products)) for f, m in imported.items()}
+    assert {f: m for f, m in undeclared.items() if m} == {}
+    unused = set(products) - set().union(*imported.values())
+    assert unused == set(), f"Package.swift declares products no source imports: {unused}"
+
+
 def test_every_swift_file_parses(sdk_build):
     ios = sdk_build.sdk_dirs["ios"]
     files = sorted(ios.rglob("*.swift"))
-    assert ios / "Package.swift" in files and len(files) >= 6, files
+    assert ios / "Package.swift" in files and len(files) >= 10, files
     problems = {str(f.relative_to(ios)): _problems(f.read_bytes()) for f in files}
     assert {k: v for k, v in problems.items() if v} == {}
 
@@ -58,4 +108,4 @@ def test_split_mode_swift_parses(tmp_path):
     assert '.copy("Resources/split/head.tflite")' in package
     files = sorted((tmp_path / "ios").rglob("*.swift"))
     problems = {str(f.relative_to(tmp_path)): _problems(f.read_bytes()) for f in files}
-    assert len(files) >= 6 and {k: v for k, v in problems.items() if v} == {}
+    assert len(files) >= 10 and {k: v for k, v in problems.items() if v} == {}

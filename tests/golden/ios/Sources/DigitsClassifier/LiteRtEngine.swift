@@ -1,52 +1,79 @@
 import Foundation
-import TensorFlowLite
+import LiteRT
 
-/// A TensorFlow Lite model (the whole model, or the split head) described by its manifest tensor specs;
-/// int8/uint8 tensors are (de)quantized with the specs' parameters.
+/// A LiteRT `CompiledModel` (the whole model, or the split head) on the first accelerator set that compiles it:
+/// gpu then cpu (from the profile's delegates; the CPU is the fallback). int8/uint8
+/// tensors are (de)quantized with the manifest's scale and zero point. Not thread-safe: the SDK's actor runs it.
 final class LiteRtEngine: EdgeEngine {
-    private let interpreter: Interpreter
+    private let model: CompiledModel
     private let inputSpecs: [TensorSpec]
     private let outputSpecs: [TensorSpec]
+    private let inputBuffers: [TensorBuffer]
+    private let outputBuffers: [TensorBuffer]
 
-    init(modelPath: String, inputs: [TensorSpec], outputs: [TensorSpec], threads: Int = 1) throws {
-        var options = Interpreter.Options()
-        options.threadCount = threads
-        interpreter = try Interpreter(modelPath: modelPath, options: options)
-        try interpreter.allocateTensors()
+    static let acceleratorChoices: [Set<Accelerator>] = [
+        [.gpu, .cpu],
+        [.cpu],
+    ]
+
+    init(modelURL: URL, environment: Environment, inputs: [TensorSpec], outputs: [TensorSpec]) throws {
+        var compiled: CompiledModel? = nil
+        var lastError: Error? = nil
+        for choice in LiteRtEngine.acceleratorChoices where compiled == nil {
+            do {
+                let options = try Options()
+                try options.setHardwareAccelerators(choice)
+                compiled = try CompiledModel(filePath: modelURL.path, environment: environment, options: options)
+            } catch {
+                lastError = error
+            }
+        }
+        guard let model = compiled else { throw lastError ?? LiteRtError.unknown }
+        self.model = model
         inputSpecs = inputs
         outputSpecs = outputs
+        inputBuffers = try model.createInputBuffers()
+        outputBuffers = try model.createOutputBuffers()
     }
 
-    func run(_ inputs: [[Float]]) throws -> [[Float]] {
-        for (index, (spec, values)) in zip(inputSpecs, inputs).enumerated() {
-            try interpreter.copy(encode(spec, values), toInputAt: index)
+    func run(_ inputs: [Tensor]) throws -> [Tensor] {
+        for (index, (spec, tensor)) in zip(inputSpecs, inputs).enumerated() {
+            guard !spec.shape.contains(where: { $0 == nil }) else {
+                throw InvalidInput(description: "input \(spec.name) has dynamic dimensions; LiteRT compiled it with fixed ones")
+            }
+            try write(inputBuffers[index], spec, tensor.values)
         }
-        try interpreter.invoke()
-        return try outputSpecs.indices.map { index in
-            decode(outputSpecs[index], try interpreter.output(at: index).data)
+        try model.run(inputs: inputBuffers, outputs: outputBuffers)
+        return try outputSpecs.enumerated().map { index, spec in
+            Tensor(values: try read(outputBuffers[index], spec), shape: spec.shape.map { $0 ?? 1 })
         }
     }
 
-    private func encode(_ spec: TensorSpec, _ values: [Float]) -> Data {
-        guard let q = spec.quantization, spec.dtype == "int8" || spec.dtype == "uint8" else {
-            return values.withUnsafeBufferPointer { Data(buffer: $0) }
+    private func write(_ buffer: TensorBuffer, _ spec: TensorSpec, _ values: [Float]) throws {
+        if let q = spec.quantization, spec.dtype == "int8" {
+            try buffer.write(Quantize.levels(values, scale: q.scale, zeroPoint: q.zeroPoint, dtype: "int8").map { Int8($0) })
+        } else if let q = spec.quantization, spec.dtype == "uint8" {
+            try buffer.write(Quantize.levels(values, scale: q.scale, zeroPoint: q.zeroPoint, dtype: "uint8").map { UInt8($0) })
+        } else if spec.dtype == "int32" {
+            try buffer.write(values.map { Int32(clamping: Int($0.isFinite ? $0 : 0)) })
+        } else {
+            try buffer.write(values)
         }
-        let low = spec.dtype == "int8" ? -128.0 : 0.0
-        let high = spec.dtype == "int8" ? 127.0 : 255.0
-        let bytes = values.map { v -> UInt8 in
-            let level = min(high, max(low, (Double(v) / q.scale).rounded() + Double(q.zeroPoint)))
-            return spec.dtype == "int8" ? UInt8(bitPattern: Int8(level)) : UInt8(level)
-        }
-        return Data(bytes)
     }
 
-    private func decode(_ spec: TensorSpec, _ data: Data) -> [Float] {
-        guard let q = spec.quantization, spec.dtype == "int8" || spec.dtype == "uint8" else {
-            return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    private func read(_ buffer: TensorBuffer, _ spec: TensorSpec) throws -> [Float] {
+        if let q = spec.quantization, spec.dtype == "int8" {
+            let levels: [Int8] = try buffer.read()
+            return Quantize.dequantize(levels.map { Int($0) }, scale: q.scale, zeroPoint: q.zeroPoint)
         }
-        return data.map { byte -> Float in
-            let level = spec.dtype == "int8" ? Double(Int8(bitPattern: byte)) : Double(byte)
-            return Float((level - Double(q.zeroPoint)) * q.scale)
+        if let q = spec.quantization, spec.dtype == "uint8" {
+            let levels: [UInt8] = try buffer.read()
+            return Quantize.dequantize(levels.map { Int($0) }, scale: q.scale, zeroPoint: q.zeroPoint)
         }
+        if spec.dtype == "int32" {
+            let values: [Int32] = try buffer.read()
+            return values.map { Float($0) }
+        }
+        return try buffer.read()
     }
 }

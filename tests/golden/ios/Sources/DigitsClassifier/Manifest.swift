@@ -3,6 +3,8 @@ import Foundation
 /// The manifest is missing a field, holds a wrong value, or has another schema version.
 public struct ManifestError: Error, CustomStringConvertible {
     public let description: String
+    /// The manifest field at fault (a path such as `policy/retries`).
+    public var field: String = ""
 }
 
 public struct TensorSpec: Codable {
@@ -21,7 +23,7 @@ public struct TensorSpec: Codable {
     public let dtype: String
     public let quantization: Quantization?
 
-    /// Elements in one sample (batch axis dropped, dynamic dimensions read as 1).
+    /// Elements in one sample of the static shape (batch axis dropped, dynamic dimensions read as 1).
     public var sampleSize: Int { shape.dropFirst().reduce(1) { $0 * ($1 ?? 1) } }
 }
 
@@ -146,41 +148,63 @@ public struct Manifest: Codable {
         return manifest
     }
 
+    /// The schema's rules ([ManifestRules], generated from model-manifest.schema.json) and the SDK's own checks.
     func validate() throws {
-        guard schemaVersion == Manifest.schemaVersion else {
-            throw ManifestError(description: "schema_version is \(schemaVersion); this SDK reads \(Manifest.schemaVersion)")
+        guard schemaVersion == ManifestRules.schemaVersion else {
+            throw ManifestError(description: "schema_version is \(schemaVersion); this SDK reads \(ManifestRules.schemaVersion)", field: "schema_version")
         }
-        guard ["classification", "embedding", "regression", "raw"].contains(task) else {
-            throw ManifestError(description: "task '\(task)' is not one of classification, embedding, regression, raw")
+        try ManifestRules.matches("name", "name", name)
+        try ManifestRules.oneOf("task", "task", task)
+        try ManifestRules.oneOf("policy/mode", "policy/mode", policy.mode)
+        if let threshold = policy.confidenceThreshold {
+            try ManifestRules.inRange("policy/confidence_threshold", "policy/confidence_threshold", threshold)
         }
-        guard ["edge", "split", "cloud"].contains(policy.mode) else {
-            throw ManifestError(description: "policy/mode '\(policy.mode)' is not one of edge, split, cloud")
+        try ManifestRules.inRange("policy/timeout_ms", "policy/timeout_ms", Double(policy.timeoutMs))
+        try ManifestRules.inRange("policy/retries", "policy/retries", Double(policy.retries))
+        try ManifestRules.matches("model/sha256", "sha256", model.sha256)
+        try ManifestRules.matches("model/file", "file", model.file)
+        try ManifestRules.oneOf("model/format", "model/format", model.format)
+        try ManifestRules.oneOf("model/precision", "model/precision", model.precision)
+        try ManifestRules.oneOf("preprocessing/layout", "preprocessing/layout", preprocessing.layout)
+        try ManifestRules.inRange("preprocessing/pixel_scale", "preprocessing/pixel_scale", preprocessing.pixelScale)
+        try ManifestRules.oneOf("postprocessing/activation", "postprocessing/activation", postprocessing.activation)
+        for (key, tensors) in [("inputs", inputs), ("outputs", outputs)] {
+            for (i, tensor) in tensors.enumerated() {
+                try Manifest.check(tensor, at: "\(key)/\(i)")
+            }
         }
-        guard Manifest.isSha256(model.sha256) else {
-            throw ManifestError(description: "model/sha256 is not 64 lowercase hex digits")
+        try ManifestRules.matches("cloud/model_name", "cloud/model_name", cloud.modelName)
+        if let endpoint = cloud.endpoint {
+            try ManifestRules.matches("cloud/endpoint", "cloud/endpoint", endpoint)
         }
         if policy.mode == "split" && split == nil {
-            throw ManifestError(description: "split: mode split needs a split section")
+            throw ManifestError(description: "split: mode split needs a split section", field: "split")
         }
         if let split = split {
-            guard Manifest.isSha256(split.head.sha256) else {
-                throw ManifestError(description: "split/head/sha256 is not 64 lowercase hex digits")
-            }
+            try ManifestRules.matches("split/head/sha256", "sha256", split.head.sha256)
             guard split.intermediate.dtype == "int8", split.intermediate.quantization != nil else {
-                throw ManifestError(description: "split/intermediate must be int8 with a quantization")
+                throw ManifestError(description: "split/intermediate must be int8 with a quantization", field: "split/intermediate")
             }
         }
         if task == "classification" {
             guard let labels = labels, policy.confidenceThreshold != nil else {
-                throw ManifestError(description: "a classifier needs labels and policy/confidence_threshold")
+                throw ManifestError(description: "a classifier needs labels and policy/confidence_threshold", field: "labels")
             }
             if let width = outputs.first?.shape.last ?? nil, width != labels.count {
-                throw ManifestError(description: "labels: \(labels.count) labels for \(width) classes")
+                throw ManifestError(description: "labels: \(labels.count) labels for \(width) classes", field: "labels")
             }
         }
     }
 
-    private static func isSha256(_ text: String) -> Bool {
-        text.count == 64 && text.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+    private static func check(_ tensor: TensorSpec, at path: String) throws {
+        try ManifestRules.oneOf("\(path)/dtype", "tensor/dtype", tensor.dtype)
+        for (i, d) in tensor.shape.enumerated() {
+            if let d = d {
+                try ManifestRules.inRange("\(path)/shape/\(i)", "tensor/shape", Double(d))
+            }
+        }
+        if let q = tensor.quantization {
+            try ManifestRules.inRange("\(path)/quantization/scale", "quantization/scale", q.scale)
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 from digits_classifier.manifest import ManifestError
 from digits_classifier.model import DigitsClassifier
-from digits_classifier.policy import CloudFailure, Prediction, PredictionError
+from digits_classifier.policy import Cancelled, CloudFailure, Prediction, PredictionError
+from digits_classifier.tensors import InvalidInput
 
-__all__ = ["DigitsClassifier", "CloudFailure", "ManifestError", "Prediction", "PredictionError"]
+__all__ = ["DigitsClassifier", "Cancelled", "CloudFailure", "InvalidInput", "ManifestError", "Prediction", "PredictionError"]

@@ -17,10 +17,13 @@ def main(argv=None) -> int:
     predict = commands.add_parser("predict", help="predict one sample stored with numpy.save")
     predict.add_argument("input", help=".npy file holding one sample of shape [1, 8, 8]")
     predict.add_argument("--cloud-endpoint", help="HOST:PORT of the fallback server (default: the manifest's)")
-    predict.add_argument("--token", help="bearer token for the fallback server")
+    predict.add_argument("--token", help="bearer token for the fallback server (sent only over TLS or to loopback)")
+    predict.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                         help="TLS to the server (default: on unless the endpoint is loopback)")
+    predict.add_argument("--ca-cert", help="PEM file of the CA that signed the server's certificate")
     args = parser.parse_args(argv)
     try:
-        with DigitsClassifier(cloud_endpoint=args.cloud_endpoint, token=args.token) as model:
+        with DigitsClassifier(cloud_endpoint=args.cloud_endpoint, token=args.token, tls=args.tls, ca_cert=args.ca_cert) as model:
             result = model.predict(np.load(args.input, allow_pickle=False))
     except (ManifestError, PredictionError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

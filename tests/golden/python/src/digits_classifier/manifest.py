@@ -11,7 +11,11 @@ SCHEMA_VERSION = 1
 
 
 class ManifestError(ValueError):
-    """The manifest is missing, malformed or fails the schema; the message names the field."""
+    """The manifest is missing, malformed or fails the schema; the message names the field (also as ``field``)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def validate(manifest: dict) -> dict:
@@ -21,11 +25,11 @@ def validate(manifest: dict) -> dict:
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ManifestError(f"model-manifest.json is invalid at {field}: {error.message} (schema_version {SCHEMA_VERSION})")
+        raise ManifestError(f"model-manifest.json is invalid at {field}: {error.message} (schema_version {SCHEMA_VERSION})", field)
     if manifest["task"] == "classification":
         width = manifest["outputs"][0]["shape"][-1]
         if width is not None and len(manifest["labels"]) != width:
-            raise ManifestError(f"model-manifest.json lists {len(manifest['labels'])} labels for {width} classes")
+            raise ManifestError(f"model-manifest.json lists {len(manifest['labels'])} labels for {width} classes", "labels")
     return manifest
 
 

@@ -10,12 +10,16 @@ One decision table for every EdgeForge SDK (see the manifest's ``policy``):
   point and asks the tail model; when that fails (``split_`` + the head's or the tail call's problem) it asks
   the cloud for the whole model, then falls back to the whole model on the device;
 * a cloud that is unreachable, times out or fails after ``retries`` retries yields the edge result marked
-  ``low_confidence`` when there is one, else :class:`PredictionError`.
+  ``low_confidence`` when there is one, else :class:`PredictionError`;
+* inputs are checked against the manifest before anything runs (:class:`~digits_classifier.tensors.InvalidInput`);
+  an exception the engine or client does not document counts as a failed run or the cloud error ``error``; a
+  cancelled call (:class:`Cancelled`) stops the prediction: it is neither retried nor answered from elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +27,15 @@ from typing import Optional, Protocol
 
 import numpy as np
 
+from digits_classifier.tensors import check_inputs, quantize
+
 
 class PredictionError(RuntimeError):
     """Neither the device nor the cloud produced a result; the message says why for each."""
+
+
+class Cancelled(Exception):
+    """The call was cancelled (the caller's deadline or cancellation); the prediction stops, nothing is retried."""
 
 
 class CloudFailure(Exception):
@@ -67,8 +77,19 @@ class Prediction:
     cloud_error: Optional[str] = None
 
 
+class _Serialized:
+    """An engine whose runs take turns: LiteRT's interpreter is not safe to run from two threads at once."""
+
+    def __init__(self, engine: EdgeEngine) -> None:
+        self.engine, self.lock = engine, threading.Lock()
+
+    def run(self, inputs: list) -> list:
+        with self.lock:
+            return self.engine.run(inputs)
+
+
 class FallbackPredictor:
-    """Applies the manifest's policy over an edge engine and an optional cloud client."""
+    """Applies the manifest's policy over an edge engine and an optional cloud client; safe to call from threads."""
 
     def __init__(self, manifest: dict, model_bytes: bytes, open_engine: Callable[[bytes], EdgeEngine],
                  cloud: Optional[CloudClient], split: Optional[SplitParts] = None) -> None:
@@ -82,7 +103,10 @@ class FallbackPredictor:
             self.head, self.head_problem = _open_checked(split.head_bytes, self.split["head"]["sha256"], split.open_head)
             self.tail = split.tail
 
-    def predict(self, inputs: list) -> Prediction:
+    def predict(self, given: list) -> Prediction:
+        """Predict one sample: one array per manifest input; raises ``InvalidInput``, :class:`PredictionError` or
+        :class:`Cancelled`."""
+        inputs = check_inputs(self.manifest["inputs"], given)
         start = time.perf_counter()
         mode = self.policy["mode"]
         edge = None
@@ -116,7 +140,7 @@ class FallbackPredictor:
         except Exception:  # noqa: BLE001
             return None, "split_edge_run_failed"
         q = self.split["intermediate"]["quantization"]
-        sent = np.clip(np.round(np.asarray(middle, np.float32) / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+        sent = quantize(middle, q["scale"], q["zero_point"], "int8")
         outputs, error = self._call(self.tail, [sent, *(inputs[i] for i in self.split["side_inputs"])])
         return outputs, None if outputs is not None else f"split_{error}"
 
@@ -135,8 +159,12 @@ class FallbackPredictor:
         for _ in range(1 + self.policy["retries"]):
             try:
                 return [np.asarray(o, dtype=np.float32) for o in client.infer(inputs, self.policy["timeout_ms"] / 1000)], None
+            except Cancelled:
+                raise
             except CloudFailure as failure:
                 error = failure.kind
+            except Exception:  # noqa: BLE001 - a client bug is the cloud not answering, not the app's crash
+                error = "error"
         return None, error
 
     def _low(self, outputs: list) -> bool:
@@ -154,7 +182,7 @@ def _open_checked(model_bytes: bytes, sha256: str, open_engine: Callable[[bytes]
     if hashlib.sha256(model_bytes).hexdigest() != sha256:
         return None, "model_integrity_failed"
     try:
-        return open_engine(model_bytes), None
+        return _Serialized(open_engine(model_bytes)), None
     except Exception:  # noqa: BLE001 - any runtime failure means: not on this device
         return None, "model_load_failed"
 

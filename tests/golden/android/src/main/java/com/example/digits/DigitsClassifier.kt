@@ -2,47 +2,56 @@ package com.example.digits
 
 import android.content.Context
 import android.graphics.Bitmap
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import java.io.Closeable
 
 /**
  * DigitsClassifier: the bundled `model.tflite` on LiteRT with the manifest's cloud fallback.
  *
- * `predict` blocks (it may call the network): call it off the main thread.
+ * `predict` suspends and runs on [dispatcher] (cancelling the coroutine cancels the call); `predictBlocking` is for
+ * Java and background threads. One instance may be shared by threads; [close] it when done. TLS is on unless the
+ * endpoint is loopback; [security] turns it on or off and sets a custom CA.
  */
 class DigitsClassifier @JvmOverloads constructor(
     context: Context,
     cloudEndpoint: String? = null,
     token: String? = null,
-    numThreads: Int = 1
-) {
-    val manifest: Manifest = Manifest.parse(readAsset(context, "model-manifest.json").toString(Charsets.UTF_8))
+    security: CloudSecurity = CloudSecurity(),
+    private val dispatcher: CoroutineDispatcher = Dispatchers.IO
+) : Closeable {
+    val manifest: Manifest = Manifest.parse(context.assets.open("model-manifest.json").use { it.readBytes() }.toString(Charsets.UTF_8))
     private val predictor: FallbackPredictor
 
     init {
-        val modelBytes = readAsset(context, manifest.model.file)
+        val assets = context.assets
         val endpoint = cloudEndpoint ?: manifest.cloud.endpoint
-        val cloud = if (endpoint == null) null else OipCloudClient(endpoint, manifest.cloud, token)
-        val open = { bytes: ByteArray -> LiteRtEngine(bytes, manifest.inputs, manifest.outputs, numThreads) }
+        val cloud = if (endpoint == null) null else OipCloudClient(endpoint, manifest.cloud, token, security)
+        val open = { source: ModelSource -> LiteRtEngine(source as AssetSource, manifest.inputs, manifest.outputs) }
         val split = manifest.split?.let { spec ->
-            val tail = if (endpoint == null) null else OipCloudClient(endpoint, spec.tail, token)
-            SplitParts(readAsset(context, spec.headFile), { bytes -> LiteRtEngine(bytes, spec.headInputSpecs, spec.headOutputSpecs, numThreads) }, tail)
+            val tail = if (endpoint == null) null else OipCloudClient(endpoint, spec.tail, token, security)
+            SplitParts(AssetSource(assets, spec.headFile), { source -> LiteRtEngine(source as AssetSource, spec.headInputSpecs, spec.headOutputSpecs) }, tail)
         }
-        predictor = FallbackPredictor(manifest, modelBytes, open, cloud, split)
+        predictor = FallbackPredictor(manifest, AssetSource(assets, manifest.model.file), open, cloud, split)
     }
 
-    /** Why the on-device model cannot run (`model_integrity_failed`, `model_load_failed`), or null. */
-    val edgeProblem: String? get() = predictor.edgeProblem
+    /** Why the on-device model cannot run, or null. */
+    val edgeProblem: EdgeProblem? get() = predictor.edgeProblem
 
     val labels: List<String>? get() = manifest.labels
 
-    /** Predict one sample of 64 floats (shape [1, 8, 8], 4-d with the batch axis). */
-    fun predict(input: FloatArray): Prediction = predictor.predict(listOf(input))
+    /** Predict one sample: one [Tensor] per model input (serving_default_args_0 [1, 1, 8, 8]). */
+    suspend fun predict(inputs: List<Tensor>): Prediction = predictor.predictSuspending(inputs, dispatcher)
 
-    /** Predict from a bitmap, scaled to the model's input and laid out as the manifest says. */
-    fun predict(bitmap: Bitmap): Prediction = predict(ImageInput.fromBitmap(bitmap, manifest.preprocessing, manifest.inputs[0]))
+    /** Predict 64 floats of input serving_default_args_0 (shape [1, 8, 8]). */
+    suspend fun predict(input: FloatArray): Prediction = predict(listOf(Tensor.of(manifest.inputs[0], input)))
 
-    fun close() = predictor.close()
+    /** Predict from a bitmap of any size and config (resized, luma for one channel, scaled, laid out). */
+    suspend fun predict(bitmap: Bitmap): Prediction = predict(listOf(ImageInput.fromBitmap(bitmap, manifest.preprocessing, manifest.inputs[0])))
 
-    private companion object {
-        fun readAsset(context: Context, name: String): ByteArray = context.assets.open(name).use { it.readBytes() }
-    }
+    /** The blocking form of [predict]: call it off the main thread; [cancellation] cancels it. */
+    @JvmOverloads
+    fun predictBlocking(inputs: List<Tensor>, cancellation: Cancellation = Cancellation()): Prediction = predictor.predict(inputs, cancellation)
+
+    override fun close() = predictor.close()
 }

@@ -1,18 +1,24 @@
 package com.example.digits
 
-/** The manifest is missing a field, holds a wrong value, or has another schema version; the message names the field. */
-class ManifestException(message: String) : IllegalArgumentException(message)
+import org.json.JSONArray
+import org.json.JSONException
+import org.json.JSONObject
 
+/** The manifest is missing a field, holds a wrong value, or has another schema version; [field] is its path. */
+class ManifestException(message: String, val field: String = "") : IllegalArgumentException(message)
+
+/** A model tensor as the manifest describes it; `null` dimensions are dynamic (their size comes with the input). */
 class TensorSpec(val name: String, val shape: List<Int?>, val dtype: String, val scale: Double?, val zeroPoint: Long?) {
-    /** Elements in one sample (batch axis dropped, dynamic dimensions read as 1). */
-    val sampleSize: Int get() = shape.drop(1).fold(1) { acc, d -> acc * (d ?: 1) }
+    val quantized: Boolean get() = scale != null
 }
 
 class OipTensor(val name: String, val datatype: String, val shape: List<Int?>)
 
 class ModelFile(val file: String, val sha256: String, val format: String, val precision: String)
 
-class Policy(val mode: String, val confidenceThreshold: Double?, val timeoutMs: Long, val retries: Int)
+enum class Mode { EDGE, SPLIT, CLOUD }
+
+class Policy(val mode: Mode, val confidenceThreshold: Double?, val timeoutMs: Long, val retries: Int)
 
 class CloudSpec(
     val endpoint: String?,
@@ -37,7 +43,7 @@ class SplitSpec(
 
 class Preprocessing(val layout: String, val pixelScale: Double, val pixelOffset: Double, val channels: Int?)
 
-/** The bundled model-manifest.json (schema_version 1), checked field by field on load. */
+/** The bundled model-manifest.json, checked on load with the schema's rules ([ManifestRules]). */
 class Manifest(
     val name: String,
     val task: String,
@@ -52,125 +58,175 @@ class Manifest(
     val split: SplitSpec?
 ) {
     companion object {
-        const val SCHEMA_VERSION = 1L
-        private val TASKS = listOf("classification", "embedding", "regression", "raw")
-        private val MODES = listOf("edge", "split", "cloud")
-        private val SHA256 = Regex("^[0-9a-f]{64}$")
-
-        fun parse(text: String): Manifest = fromJson(Json.parse(text))
-
-        fun fromJson(value: Any?): Manifest {
-            val root = Fields(value, "")
-            val version = root.long("schema_version")
-            if (version != SCHEMA_VERSION) throw ManifestException("schema_version is $version; this SDK reads $SCHEMA_VERSION")
-            val task = root.oneOf("task", TASKS)
-            val model = root.obj("model")
-            val sha = model.string("sha256")
-            if (!SHA256.matches(sha)) throw ManifestException("model/sha256 is not 64 lowercase hex digits")
-            val policy = root.obj("policy")
-            val mode = policy.oneOf("mode", MODES)
-            val threshold = policy.doubleOrNull("confidence_threshold")
-            if (threshold != null && (threshold < 0.0 || threshold > 1.0)) throw ManifestException("policy/confidence_threshold $threshold is outside 0..1")
-            val outputs = root.list("outputs").mapIndexed { i, t -> tensor(Fields(t, "outputs/$i")) }
-            val labels = root.stringListOrNull("labels")
-            if (task == "classification") {
-                if (labels == null) throw ManifestException("labels: a classifier needs labels")
-                if (threshold == null) throw ManifestException("policy/confidence_threshold: a classifier needs a threshold")
-                val width = outputs[0].shape.last()
-                if (width != null && width != labels.size) throw ManifestException("labels: ${labels.size} labels for $width classes")
+        /** Parse and check [text]; throws [ManifestException] naming the field. */
+        fun parse(text: String): Manifest {
+            val root = try {
+                JSONObject(text)
+            } catch (e: JSONException) {
+                throw ManifestException("model-manifest.json is not a JSON object: ${e.message}")
             }
-            val split = root.objOrNull("split")
-            if (mode == "split" && split == null) throw ManifestException("split: mode split needs a split section")
-            val cloud = cloudSpec(root.obj("cloud"), true)
-            val pre = root.obj("preprocessing")
+            return fromJson(root)
+        }
+
+        fun fromJson(root: JSONObject): Manifest {
+            val f = Fields(root, "")
+            val version = f.long("schema_version")
+            if (version != ManifestRules.SCHEMA_VERSION) {
+                throw ManifestException("schema_version is $version; this SDK reads ${ManifestRules.SCHEMA_VERSION}", "schema_version")
+            }
+            val task = f.oneOf("task", "task")
+            val policy = policy(f.obj("policy"))
+            val outputs = tensors(f, "outputs")
+            val labels = f.stringListOrNull("labels")
+            if (task == "classification") {
+                if (labels == null) throw ManifestException("labels: a classifier needs labels", "labels")
+                if (policy.confidenceThreshold == null) {
+                    throw ManifestException("policy/confidence_threshold: a classifier needs a threshold", "policy/confidence_threshold")
+                }
+                val width = outputs[0].shape.last()
+                if (width != null && width != labels.size) throw ManifestException("labels: ${labels.size} labels for $width classes", "labels")
+            }
+            val split = f.objOrNull("split")
+            if (policy.mode == Mode.SPLIT && split == null) throw ManifestException("split: mode split needs a split section", "split")
+            val pre = f.obj("preprocessing")
             return Manifest(
-                name = root.string("name"),
+                name = f.matches("name", "name"),
                 task = task,
-                model = ModelFile(model.string("file"), sha, model.oneOf("format", listOf("tflite", "onnx")), model.string("precision")),
-                inputs = root.list("inputs").mapIndexed { i, t -> tensor(Fields(t, "inputs/$i")) },
+                model = modelFile(f.obj("model")),
+                inputs = tensors(f, "inputs"),
                 outputs = outputs,
                 labels = labels,
-                preprocessing = Preprocessing(pre.string("layout"), pre.double("pixel_scale"), pre.double("pixel_offset"), pre.longOrNull("channels")?.toInt()),
-                softmax = root.obj("postprocessing").oneOf("activation", listOf("softmax", "none")) == "softmax",
-                policy = Policy(mode, threshold, policy.long("timeout_ms"), policy.long("retries").toInt()),
-                cloud = cloud,
+                preprocessing = Preprocessing(
+                    pre.oneOf("layout", "preprocessing/layout"),
+                    pre.double("pixel_scale", "preprocessing/pixel_scale"),
+                    pre.double("pixel_offset"),
+                    pre.longOrNull("channels", "preprocessing/channels")?.toInt()
+                ),
+                softmax = f.obj("postprocessing").oneOf("activation", "postprocessing/activation") == "softmax",
+                policy = policy,
+                cloud = cloudSpec(f.obj("cloud"), true),
                 split = if (split == null) null else splitSpec(split)
             )
         }
 
+        private fun policy(p: Fields): Policy {
+            val name = p.oneOf("mode", "policy/mode")
+            val mode = Mode.values().first { it.name.equals(name, ignoreCase = true) }
+            return Policy(
+                mode,
+                p.doubleOrNull("confidence_threshold", "policy/confidence_threshold"),
+                p.long("timeout_ms", "policy/timeout_ms"),
+                p.long("retries", "policy/retries").toInt()
+            )
+        }
+
+        private fun modelFile(m: Fields) = ModelFile(
+            m.matches("file", "file"), m.matches("sha256", "sha256"),
+            m.oneOf("format", "model/format"), m.oneOf("precision", "model/precision")
+        )
+
         private fun splitSpec(f: Fields): SplitSpec {
             val head = f.obj("head")
-            val sha = head.string("sha256")
-            if (!SHA256.matches(sha)) throw ManifestException("split/head/sha256 is not 64 lowercase hex digits")
             val intermediate = tensor(f.obj("intermediate"))
-            if (intermediate.dtype != "int8" || intermediate.scale == null) throw ManifestException("split/intermediate must be int8 with a quantization")
+            if (intermediate.dtype != "int8" || intermediate.scale == null) {
+                throw ManifestException("split/intermediate must be int8 with a quantization", "split/intermediate")
+            }
             return SplitSpec(
-                f.string("cut"), head.string("file"), sha,
-                head.list("inputs").mapIndexed { i, t -> tensor(Fields(t, "${head.path}/inputs/$i")) },
-                head.list("outputs").mapIndexed { i, t -> tensor(Fields(t, "${head.path}/outputs/$i")) },
+                f.string("cut"), head.matches("file", "file"), head.matches("sha256", "sha256"),
+                tensors(head, "inputs"), tensors(head, "outputs"),
                 f.indices("head_inputs"), f.indices("side_inputs"), intermediate, cloudSpec(f.obj("tail"), false)
             )
         }
 
         /** The cloud model (with its endpoint) or the split tail (served beside it, no endpoint of its own). */
         private fun cloudSpec(f: Fields, hasEndpoint: Boolean): CloudSpec = CloudSpec(
-            if (hasEndpoint) f.stringOrNull("endpoint") else null, f.string("model_name"), f.string("model_version"),
-            f.list("inputs").mapIndexed { i, t -> oip(Fields(t, "${f.path}/inputs/$i")) },
-            f.list("outputs").mapIndexed { i, t -> oip(Fields(t, "${f.path}/outputs/$i")) }
+            if (hasEndpoint) f.stringOrNull("endpoint")?.let { f.matches("endpoint", "cloud/endpoint") } else null,
+            f.matches("model_name", if (hasEndpoint) "cloud/model_name" else "split/tail/model_name"),
+            f.matches("model_version", "cloud/model_version"),
+            (0 until f.list("inputs").length()).map { i -> oip(f.item("inputs", i)) },
+            (0 until f.list("outputs").length()).map { i -> oip(f.item("outputs", i)) }
         )
+
+        private fun tensors(f: Fields, key: String): List<TensorSpec> = (0 until f.list(key).length()).map { i -> tensor(f.item(key, i)) }
 
         private fun tensor(f: Fields): TensorSpec {
             val q = f.objOrNull("quantization")
-            return TensorSpec(f.string("name"), f.shape("shape"), f.string("dtype"), q?.double("scale"), q?.long("zero_point"))
+            return TensorSpec(
+                f.string("name"), f.shape("shape", "tensor/shape"), f.oneOf("dtype", "tensor/dtype"),
+                q?.double("scale", "quantization/scale"), q?.long("zero_point")
+            )
         }
 
-        private fun oip(f: Fields): OipTensor = OipTensor(f.string("name"), f.string("datatype"), f.shape("shape"))
+        private fun oip(f: Fields): OipTensor = OipTensor(f.string("name"), f.oneOf("datatype", "oip_tensor/datatype"), f.shape("shape", null))
     }
 }
 
-/** Typed access to one JSON object; every miss names the field path. */
-internal class Fields(value: Any?, val path: String) {
-    @Suppress("UNCHECKED_CAST")
-    val map: Map<String, Any?> = value as? Map<String, Any?> ?: throw ManifestException("${where("")} is not an object")
+/** Typed access to one JSON object (org.json, which Android ships); every miss names the field path. */
+internal class Fields(private val json: JSONObject, val path: String) {
+    private fun where(key: String) = if (path.isEmpty()) key else "$path/$key"
 
-    private fun where(key: String) = if (path.isEmpty()) (if (key.isEmpty()) "(top level)" else key) else if (key.isEmpty()) path else "$path/$key"
-
-    private fun present(key: String) {
-        if (!map.containsKey(key)) throw ManifestException("${where(key)} is required")
+    private fun present(key: String): Any? {
+        if (!json.has(key)) throw ManifestException("${where(key)} is required", where(key))
+        val value = json.get(key)
+        return if (value == JSONObject.NULL) null else value
     }
 
-    private fun required(key: String): Any {
-        present(key)
-        return map[key] ?: throw ManifestException("${where(key)} must not be null")
+    private fun required(key: String): Any = present(key) ?: throw ManifestException("${where(key)} must not be null", where(key))
+
+    private fun wrong(key: String, what: String): Nothing = throw ManifestException("${where(key)} is not $what", where(key))
+
+    fun string(key: String): String = required(key) as? String ?: wrong(key, "a string")
+    fun stringOrNull(key: String): String? = if (present(key) == null) null else string(key)
+
+    fun long(key: String, rule: String? = null): Long {
+        val value = required(key)
+        val n = if (value is Int || value is Long) (value as Number).toLong() else wrong(key, "an integer")
+        return if (rule == null) n else ManifestRules.inRange(where(key), rule, n)
     }
 
-    fun string(key: String): String = required(key) as? String ?: throw ManifestException("${where(key)} is not a string")
-    fun stringOrNull(key: String): String? = if (map[key] == null) { present(key); null } else string(key)
-    fun long(key: String): Long = required(key) as? Long ?: throw ManifestException("${where(key)} is not an integer")
-    fun longOrNull(key: String): Long? = if (map[key] == null) { present(key); null } else long(key)
-    fun double(key: String): Double = (required(key) as? Number)?.toDouble() ?: throw ManifestException("${where(key)} is not a number")
-    fun doubleOrNull(key: String): Double? = if (map[key] == null) { present(key); null } else double(key)
-    fun obj(key: String): Fields = Fields(required(key), where(key))
-    fun objOrNull(key: String): Fields? = if (map[key] == null) { present(key); null } else obj(key)
-    fun list(key: String): List<Any?> {
-        val list = required(key) as? List<*> ?: throw ManifestException("${where(key)} is not an array")
-        if (list.isEmpty()) throw ManifestException("${where(key)} is empty")
+    fun longOrNull(key: String, rule: String? = null): Long? = if (present(key) == null) null else long(key, rule)
+
+    fun double(key: String, rule: String? = null): Double {
+        val n = (required(key) as? Number)?.toDouble() ?: wrong(key, "a number")
+        return if (rule == null) n else ManifestRules.inRange(where(key), rule, n)
+    }
+
+    fun doubleOrNull(key: String, rule: String? = null): Double? = if (present(key) == null) null else double(key, rule)
+    fun obj(key: String): Fields = Fields(required(key) as? JSONObject ?: wrong(key, "an object"), where(key))
+    fun objOrNull(key: String): Fields? = if (present(key) == null) null else obj(key)
+
+    fun list(key: String): JSONArray {
+        val list = required(key) as? JSONArray ?: wrong(key, "an array")
+        if (list.length() == 0) throw ManifestException("${where(key)} is empty", where(key))
         return list
     }
 
-    fun stringListOrNull(key: String): List<String>? =
-        if (map[key] == null) { present(key); null } else list(key).map { it as? String ?: throw ManifestException("${where(key)} holds a non-string") }
+    fun item(key: String, i: Int): Fields =
+        Fields(list(key).get(i) as? JSONObject ?: throw ManifestException("${where(key)}/$i is not an object", "${where(key)}/$i"), "${where(key)}/$i")
+
+    fun stringListOrNull(key: String): List<String>? {
+        if (present(key) == null) return null
+        val list = list(key)
+        return (0 until list.length()).map { list.get(it) as? String ?: wrong(key, "a list of strings") }
+    }
 
     fun indices(key: String): List<Int> {
-        val list = required(key) as? List<*> ?: throw ManifestException("${where(key)} is not an array")
-        return list.map { (it as? Long)?.toInt() ?: throw ManifestException("${where(key)} holds a non-integer") }
+        val list = required(key) as? JSONArray ?: wrong(key, "an array")
+        return (0 until list.length()).map { i -> (list.get(i) as? Int) ?: wrong(key, "a list of integers") }
     }
 
-    fun shape(key: String): List<Int?> = list(key).map { d -> if (d == null) null else (d as? Long)?.toInt() ?: throw ManifestException("${where(key)} holds a non-integer") }
-
-    fun oneOf(key: String, allowed: List<String>): String {
-        val value = string(key)
-        if (value !in allowed) throw ManifestException("${where(key)} is '$value'; allowed: ${allowed.joinToString(", ")}")
-        return value
+    fun shape(key: String, rule: String?): List<Int?> {
+        val list = list(key)
+        return (0 until list.length()).map { i ->
+            val d = list.get(i)
+            when {
+                d == JSONObject.NULL -> null
+                d is Int -> if (rule == null) d else ManifestRules.inRange("${where(key)}/$i", rule, d)
+                else -> wrong(key, "a list of integers and nulls")
+            }
+        }
     }
+
+    fun oneOf(key: String, rule: String): String = ManifestRules.oneOf(where(key), rule, string(key))
+    fun matches(key: String, rule: String): String = ManifestRules.matches(where(key), rule, string(key))
 }
