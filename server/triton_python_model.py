@@ -2,7 +2,8 @@
 
 Copied as ``<model>/<version>/model.py`` by ``sdkgen export-triton --backend python``; it runs inside Triton's
 Python backend (which provides ``triton_python_backend_utils``) and is never imported by EdgeForge itself.  The
-Python environment Triton runs it in needs numpy and onnxruntime.
+Python environment Triton runs it in needs numpy and onnxruntime (numpy < 2 for Triton 2.51, whose Python backend
+returns empty output tensors for numpy 2 arrays).
 """
 
 import json

@@ -83,7 +83,7 @@ def test_options_shape_the_config(split_sdk_build, tmp_path):
     assert (config["backend"], config.get("max_batch_size", 0), config["instance_group"]) == (
         "python",
         0,
-        [{"count": 2, "kind": "KIND_AUTO"}],
+        [{"count": 2}],  # KIND_AUTO is the proto's default (0), which MessageToDict leaves out
     )
     assert config["input"] == _io(split_sdk_build.manifest["cloud"]["inputs"], batched=False)  # [-1, 1, 8, 8]
     assert (tmp_path / "plain" / "digits_classifier" / "1" / "model.py").is_file()
@@ -131,7 +131,7 @@ def test_bad_builds_and_options_are_refused_before_anything_is_written(build_cop
     model = build_copy / "cloud" / "model.onnx"
     model.write_bytes(model.read_bytes() + b"\0")
     with pytest.raises(InvalidInputError, match=r"model.onnx has sha256 [0-9a-f]{64}, the manifest says"):
-        export_repository(build_copy, tmp_path / "r4")
+        export_repository(build_copy, tmp_path / "r4", TritonOptions(max_batch_size=0))
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r4").exists()
 
     for bad, message in (
