@@ -318,3 +318,60 @@ def test_sdkgen_serve_http_port(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0
+
+
+def test_concurrent_rest_requests_share_the_grpc_batcher_and_get_their_own_rows(sdk_build, digits_samples):
+    """REST calls go through the same Batcher as ModelInfer (--max-batch): stacked runs, each caller its rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cloud = sdk_build.manifest["cloud"]
+    repository = ModelRepository()
+    model = repository.register(cloud["model_name"], "1", sdk_build.out_dir / cloud["file"])
+    runs, run = [], model.run
+    model.run = lambda feeds, outputs: runs.append(len(feeds["x"])) or run(feeds, outputs)
+    # a long window, so that requests sent together meet in one batch however loaded the machine is
+    config = ServerConfig(http_port=0, max_batch=16, batch_window_ms=1000)
+    server, _ = create_server("127.0.0.1:0", config, repository)
+    x = digits_samples[0][:24]
+    slices = [(i, i + n) for i, n in zip(range(0, 24, 2), [1, 2, 3, 2] * 3)]
+
+    def infer(bounds):
+        a, b = bounds
+        tensor = {"name": "x", "shape": [b - a, 1, 8, 8], "datatype": "FP32", "data": x[a:b].ravel().tolist()}
+        return _http(f"127.0.0.1:{server.rest.port}", "/v2/models/digits_classifier/infer", _infer_body([tensor]))
+
+    try:
+        with ThreadPoolExecutor(len(slices)) as pool:
+            replies = list(pool.map(infer, slices))
+    finally:
+        shutdown(server, 1)
+    expected = onnxruntime_outputs(sdk_build.out_dir / cloud["file"], {"x": x})["linear_1"]
+    for (a, b), (status, reply) in zip(slices, replies):
+        assert status == 200
+        got = np.asarray(reply["outputs"][0]["data"], np.float32).reshape(reply["outputs"][0]["shape"])
+        np.testing.assert_allclose(got, expected[a:b], rtol=1e-5, atol=1e-5)
+    assert sum(runs) == sum(b - a for a, b in slices) and len(runs) < len(slices) and max(runs) <= 16, runs
+
+
+def test_rest_serves_tls_with_the_grpc_certificate(sdk_build, tmp_path):
+    import shutil
+    import ssl
+
+    require(shutil.which("openssl") is not None, "the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    subprocess.run(
+        [*request, "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server, _ = create_server("127.0.0.1:0", ServerConfig(http_port=0, tls_cert=cert, tls_key=key), ModelRepository())
+    url = f"127.0.0.1:{server.rest.port}/v2/health/ready"
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"https://{url}", context=context, timeout=60) as response:
+            assert (response.status, json.loads(response.read())) == (200, {"ready": True})
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(f"http://{url}", timeout=60)  # plain text gets no answer
+    finally:
+        shutdown(server, 1)
