@@ -199,7 +199,9 @@ def create_rest_server(
     """A :class:`RestServer` bound to ``host``:``port`` (0 picks a free port; see ``.port``), not yet started."""
     host = host.strip("[]") or "::"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets made so; otherwise every
+    # response waits out the client's delayed ACK (about 40 ms on Linux)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -375,3 +375,16 @@ def test_rest_serves_tls_with_the_grpc_certificate(sdk_build, tmp_path):
             urllib.request.urlopen(f"http://{url}", timeout=60)  # plain text gets no answer
     finally:
         shutdown(server, 1)
+
+
+def test_rest_socket_is_tcp_so_asyncio_turns_nagle_off():
+    """asyncio sets TCP_NODELAY only on sockets made with IPPROTO_TCP; without it every answer waited ~40 ms for the
+    client's delayed ACK (measured: 44 ms vs 0.3 ms p50 for /v2/health/live on loopback)."""
+    import socket
+
+    server, _ = create_server("127.0.0.1:0", ServerConfig(http_port=0), ModelRepository())
+    try:
+        assert server.rest._socket.proto == socket.IPPROTO_TCP
+        assert _http(f"127.0.0.1:{server.rest.port}", "/v2/health/live") == (200, {"live": True})
+    finally:
+        shutdown(server, 1)
