@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import sdkgen.cmd_export_triton  # noqa: F401 - registration
 from compressor.errors import EdgeForgeError, GateFailedError
 from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_serve, cmd_submit  # noqa: F401 - registration
 from sdkgen.commands import commands

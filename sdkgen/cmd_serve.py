@@ -16,6 +16,7 @@ from sdkgen.commands import command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="[::]", help="address to listen on (default all interfaces)")
     parser.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 picks a free one)")
+    parser.add_argument("--http-port", type=int, help="also serve OIP v2 over HTTP/REST on this port (default off)")
     parser.add_argument("--data-dir", type=Path, required=True, help="job store (SQLite), uploads and artifacts")
     parser.add_argument("--max-concurrent-jobs", type=int, default=1, help="jobs built at once (default 1)")
     parser.add_argument("--job-timeout", type=float, default=3600, help="seconds a job may run (default 3600)")
@@ -53,6 +54,7 @@ def config_from(args: argparse.Namespace):
             tls_key=args.tls_key,
             max_batch=args.max_batch,
             batch_window_ms=args.batch_window_ms,
+            http_port=args.http_port,
         )
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise InvalidInputError(f"server settings are invalid: {exc}") from None

@@ -16,6 +16,7 @@ from server.compression import add_to_server as add_compression
 from server.config import ServerConfig
 from server.inference.batcher import Batcher
 from server.inference.repository import ModelRepository
+from server.inference.rest import create_rest_server
 from server.inference.servicer import InferenceServicer
 from server.inference.servicer import add_to_server as add_inference
 from server.interceptors import ErrorInterceptor
@@ -66,7 +67,14 @@ def create_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     server.health = health_servicer  # so shutdown can report NOT_SERVING first
-    return server, _bind(server, address, config)
+    port = _bind(server, address, config)
+    server.rest = None  # OIP v2 over HTTP on the same repository and batcher; shutdown() stops it
+    if config.http_port is not None:
+        server.rest = create_rest_server(
+            address.rpartition(":")[0], config.http_port, repository, batcher, config, VERSION
+        )
+        server.rest.start()
+    return server, port
 
 
 def serve(address: str, config: ServerConfig, ready: threading.Event | None = None) -> None:
@@ -77,6 +85,8 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     print(f"edgeforge server listening on port {port}", flush=True)
+    if server.rest is not None:
+        print(f"OIP v2 over HTTP on port {server.rest.port}", flush=True)
     if ready:
         ready.set()
     stop.wait()
@@ -86,6 +96,8 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
 def shutdown(server: grpc.Server, grace_s: float) -> None:
     """Report NOT_SERVING, let in-flight RPCs finish for ``grace_s``, then stop running jobs (they fail as interrupted)."""
     server.health.enter_graceful_shutdown()
+    if server.rest is not None:
+        server.rest.stop(grace_s)
     server.stop(grace_s).wait()
     if server.jobs is not None:
         server.jobs.stop()

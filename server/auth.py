@@ -40,6 +40,13 @@ class AuthInterceptor(grpc.ServerInterceptor):
         who = self._check(metadata.get("authorization", ""), scope)
         return wrap_handler(handler, lambda behavior, streams: _as_tenant(behavior, streams, who))
 
+    def authorize(self, header: str, scope: str) -> str:
+        """The tenant whose ``scope`` token is in ``header`` (an authorization value); raises when there is none."""
+        who = self._check(header, scope)
+        if isinstance(who, Exception):
+            raise who
+        return who[0]
+
     def _check(self, header: str, scope: str) -> tuple[str, str] | Exception:
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             return UnauthenticatedError(

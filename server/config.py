@@ -35,4 +35,5 @@ class ServerConfig(BaseModel):
     tenants: tuple[Tenant, ...] = Field((), description="empty: no auth (every call is tenant 'default')")
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    http_port: int | None = Field(None, ge=0, le=65535, description="OIP v2 over HTTP/REST on this port (None: off)")
     grace_s: float = Field(10.0, ge=0, description="time given to in-flight RPCs on shutdown")
