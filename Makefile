@@ -8,7 +8,7 @@ DIGITS := examples/digits
 DEMO_OUT := build/digits
 TEMPLATE_FILES := $(shell find templates -type f)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast lint stubs bench clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,20 @@ demo: $(DEMO_OUT)/model-manifest.json
 	@echo "demo output: $(DEMO_OUT)"
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
+
+# everything not marked slow: the edit-test loop (under 3 minutes on 2 cores)
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" --durations=15
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy compressor server
+
+# after editing protos/: regenerate the committed gRPC stubs (tests/test_packaging.py checks they are current)
+stubs: $(STAMP)
+	$(PY) -m server.stubs
 
 bench: $(DIGITS)/model.pt2
 	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'

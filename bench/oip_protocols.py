@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     import onnxruntime as ort
 
-    from compressor.manifest import load_manifest
+    from compressor.bundle.manifest import load_manifest
     from server.app import create_server, shutdown
     from server.config import ServerConfig
     from server.inference.repository import ModelRepository

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from compressor.native_output import captured
-from compressor.torch_export import export_torch
 from compressor.profiles import Precision, get_profile
 from compressor.runtimes import OnnxRunner
 from compressor.splitting.costs import Calibration, Work, node_work, split_work
 from compressor.splitting.export import TransferQuantization, _DequantizedTail
 from compressor.splitting.graph import export_graph, find_cuts, split_modules
 from compressor.splitting.planner import Plan, measure_invoke_ms, measure_whole_ms, network_for, plan_split
+from compressor.torch_export import export_torch
 
 
 class BenchCNN(nn.Module):

@@ -9,10 +9,10 @@ from compressor.bundle.report import summary_table
 from compressor.splitting.request import SplitRequest
 from sdkgen.build import build
 from sdkgen.cmd_compress import add_model_arguments
-from sdkgen.option_flags import options_from
 from sdkgen.cmd_plan import add_split_arguments
 from sdkgen.commands import command
 from sdkgen.console import console, out, stage_bars
+from sdkgen.option_flags import options_from
 from sdkgen.platforms import platforms
 from sdkgen.spec import BUILD_MODES, SdkSpec, read_labels
 

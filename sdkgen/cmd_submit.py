@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from sdkgen import cmd_build
-from sdkgen.option_flags import options_from
 from sdkgen.commands import command
 from sdkgen.console import console, stage_bars
+from sdkgen.option_flags import options_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

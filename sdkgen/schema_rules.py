@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from compressor.manifest import SCHEMA_PATH
+from compressor.bundle.manifest import SCHEMA_PATH
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 
 from compressor.errors import EdgeForgeError, GateFailedError, InvalidInputError
-from compressor.sources import sha256_file
 from compressor.outdir import atomic_output_dir
 from compressor.progress import ProgressEvent, ProgressSink
+from compressor.sources import sha256_file
 from server.errors import ChecksumError
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 from server.gen.edgeforge.v1 import compression_pb2_grpc as rpc

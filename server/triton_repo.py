@@ -21,8 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from compressor.bundle.manifest import MANIFEST_FILE, load_manifest
 from compressor.errors import InvalidInputError
-from compressor.manifest import MANIFEST_FILE, load_manifest
 
 BACKENDS = ("onnxruntime", "python")
 INSTANCE_KINDS = {"auto": "KIND_AUTO", "cpu": "KIND_CPU", "gpu": "KIND_GPU"}

@@ -20,17 +20,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("compressor", "sdkgen", "server")
 LAYERS = {
-    0: ("compressor.errors", "compressor.registry", "compressor.progress", "compressor.tensors",
-        "compressor.native_output", "compressor.outdir"),
+    0: (
+        "compressor.errors",
+        "compressor.registry",
+        "compressor.progress",
+        "compressor.tensors",
+        "compressor.native_output",
+        "compressor.outdir",
+    ),
     1: ("compressor.profiles",),
     2: ("compressor.",),
     3: ("compressor.bundle", "compressor.api", "compressor"),
-    4: ("sdkgen.render", "sdkgen.platforms", "sdkgen.spec", "sdkgen.build", "sdkgen"),
+    4: ("sdkgen.render", "sdkgen.platforms", "sdkgen.spec", "sdkgen.build", "sdkgen.schema_rules", "sdkgen.proto_spec",
+        "sdkgen"),
     5: ("server",),
     6: ("sdkgen.cli", "sdkgen.commands", "sdkgen.console", "sdkgen.option_flags", "sdkgen.cmd_"),
 }
-NAMES = {0: "foundation", 1: "profiles", 2: "compressor core", 3: "compressor bundle", 4: "SDK rendering",
-         5: "server", 6: "CLI"}
+NAMES = {
+    0: "foundation",
+    1: "profiles",
+    2: "compressor core",
+    3: "compressor bundle",
+    4: "SDK rendering",
+    5: "server",
+    6: "CLI",
+}
 
 
 def modules() -> dict[str, Path]:

@@ -13,9 +13,9 @@ from compressor.api import load_source, run_build, write_bundle
 from compressor.clustering import cluster_weights, kmeans_1d
 from compressor.constraints import UNASSIGNED
 from compressor.finetune import TrainConfig, train
+from compressor.layered import weight_matrices
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
-from compressor.layered import weight_matrices
 from compressor.pruning import prune_unstructured
 
 

@@ -33,16 +33,47 @@ def test_a_wheel_in_a_fresh_venv_builds_the_example(digits_files, tmp_path):
     purelib = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip())
     (purelib / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = run([python, "-c", "import compressor, sdkgen; print(compressor.__file__, sdkgen.__file__)"], env=env,
-                cwd=tmp_path)
+    where = run(
+        [python, "-c", "import compressor, sdkgen; print(compressor.__file__, sdkgen.__file__)"], env=env, cwd=tmp_path
+    )
     assert str(ROOT) not in where and str(purelib) in where, where
     out = tmp_path / "out"
-    run([venv / "bin" / "sdkgen", "build", digits_files / "model.pt2", "--profile", "pixel-8", "--data",
-         digits_files / "data.npz", "--labels", digits_files / "labels.txt", "--platform", "android,ios,python",
-         "--name", "DigitsClassifier", "--package", "com.example.digits", "--precision", "int8-dynamic",
-         "--latency-repeats", "3", "--out", out], env=env, cwd=tmp_path)
-    for name in ("model.tflite", "report.json", "model-manifest.json", "cloud/model.onnx",
-                 "android/build.gradle.kts", "ios/Package.swift", "python/pyproject.toml"):
+    run(
+        [
+            venv / "bin" / "sdkgen",
+            "build",
+            digits_files / "model.pt2",
+            "--profile",
+            "pixel-8",
+            "--data",
+            digits_files / "data.npz",
+            "--labels",
+            digits_files / "labels.txt",
+            "--platform",
+            "android,ios,python",
+            "--name",
+            "DigitsClassifier",
+            "--package",
+            "com.example.digits",
+            "--precision",
+            "int8-dynamic",
+            "--latency-repeats",
+            "3",
+            "--out",
+            out,
+        ],
+        env=env,
+        cwd=tmp_path,
+    )
+    for name in (
+        "model.tflite",
+        "report.json",
+        "model-manifest.json",
+        "cloud/model.onnx",
+        "android/build.gradle.kts",
+        "ios/Package.swift",
+        "python/pyproject.toml",
+    ):
         assert (out / name).is_file(), name
 
 

@@ -16,9 +16,9 @@ from compressor.data import SampleData
 from compressor.errors import TechniqueNotApplicableError
 from compressor.finetune import TrainConfig, train
 from compressor.importance import criteria
+from compressor.layered import layered
 from compressor.options import CompressOptions
 from compressor.profiles import Precision
-from compressor.layered import layered
 from compressor.pruning import achieved_sparsity, attention_heads, count, prune_structured, prune_unstructured
 from compressor.runtimes import OnnxRunner
 

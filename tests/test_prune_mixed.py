@@ -9,8 +9,8 @@ from prune_models import TinyTransformer, fit, labelled_data
 from compressor.api import load_source, run_build
 from compressor.errors import TechniqueNotApplicableError
 from compressor.metrics import compare
-from compressor.options import CompressOptions
 from compressor.mixed_precision import calibrate, ladder, quantize, upgrade_steps, weighted_layers
+from compressor.options import CompressOptions
 from compressor.profiles import Format, Precision
 from compressor.runtimes import open_artifact
 

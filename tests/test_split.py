@@ -107,8 +107,19 @@ def test_transformer_head_and_tail_artifacts_pass_the_gate(tmp_path):
     gm = export_graph(module, transformer_sample())
     cut = find_cuts(gm)[2]
     reference = source.reference_runner().run(data.inputs)
-    job = SplitInput(gm, cut, Format.ONNX, Precision.FP32, data, reference, Gate(1.0, 0.99), 128, True,
-                     tmp_path / "split", tmp_path / "converter.log")
+    job = SplitInput(
+        gm,
+        cut,
+        Format.ONNX,
+        Precision.FP32,
+        data,
+        reference,
+        Gate(1.0, 0.99),
+        128,
+        True,
+        tmp_path / "split",
+        tmp_path / "converter.log",
+    )
     artifacts = export_split(job)
     assert artifacts.passed_gate, artifacts.metrics
     assert artifacts.metrics["cosine_min"] > 0.999

@@ -17,12 +17,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from split_harness import BenchCNN, MobileCNN  # noqa: E402
+from split_harness import BenchCNN, MobileCNN
 
-from compressor.profiles import Precision, get_profile, reference_profile  # noqa: E402
-from compressor.splitting.costs import node_work, split_work  # noqa: E402
-from compressor.splitting.graph import export_graph  # noqa: E402
-from compressor.splitting.planner import network_for, plan_split  # noqa: E402
+from compressor.profiles import Precision, get_profile, reference_profile
+from compressor.splitting.costs import node_work, split_work
+from compressor.splitting.graph import export_graph
+from compressor.splitting.planner import network_for, plan_split
 
 PROFILE = "raspberry-pi-zero-2w"
 INVOKE_MS = 0.03
@@ -34,14 +34,27 @@ def plan_with_injected_costs(net: torch.nn.Module, uplink_mbps: float, factor: f
     work = node_work(gm, args)
     host_estimate = split_work(work, len(work))[0].estimate_ms(reference_profile(), Precision.FP32)
     profile = get_profile(PROFILE)
-    return plan_split(gm, args, profile, Precision.FP32, factor * host_estimate + INVOKE_MS,
-                      network=network_for(profile, uplink_mbps), measured_invoke_ms=INVOKE_MS)
+    return plan_split(
+        gm,
+        args,
+        profile,
+        Precision.FP32,
+        factor * host_estimate + INVOKE_MS,
+        network=network_for(profile, uplink_mbps),
+        measured_invoke_ms=INVOKE_MS,
+    )
 
 
 @pytest.mark.parametrize(
     ("net", "uplink_mbps", "kind"),
-    [(MobileCNN, 1.0, "split"), (MobileCNN, 10.0, "split"), (MobileCNN, 100.0, "split"),
-     (BenchCNN, 1.0, "edge"), (BenchCNN, 10.0, "cloud"), (BenchCNN, 100.0, "cloud")],
+    [
+        (MobileCNN, 1.0, "split"),
+        (MobileCNN, 10.0, "split"),
+        (MobileCNN, 100.0, "split"),
+        (BenchCNN, 1.0, "edge"),
+        (BenchCNN, 10.0, "cloud"),
+        (BenchCNN, 100.0, "cloud"),
+    ],
 )
 def test_planner_choice_with_injected_costs(net, uplink_mbps, kind):
     plan = plan_with_injected_costs(net(), uplink_mbps)

@@ -13,9 +13,9 @@ import signal
 import traceback
 from pathlib import Path
 
+from compressor.bundle.report import summary_text
 from compressor.errors import EdgeForgeError, GateFailedError
 from compressor.progress import ProgressEvent
-from compressor.bundle.report import summary_text
 from server.errors import failure_kind
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from compressor.manifest import SCHEMA_PATH
+from compressor.bundle.manifest import SCHEMA_PATH
 from sdkgen.platforms import platforms
 from sdkgen.render import PROTO, context_for, render_platform
 from sdkgen.spec import SdkSpec
