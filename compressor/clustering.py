@@ -33,7 +33,8 @@ def cluster_weights(
     """A copy of ``module`` whose weight matrices hold at most ``clusters`` distinct non-zero values each.
 
     Returns the copy and its :class:`~compressor.constraints.Clusters`: per parameter name, each weight's cluster
-    index (:data:`~compressor.constraints.UNASSIGNED` where the weight is zero, or masked out by ``masks``).  With ``example_args``, a module with batch norms is first rebuilt through
+    index (:data:`~compressor.constraints.UNASSIGNED` where the weight is zero, or masked out by ``masks``).
+    With ``example_args``, a module with batch norms is first rebuilt through
     ONNX with them folded into the weights (folding at conversion would scale each channel's shared values apart),
     and one whose weights are graph constants (a model file) is rebuilt with layers, as unstructured pruning does.
     """

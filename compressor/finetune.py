@@ -67,7 +67,8 @@ def is_classifier_output(output: torch.Tensor, labels: torch.Tensor | None) -> b
 
 
 def task_loss(output: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """The loss a gradient-based importance criterion differentiates: cross-entropy on labels, or on the model's own top-1."""
+    """The loss a gradient-based importance criterion differentiates: cross-entropy on labels, or on the model's
+    own top-1."""
     if labels is not None:
         return nn.functional.cross_entropy(output, labels)
     if is_classifier_output(output, None):

@@ -66,7 +66,8 @@ class _PerOutputChannelImportance(tp.importance.GroupMagnitudeImportance):
 
 
 class ActivationEntropyImportance(_PerOutputChannelImportance):
-    """Shannon entropy of each output channel's activations over the data: a channel that barely varies carries little."""
+    """Shannon entropy of each output channel's activations over the data: a channel that barely varies carries
+    little."""
 
     def __init__(self) -> None:
         super().__init__()

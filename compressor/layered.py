@@ -47,7 +47,10 @@ def layered(module: nn.Module, example_args: tuple, technique: str = "structured
 
 
 def _has_onnx_reshapes(gm: torch.fx.GraphModule) -> bool:
-    return any(type(m).__name__ == "OnnxReshape" and type(m).__module__.startswith("onnx2torch") for m in gm.modules())
+    from compressor.onnx_torch import onnx_reshape_class
+
+    reshape = onnx_reshape_class()
+    return any(isinstance(m, reshape) for m in gm.modules())
 
 
 def rebuilt_with_layers(
@@ -101,10 +104,11 @@ def _flatten_constant_reshapes(gm: torch.fx.GraphModule, example_args: tuple) ->
 
     ShapeProp(gm).propagate(*example_args)
     changed = False
-    from onnx2torch.node_converters.reshape import OnnxReshape
+    from compressor.onnx_torch import onnx_reshape_class
 
+    reshape = onnx_reshape_class()
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), OnnxReshape):
+        if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), reshape):
             continue
         source, shape = node.args[0], node.args[1]
         if shape.op != "get_attr" or "tensor_meta" not in source.meta:

@@ -13,18 +13,30 @@ def is_classifier(outputs: list[np.ndarray], labels: np.ndarray | None) -> bool:
     return labels is not None or (first.ndim == 2 and first.shape[1] > 1)
 
 
+ZERO = 1e-30  # below this an output value is numerically zero (float32's smallest normal is 1.2e-38)
+NEAR_ZERO = 1e-6  # a sample whose output norm is this small against the largest one has no direction to compare
+
+
 def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None) -> dict:
-    """Accuracy and drop (with labels), top-1 agreement (classifiers), cosine min/mean and max abs error (always)."""
+    """Accuracy and drop (with labels), top-1 agreement (classifiers), cosine min/mean, max abs error and the error
+    relative to the output scale (always).
+
+    Cosine is taken over samples whose reference output has a direction; a sample whose output is (near) zero,
+    against the largest output or absolutely, is compared by its error relative to the output scale instead, and
+    when every sample is like that, ``relative_error`` is the metric that decides (``gate_metric``).
+    """
     if len(reference) != len(candidate):
         raise ValueError(f"artifact returned {len(candidate)} outputs, the original model {len(reference)}")
     count = len(reference[0])
     ref = np.concatenate([r.reshape(count, -1).astype(np.float64) for r in reference], axis=1)
     got = np.concatenate([c.reshape(count, -1).astype(np.float64) for c in candidate], axis=1)
-    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
-    dots = (ref * got).sum(axis=1)
-    cosine = np.where(
-        norms > 0, dots / np.where(norms > 0, norms, 1), np.where(np.abs(ref - got).max(axis=1) == 0, 1.0, 0.0)
-    )
+    ref_norm, got_norm = np.linalg.norm(ref, axis=1), np.linalg.norm(got, axis=1)
+    scale = max(float(np.abs(ref).max(initial=0.0)), ZERO)
+    error = np.abs(ref - got).max(axis=1, initial=0.0)
+    directed = (ref_norm > max(NEAR_ZERO * float(ref_norm.max(initial=0.0)), ZERO)) & (got_norm > ZERO)
+    cosine = np.where(directed, (ref * got).sum(axis=1) / np.where(directed, ref_norm * got_norm, 1.0), 0.0)
+    flat_ok = 1.0 - np.minimum(error / scale, 1.0)  # degenerate samples: 1 - relative error
+    cosine = np.where(directed, cosine, flat_ok)
     metrics = {
         "accuracy": None,
         "reference_accuracy": None,
@@ -32,7 +44,10 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
         "top1_agreement": None,
         "cosine_min": float(cosine.min()),
         "cosine_mean": float(cosine.mean()),
-        "max_abs_error": float(np.abs(ref - got).max()),
+        "max_abs_error": float(error.max(initial=0.0)),
+        "relative_error": float(error.max(initial=0.0) / scale),
+        "degenerate_samples": int((~directed).sum()),
+        "gate_metric": "accuracy_drop" if labels is not None else ("cosine_mean" if directed.any() else "relative_error"),
     }
     if is_classifier(reference, labels):
         ref_top1, got_top1 = reference[0].argmax(axis=1), candidate[0].argmax(axis=1)
@@ -56,6 +71,8 @@ class Gate:
     def passes(self, metrics: dict) -> bool:
         if metrics["accuracy_drop"] is not None:
             return metrics["accuracy_drop"] <= self.max_accuracy_drop
+        if metrics.get("gate_metric") == "relative_error":  # outputs without a direction: error against scale
+            return metrics["relative_error"] <= 1.0 - self.min_cosine
         return metrics["cosine_mean"] >= self.min_cosine
 
 

@@ -83,3 +83,10 @@ def _torchvision_stand_in():
         for name, stand_in in (("torchvision", package), ("torchvision.ops", ops)):
             if sys.modules.get(name) is stand_in:
                 del sys.modules[name]
+
+
+def onnx_reshape_class() -> type:
+    """onnx2torch's Reshape module class (what its graphs use for ONNX Reshape nodes)."""
+    with _torchvision_stand_in():
+        from onnx2torch.node_converters.reshape import OnnxReshape
+    return OnnxReshape

@@ -32,6 +32,14 @@ console = Console(file=_Terminal(), stderr=True, width=None if sys.stderr.isatty
 out = Console(width=None if sys.stdout.isatty() else _WIDE)
 
 
+_stage = ["start-up"]  # the stage the last progress event came from, for "internal error in <stage>"
+
+
+def current_stage() -> str:
+    """The pipeline stage the last progress event named (``start-up`` before any)."""
+    return _stage[0]
+
+
 @contextlib.contextmanager
 def stage_bars() -> Iterator[ProgressSink]:
     """Yield a progress sink that draws one bar per pipeline stage."""
@@ -46,6 +54,7 @@ def stage_bars() -> Iterator[ProgressSink]:
     with Progress(*columns, console=console, transient=False) as bars:
 
         def sink(event: ProgressEvent) -> None:
+            _stage[0] = event.stage
             if event.stage not in tasks:
                 tasks[event.stage] = bars.add_task("", total=event.total, stage=event.stage, note="")
             bars.update(tasks[event.stage], completed=event.done, total=event.total, note=event.message)

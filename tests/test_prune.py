@@ -64,6 +64,55 @@ def test_structured_pruning_removes_attention_heads():
     assert sorted(attention_heads(pruned).values()) == sorted(h for h in heads for _ in range(3))
 
 
+def _attention_under(convention_name: str):
+    """A tiny self-attention block laid out the way ``convention_name`` describes (head count, q/k/v names)."""
+    from compressor.adapters import attention_conventions
+
+    convention = attention_conventions.get(convention_name)
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            setattr(self, convention.heads, 4)
+            for name in convention.projections:
+                setattr(self, name, torch.nn.Linear(16, 16))
+            if convention.width:
+                setattr(self, convention.width, 16)
+            self.out = torch.nn.Linear(16, 16)
+
+        def forward(self, x):
+            heads = getattr(self, convention.heads)
+            q, k, v = (getattr(self, n)(x) for n in convention.projections)
+            split = [t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v)]
+            mixed = torch.nn.functional.scaled_dot_product_attention(*split)
+            return self.out(mixed.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention, self.head = Attention(), torch.nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(self.attention(x).mean(1))
+
+    return convention, Model().eval()
+
+
+@pytest.mark.parametrize("name", sorted(__import__("compressor.adapters", fromlist=["x"]).attention_conventions))
+def test_attention_heads_are_pruned_under_every_convention(name):
+    """Torch-Pruning removes whole heads; the convention's head count (and width, where it keeps one) follow."""
+    convention, model = _attention_under(name)
+    x = torch.randn(8, 5, 16, generator=torch.Generator().manual_seed(0))
+    data = SampleData({"x": x.numpy()})
+    pruned = prune_structured(model, (x[:1],), 0.5, "l2", data)
+    attention = pruned.attention
+    assert getattr(attention, convention.heads) == 2
+    assert getattr(attention, convention.projections[0]).out_features == 8
+    if convention.width:
+        assert getattr(attention, convention.width) == 8
+    assert pruned(x).shape == (8, 3)
+
+
 def test_residual_channels_stay_consistent():
     _, model, data, args = _trained("residual-cnn")
     pruned = prune_structured(model, args, 0.5, "l1", data, scope="layer")

@@ -1,4 +1,5 @@
-"""Write one cut's artifacts: the head in the profile's format and precision, the tail as ONNX, the transfer quantization.
+"""Write one cut's artifacts: the head in the profile's format and precision, the tail as ONNX, the transfer
+quantization.
 
 The head is converted by the same converters as whole models (its source is the head module);
 the tail takes the int8 intermediate and dequantizes it itself, so the wire carries one byte per element.  The

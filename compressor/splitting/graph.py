@@ -149,7 +149,8 @@ def input_names(gm) -> list[str]:
 
 
 def split_modules(gm, cut: Cut):
-    """``(head, tail)``: head maps the model inputs to the cut tensor; tail maps (cut tensor, side inputs) to the outputs."""
+    """``(head, tail)``: head maps the model inputs to the cut tensor; tail maps (cut tensor, side inputs) to the
+    outputs."""
     head = subgraph(gm, list(cut.head_inputs), [cut.node])
     tail = subgraph(gm, [cut.node, *cut.side_inputs], model_outputs(gm))
     return head, tail

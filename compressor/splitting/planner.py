@@ -92,7 +92,8 @@ def plan_split(
 
     ``measured_whole_ms`` is the whole model's measured latency on this machine (onnxruntime), which calibrates
     the estimates; ``measured_invoke_ms`` is this machine's fixed cost of one runtime call
-    (:func:`measure_invoke_ms`), taken off before calibrating the work part.  Raises :class:`InvalidInputError` for an unknown objective, or energy without power figures.
+    (:func:`measure_invoke_ms`), taken off before calibrating the work part.  Raises :class:`InvalidInputError`
+    for an unknown objective, or energy without power figures.
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"unknown split objective {objective!r}; choose from {', '.join(OBJECTIVES)}")

@@ -110,7 +110,7 @@ def options_from_proto(message: pb.CompressOptions) -> CompressOptions:
     """The options a job spec carries, checked; raises :class:`InvalidInputError` naming a bad field."""
     fields = {}
     for field in message.DESCRIPTOR.fields:
-        if field.label == field.LABEL_REPEATED:
+        if field.is_repeated:
             if len(getattr(message, field.name)):
                 fields[field.name] = tuple(getattr(message, field.name))
         elif message.HasField(field.name):

@@ -171,3 +171,13 @@ def digits_samples(digits_files):
 
     with np.load(digits_files / "data.npz") as data:
         return data["x"][:24], data["labels"][:24]
+
+
+@pytest.fixture(scope="module")
+def sdk_modules(python_sdk):
+    """The generated package's policy, manifest and tensors modules."""
+    import importlib
+    from types import SimpleNamespace
+
+    names = ("policy", "manifest", "tensors")
+    return SimpleNamespace(**{n: importlib.import_module(f"digits_classifier.{n}") for n in names})

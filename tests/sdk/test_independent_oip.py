@@ -9,13 +9,14 @@ default ``onnxruntime`` export is checked to pass Triton's own config validation
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import numpy as np
 import pytest
 import triton_server
 from test_oip_rest import call_with_tritonclient, onnxruntime_outputs, sample_inputs, served_models
-from test_sdk_python import _sdk_cloud_call
+from test_sdk_python import _predictor
 
 from server.triton_repo import TritonOptions, export_repository
 
@@ -52,21 +53,21 @@ def test_stock_clients_get_onnxruntime_outputs_from_triton(
         np.testing.assert_allclose(got[name], array, rtol=1e-6, atol=1e-6)
 
 
-def test_python_sdk_cloud_path_against_triton(triton, sdk_build, digits_samples, tmp_path):
-    """The generated SDK's OIP gRPC call, unchanged, answered by Triton: the fp32 cloud model's outputs."""
+def test_python_sdk_cloud_path_against_triton(triton, sdk_modules, sdk_build, digits_samples):
+    """The generated SDK's OIP gRPC call, unchanged, answered by Triton: the fp32 cloud model's outputs, in mode
+    cloud and on low confidence (the SDK's private descriptor pool lets it share this process with our stubs)."""
+    from digits_classifier.cloud import OipCloudClient
+
     x = digits_samples[0][:4]
     expected = onnxruntime_outputs(sdk_build.out_dir / "cloud" / "model.onnx", {"x": x})["linear_1"]
-    results = _sdk_cloud_call(sdk_build, tmp_path, triton.grpc, {"mode": "cloud"}, x)
-    assert [(r["source"], r["fallback_reason"], r["cloud_error"]) for r in results] == [
-        ("cloud", "mode_cloud", None)
-    ] * 4
-    np.testing.assert_allclose(np.concatenate([r["outputs"] for r in results]), expected, rtol=1e-5, atol=1e-5)
-    [low] = _sdk_cloud_call(sdk_build, tmp_path, triton.grpc, {"confidence_threshold": 1.0}, x[:1])
-    assert (low["source"], low["fallback_reason"], low["label"]) == (
-        "cloud",
-        "low_confidence",
-        str(expected[0].argmax()),
-    )
+    model_bytes = (sdk_build.out_dir / "model.tflite").read_bytes()
+    for mode, threshold, reason in (("cloud", 0.6, "mode_cloud"), ("edge", 1.0, "low_confidence")):
+        manifest = copy.deepcopy(sdk_build.manifest)
+        manifest["policy"].update(mode=mode, confidence_threshold=threshold)
+        predictor = _predictor(sdk_modules, manifest, OipCloudClient(triton.grpc, manifest["cloud"]), model_bytes)
+        results = [predictor.predict([sample]) for sample in x]
+        assert [(r.source, r.fallback_reason, r.cloud_error) for r in results] == [("cloud", reason, None)] * 4
+        np.testing.assert_allclose(np.concatenate([r.outputs[0] for r in results]), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_triton_accepts_the_onnxruntime_export_up_to_its_missing_backend(split_sdk_build, tmp_path):

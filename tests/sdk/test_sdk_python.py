@@ -143,16 +143,6 @@ def _run_case(sdk, case) -> dict:
 VECTOR_NAMES = [v["name"] for v in fallback_vectors()["vectors"]]
 
 
-@pytest.fixture(scope="module")
-def sdk_modules(python_sdk):
-    """The generated package's policy, manifest and tensors modules."""
-    import importlib
-    from types import SimpleNamespace
-
-    names = ("policy", "manifest", "tensors")
-    return SimpleNamespace(**{n: importlib.import_module(f"digits_classifier.{n}") for n in names})
-
-
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_fallback_vector(sdk_modules, sdk_build, name):
     case = next(c for c in cases(sdk_build.manifest) if c["name"] == name)

@@ -1,0 +1,70 @@
+"""Every registered name has a test that exercises it: a new loader, criterion, converter, convention, platform,
+command or technique without one fails here (the registries are the lists; CASES names each one's test)."""
+
+from __future__ import annotations
+
+import importlib
+import typing
+
+import pytest
+
+from compressor.adapters import attention_conventions
+from compressor.converters import converters
+from compressor.importance import criteria
+from compressor.options import CompressOptions
+from compressor.profiles import all_profiles
+from compressor.sources import loaders
+from sdkgen.commands import commands
+from sdkgen.platforms import platforms
+
+PRUNE_KINDS = [k for k in typing.get_args(CompressOptions.model_fields["prune"].annotation) if k != "none"]
+TECHNIQUES = [*PRUNE_KINDS, "distill", "student", "cluster", "mixed_precision", "search", "split"]
+
+# registry -> name -> "test_module::test_function" (parametrized tests cover every name they iterate over)
+CASES = {
+    "loader": {
+        ".pt2": "test_inputs::test_exported_program_to_onnx_profile",
+        ".pt": "test_inputs::test_torchscript_reaches_tflite_and_onnx",
+        ".pth": "test_inputs::test_torchscript_reaches_tflite_and_onnx",  # the same TorchScript loader
+        ".onnx": "test_inputs::test_onnx_to_onnx_quantizes_the_submitted_graph",
+        ".keras": "test_inputs::test_keras_reaches_tflite",
+    },
+    "criterion": {name: "test_prune::test_structured_pruning_removes_parameters_and_macs" for name in criteria},
+    "converter": {
+        "tflite": "test_compress_cli::test_every_precision_and_format_runs_and_stays_close",
+        "onnx": "test_compress_cli::test_every_precision_and_format_runs_and_stays_close",
+    },
+    "attention convention": {
+        name: "test_prune::test_attention_heads_are_pruned_under_every_convention" for name in attention_conventions
+    },
+    "profile": {name: "test_profiles::test_profile_builds_and_selects_what_it_accepts" for name in all_profiles()},
+    "platform": {name: "sdk.test_sdk_golden::test_rendered_files_match_golden" for name in platforms},
+    "command": {name: "test_compress_cli::test_help_on_every_command" for name in commands},
+    "technique": {
+        "unstructured": "test_prune::test_unstructured_pruning_zeroes_weights_and_fine_tuning_keeps_them",
+        "structured": "test_prune::test_pipeline_adds_pruned_and_distilled_candidates_to_the_report",
+        "blocks": "test_prune_blocks::test_pipeline_adds_a_block_pruned_distilled_candidate",
+        "distill": "test_prune::test_distillation_beats_no_distillation_on_digits",
+        "student": "test_prune_blocks::test_user_student_is_distilled_into_its_own_candidate",
+        "cluster": "test_cluster::test_pipeline_ships_clustered_int8_artifacts_with_shared_weight_bytes",
+        "mixed_precision": "test_prune_mixed::test_mixed_candidate_passes_the_gate_at_most_int8_size",
+        "search": "test_prune::test_search_under_targets_tries_a_sparsity_ladder_and_meets_the_target",
+        "split": "test_split::test_split_build_writes_a_gated_split_section",
+    },
+}
+REGISTRIES = {
+    "loader": loaders.names(), "criterion": criteria.names(), "converter": converters.names(),
+    "attention convention": attention_conventions.names(), "profile": list(all_profiles()),
+    "platform": platforms.names(), "command": commands.names(), "technique": TECHNIQUES,
+}
+
+
+@pytest.mark.parametrize("registry", sorted(REGISTRIES))
+def test_every_registered_name_has_a_test(registry):
+    import sdkgen.cli  # noqa: F401 - registers the commands
+
+    missing = sorted(set(REGISTRIES[registry]) - set(CASES[registry]))
+    assert not missing, f"{registry} without a test: {missing}; add one and name it in CASES"
+    for name, case in CASES[registry].items():
+        module, function = case.split("::")
+        assert callable(getattr(importlib.import_module(module), function, None)), f"{registry} {name}: no {case}"

@@ -1,0 +1,36 @@
+"""The gate's numbers on edge cases: outputs with no direction, exact copies, a sign flip."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compressor.metrics import Gate, compare
+
+GATE = Gate(max_accuracy_drop=1.0, min_cosine=0.99)
+
+
+def test_almost_all_zero_outputs_are_judged_by_error_against_their_scale():
+    """Denormal-sized outputs (e.g. a detector that sees nothing): an exact copy passes, as it must."""
+    reference = [np.full((8, 3), 5e-42, np.float32)]
+    metrics = compare(reference, [reference[0].copy()], None)
+    assert metrics["gate_metric"] == "relative_error" and metrics["degenerate_samples"] == 8
+    assert metrics["cosine_mean"] == 1.0 and GATE.passes(metrics)
+    wrong = compare(reference, [np.ones((8, 3), np.float32)], None)
+    assert not GATE.passes(wrong)
+
+
+def test_a_few_zero_samples_do_not_drag_the_cosine_down():
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((10, 4)).astype(np.float32)
+    reference[:3] = 0.0  # three samples with nothing in them
+    candidate = reference + rng.normal(0, 1e-4, reference.shape).astype(np.float32)
+    candidate[:3] = 0.0
+    metrics = compare([reference], [candidate], None)
+    assert metrics["gate_metric"] == "cosine_mean" and metrics["degenerate_samples"] == 3
+    assert metrics["cosine_min"] > 0.999 and GATE.passes(metrics)
+
+
+def test_the_gate_still_fails_a_wrong_model():
+    reference = np.random.default_rng(1).standard_normal((6, 5)).astype(np.float32)
+    metrics = compare([reference], [-reference], None)
+    assert metrics["cosine_mean"] < -0.99 and not GATE.passes(metrics)

@@ -1,0 +1,81 @@
+"""One options definition: the CLI flags, the typed proto recipe and report.json all follow CompressOptions."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+
+import pytest
+
+from compressor.errors import InvalidInputError
+from compressor.options import CompressOptions
+from compressor.profiles import Precision
+from sdkgen.option_flags import add_option_arguments, flag_for, options_from
+from server.gen.edgeforge.v1 import compression_pb2 as pb
+from server.jobs.spec import options_from_proto, options_to_proto
+
+EVERYTHING = CompressOptions(
+    max_accuracy_drop=2.5, min_cosine=0.98, precisions=(Precision.FP16, Precision.INT8_FULL), calibration_samples=64,
+    latency_warmup=2, latency_repeats=7, prune="structured", sparsity=0.4, criterion="taylor", prune_scope="layer",
+    distill=True, temperature=3.0, distill_alpha=0.25, cluster=16, finetune_epochs=3, finetune_seconds=12.5,
+    finetune_seed=4, target_size_kb=40.0, target_latency_ms=1.5, mixed_precision=True,
+)
+
+
+def wire_fields() -> set[str]:
+    return {n for n, f in CompressOptions.model_fields.items() if (f.json_schema_extra or {}).get("wire", True)}
+
+
+def test_every_wire_option_has_a_proto_field_and_nothing_else_does():
+    assert {f.name for f in pb.CompressOptions.DESCRIPTOR.fields} == wire_fields()
+    assert set(CompressOptions.model_fields) - wire_fields() == {"train_data"}
+
+
+def test_options_round_trip_through_the_proto():
+    assert set(EVERYTHING.model_fields_set) >= wire_fields()
+    back = options_from_proto(pb.CompressOptions.FromString(options_to_proto(EVERYTHING).SerializeToString()))
+    assert back == EVERYTHING
+    assert options_from_proto(pb.CompressOptions()) == CompressOptions()  # nothing set: the defaults
+
+
+def test_the_proto_recipe_is_checked_like_the_options():
+    with pytest.raises(InvalidInputError, match="sparsity needs a pruning kind"):
+        options_from_proto(pb.CompressOptions(sparsity=0.5))
+    with pytest.raises(InvalidInputError, match="precisions"):
+        options_from_proto(pb.CompressOptions(precisions=["int3"]))
+    with pytest.raises(InvalidInputError, match="names a file on your machine"):
+        options_to_proto(CompressOptions(prune="unstructured", train_data="train.npz"))
+
+
+def test_every_option_has_a_flag_that_sets_it():
+    parser = argparse.ArgumentParser()
+    add_option_arguments(parser)
+    argv = []
+    for name in CompressOptions.model_fields:
+        value = getattr(EVERYTHING, name)
+        if name == "train_data":
+            argv += [flag_for(name), "train.npz"]
+        elif isinstance(value, bool):
+            argv += [flag_for(name)] if value else []
+        elif isinstance(value, tuple):
+            for item in value:
+                argv += [flag_for(name), item.value]
+        else:
+            argv += [flag_for(name), str(value)]
+    parsed = options_from(parser.parse_args(argv))
+    assert parsed.model_dump(exclude={"train_data"}) == EVERYTHING.model_dump(exclude={"train_data"})
+    assert str(parsed.train_data) == "train.npz"
+    assert options_from(parser.parse_args([])).model_fields_set == set()  # flags not given are not "asked for"
+
+
+def test_flag_errors_name_the_flag():
+    parser = argparse.ArgumentParser()
+    add_option_arguments(parser)
+    with pytest.raises(InvalidInputError, match="--sparsity: Input should be greater than 0"):
+        options_from(parser.parse_args(["--prune", "structured", "--sparsity", "0"]))
+
+
+def test_report_records_what_was_asked():
+    block = CompressOptions(prune="blocks", sparsity=0.25).report_block()
+    assert block["given"] == ["prune", "sparsity"] and block["values"]["prune"] == "blocks"
+    assert typing.get_args(CompressOptions.model_fields["prune"].annotation)  # a Literal: the CLI offers its choices
