@@ -20,6 +20,7 @@ from compressor.pipeline import run_pipeline
 from compressor.profiles import Profile, get_profile
 from compressor.progress import Progress, ProgressSink
 from compressor.report import build_report, summary_text
+from compressor.report_html import write_report_html
 from compressor.runtimes import quiet_native_logs
 from compressor.state import BuildState
 
@@ -129,8 +130,11 @@ def _shapes(result) -> list[tuple[int, ...]]:
     return [tuple(getattr(o, "shape", ())) for o in outputs]
 
 
-def write_bundle(state: BuildState, dest: Path) -> dict:
-    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``."""
+def write_bundle(state: BuildState, dest: Path, html: bool = True) -> dict:
+    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``.
+
+    ``html`` also writes ``report.html`` (a caller that adds a manifest renders it afterwards, with the manifest).
+    """
     paths: dict[int, str | None] = {}
     (dest / "candidates").mkdir(parents=True, exist_ok=True)
     for i, candidate in enumerate(state.candidates):
@@ -149,6 +153,8 @@ def write_bundle(state: BuildState, dest: Path) -> dict:
     report = build_report(state, paths, outputs)
     (dest / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (dest / "summary.txt").write_text(summary_text(report))
+    if html:
+        write_report_html(report, dest)
     return report
 
 

@@ -88,6 +88,7 @@ def build_report(state: BuildState, paths: dict[int, str | None], outputs: dict[
             "synthetic": state.data.synthetic,
             "calibration_samples": len(state.calibration()),
         },
+        "options": state.options.model_dump(mode="json"),  # the recipe, so the HTML report can show how to rebuild
         "gate": {
             "metric": "accuracy_drop" if labeled else "cosine_mean",
             "max_accuracy_drop": state.options.max_accuracy_drop,

@@ -29,6 +29,7 @@ from compressor.outdir import atomic_output_dir
 from compressor.passes.convert_onnx_pass import export_fp32
 from compressor.profiles import Format, Profile, get_profile
 from compressor.progress import ProgressSink
+from compressor.report_html import write_report_html
 from compressor.runtimes import OnnxRunner
 from compressor.splitting.request import SplitRequest
 from compressor.state import BuildState
@@ -77,12 +78,13 @@ def build(
     with tempfile.TemporaryDirectory(prefix="edgeforge-sdk-") as work, atomic_output_dir(out) as staging:
         request = _split_request(spec, split, edge_format)
         state = run_build(source, samples, profile, options, progress, Path(work), split=request)
-        report = write_bundle(state, staging)
+        report = write_bundle(state, staging, html=False)
         (staging / CLOUD_MODEL).parent.mkdir()
         with captured(Path(work) / "converter.log"):
             export_fp32(state, staging / CLOUD_MODEL, dynamic_batch=True)
         manifest = manifest_for(spec, state, report, edge_format, staging)
         write_manifest(manifest, staging / MANIFEST_FILE)
+        write_report_html(report, staging, manifest)
         ctx = context_for(spec, manifest)
         assets = {
             "model": staging / manifest["model"]["file"],
