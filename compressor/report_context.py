@@ -114,7 +114,9 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
         usable = sorted((r for r in same if r.status in ("ok", "selected")), key=_selection_order)
         chosen = rows[index]
         smaller = [
-            r for r in same if r.status in ("gate", "fit") and r.size_bytes is not None and r.size_bytes < chosen.size_bytes
+            r
+            for r in same
+            if r.status in ("gate", "fit") and r.size_bytes is not None and r.size_bytes < chosen.size_bytes
         ]
         after = [r for r in usable if r.index != index]
         out.append(
@@ -139,7 +141,8 @@ def _selection_order(row: CandidateRow) -> tuple:
 def rebuild_command(report: dict, manifest: dict | None, build_dir: Path) -> list[str]:
     """The ``sdkgen`` command line that repeats this build, as argv, from what report.json and the manifest record.
 
-    The data file's name and, for SDK builds, the Kotlin ``--package`` are not recorded; placeholders stand in.
+    The data file's name, the output folder and, for SDK builds, the Kotlin ``--package`` are not recorded;
+    placeholders stand in.  ``build_dir``'s sub-folders other than the bundle's own are the SDK platforms.
     """
     source = Path(report["source"]["path"] or "model.pt2").name
     argv = ["sdkgen", "build" if manifest else "compress", source, "--profile", report["profile"]]
@@ -148,7 +151,7 @@ def rebuild_command(report: dict, manifest: dict | None, build_dir: Path) -> lis
     argv += _option_flags(report.get("options") or {})
     if manifest:
         argv += _sdk_flags(manifest, build_dir)
-    return [*argv, "--out", build_dir.name]
+    return [*argv, "--out", "OUT"]
 
 
 def _option_flags(options: dict) -> list[str]:
@@ -171,7 +174,14 @@ def _option_flags(options: dict) -> list[str]:
 
 
 # Options with no sdkgen flag (the Python API sets them); the command line cannot carry them.
-_API_ONLY = {"calibration_samples", "latency_warmup", "latency_repeats", "temperature", "distill_alpha", "finetune_seed"}
+_API_ONLY = {
+    "calibration_samples",
+    "latency_warmup",
+    "latency_repeats",
+    "temperature",
+    "distill_alpha",
+    "finetune_seed",
+}
 
 
 def api_only_options(report: dict) -> dict:

@@ -84,7 +84,6 @@ def build(
             export_fp32(state, staging / CLOUD_MODEL, dynamic_batch=True)
         manifest = manifest_for(spec, state, report, edge_format, staging)
         write_manifest(manifest, staging / MANIFEST_FILE)
-        write_report_html(report, staging, manifest)
         ctx = context_for(spec, manifest)
         assets = {
             "model": staging / manifest["model"]["file"],
@@ -96,6 +95,7 @@ def build(
             assets["head"] = staging / manifest["split"]["head"]["file"]
         for platform in spec.platforms:
             render_platform(platform, ctx, assets, staging / platform)
+        write_report_html(report, staging, manifest)
     out = Path(out).resolve()
     return SdkBuildResult(out, report, manifest, {p: out / p for p in spec.platforms})
 

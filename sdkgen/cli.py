@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from compressor.errors import EdgeForgeError, GateFailedError
-from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_serve, cmd_submit  # noqa: F401 - registration
+from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_report, cmd_serve, cmd_submit  # noqa: F401
 from sdkgen.commands import commands
 from sdkgen.console import console
 

@@ -36,3 +36,4 @@ class ServerConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     grace_s: float = Field(10.0, ge=0, description="time given to in-flight RPCs on shutdown")
+    status_address: str | None = Field(None, description="host:port of the read-only HTTP status page; None: off")

@@ -93,9 +93,16 @@ def _devtools_endpoint(process: subprocess.Popen) -> str:
 
 
 @contextmanager
-def open_page(browser, url: str, headers: dict[str, str] | None = None, width: int = 1280) -> Iterator:
-    """Load ``url`` in a fresh context (JavaScript on); yield ``(page, PageLog)`` once the load has settled."""
-    context = browser.new_context(viewport={"width": width, "height": 900}, extra_http_headers=headers or {})
+def open_page(
+    browser, url: str, headers: dict[str, str] | None = None, javascript: bool = True, width: int = 1280
+) -> Iterator:
+    """Load ``url`` in a fresh context; yield ``(page, PageLog)`` once the load has settled.
+
+    ``javascript=False`` loads it as a browser with JavaScript off would (the test's own queries still run).
+    """
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, extra_http_headers=headers or {}, java_script_enabled=javascript
+    )
     page = context.new_page()
     log = PageLog()
     page.on("console", lambda message: log.console.append((message.type, message.text)))
