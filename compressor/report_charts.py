@@ -32,6 +32,8 @@ def size_fidelity(rows: list[CandidateRow], gate: dict, labeled: bool) -> Svg:
     measured = [r for r in rows if r.measured]
     groups = list(dict.fromkeys(_group(r) for r in measured))
     slowest = max((r.device_ms or 0.0 for r in measured), default=0.0) or 1.0
+    by_size = sorted(range(len(measured)), key=lambda i: measured[i].size_bytes)
+    above = {i: rank % 2 == 0 for rank, i in enumerate(by_size)}  # neighbours by size label on opposite sides
     with chart("size-fidelity", 5.6, 4.3) as (drawn, ax):
         for item, row in enumerate(measured):
             color = GROUP_COLORS[groups.index(_group(row)) % len(GROUP_COLORS)]
@@ -54,7 +56,7 @@ def size_fidelity(rows: list[CandidateRow], gate: dict, labeled: bool) -> Svg:
             ax.annotate(
                 f"#{row.index + 1}",
                 point,
-                xytext=(7, 5),
+                xytext=(6, 6) if above[item] else (6, -13),
                 textcoords="offset points",
                 fontsize=8,
                 color=SELECTED if selected else "#333333",
@@ -263,6 +265,8 @@ def pruning(variants: list[Variant]) -> Svg:
 
 def fine_tuning(variants: list[Variant]) -> Svg:
     """Mean training loss per epoch of every variant that was fine-tuned."""
+    from matplotlib.ticker import MaxNLocator
+
     trained = [v for v in variants if v.epoch_losses]
     with chart("fine-tuning", 7.2, 3.2) as (drawn, ax):
         for item, v in enumerate(trained):
@@ -270,6 +274,7 @@ def fine_tuning(variants: list[Variant]) -> Svg:
                 range(1, len(v.epoch_losses) + 1), v.epoch_losses, marker="o", markersize=3, label=v.label
             )
             drawn.mark(line, item, f"{v.label}: loss {v.epoch_losses[0]:.4f} → {v.epoch_losses[-1]:.4f}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean training loss")
         ax.legend(**_LEGEND, ncols=min(len(trained), 3))

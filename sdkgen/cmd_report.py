@@ -16,6 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "Render a build folder's report.html again from its report.json (and manifest); print its path.")
 def run(args: argparse.Namespace) -> int:
-    path = rerender(args.dir)
+    path = rerender(args.dir).resolve()
     out.print(str(path), markup=False, highlight=False, soft_wrap=True)
     return 0
