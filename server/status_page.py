@@ -152,8 +152,9 @@ def create_app(jobs: JobService, tenants: tuple[Tenant, ...]) -> Starlette:
 class StatusPage:
     """The status page served by uvicorn in a background thread; :meth:`stop` ends it."""
 
-    def __init__(self, jobs: JobService, tenants: tuple[Tenant, ...]) -> None:
+    def __init__(self, jobs: JobService, tenants: tuple[Tenant, ...], tls: tuple[Path, Path] | None = None) -> None:
         self.app = create_app(jobs, tenants)
+        self.tls = tls  # (certificate chain, private key): serve HTTPS, as the gRPC port does
         self.port = 0
         self._server = None
         self._thread: threading.Thread | None = None
@@ -164,7 +165,10 @@ class StatusPage:
 
         sock = _listen(address)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        cert, key = self.tls or (None, None)
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", ssl_certfile=cert, ssl_keyfile=key
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="status-page", daemon=True
@@ -186,12 +190,16 @@ class StatusPage:
 
 
 def start_status_page(jobs: JobService | None, config: ServerConfig) -> StatusPage | None:
-    """The running status page when ``config.status_address`` asks for one (it needs the job store), else None."""
+    """The running status page when ``config.status_address`` asks for one (it needs the job store), else None.
+
+    A server with TLS serves the page over HTTPS with the same certificate.
+    """
     if config.status_address is None:
         return None
     if jobs is None:
         raise ValueError("the status page shows jobs, so it needs a data directory (ServerConfig.data_dir)")
-    return StatusPage(jobs, config.tenants).start(config.status_address)
+    tls = (config.tls_cert, config.tls_key) if config.tls_cert and config.tls_key else None
+    return StatusPage(jobs, config.tenants, tls).start(config.status_address)
 
 
 def _listen(address: str) -> socket.socket:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import ssl
+import subprocess
+import urllib.request
 
 import browser
 import pytest
@@ -142,5 +146,26 @@ def test_the_status_page_is_off_unless_configured(tmp_path):
     running, _port = create_server("127.0.0.1:0", ServerConfig(data_dir=tmp_path))
     try:
         assert running.status_page is None
+    finally:
+        shutdown(running, 0)
+
+
+def test_a_server_with_tls_serves_the_status_page_over_https(tmp_path):
+    require(shutil.which("openssl") is not None, "the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+    subprocess.run(
+        ["openssl", *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    config = ServerConfig(data_dir=tmp_path / "data", tls_cert=cert, tls_key=key, status_address="127.0.0.1:0")
+    running, _port = create_server("127.0.0.1:0", config)
+    try:
+        url = f"https://127.0.0.1:{running.status_page.port}/"
+        with urllib.request.urlopen(url, context=ssl.create_default_context(cafile=str(cert)), timeout=30) as page:
+            assert page.status == 200 and "No jobs yet" in page.read().decode()
+        with pytest.raises(OSError):  # plain HTTP is refused (the connection is dropped)
+            urllib.request.urlopen(url.replace("https", "http"), timeout=30)
     finally:
         shutdown(running, 0)
