@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgeforge-installed
 DIGITS := examples/digits
 DEMO_OUT := build/digits
-TEMPLATE_FILES := $(shell find templates -type f)
+TEMPLATE_FILES := $(shell find templates -type f -not -path 'templates/report/*')
+REPORT_TEMPLATES := $(shell find templates/report -type f)
 
 .PHONY: setup demo test test-fast lint stubs bench clean
 
@@ -28,8 +29,12 @@ $(DEMO_OUT)/model-manifest.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS
 		--platform android,ios,python --name DigitsClassifier --package com.example.digits \
 		--labels $(DIGITS)/labels.txt --out $(DEMO_OUT)
 
-demo: $(DEMO_OUT)/model-manifest.json
+$(DEMO_OUT)/report.html: $(DEMO_OUT)/model-manifest.json $(REPORT_TEMPLATES) compressor/report_html.py
+	$(VENV)/bin/sdkgen report $(DEMO_OUT)
+
+demo: $(DEMO_OUT)/report.html
 	@echo "demo output: $(DEMO_OUT)"
+	@echo "report: $(abspath $(DEMO_OUT))/report.html"
 
 test: $(STAMP)
 	$(PY) -m pytest --durations=15

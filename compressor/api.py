@@ -163,9 +163,10 @@ def run_build(
     return build
 
 
-def write_bundle(build: Build, dest: Path) -> dict:
-    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``."""
-    return _write_bundle(build.inputs, build.results, dest)
+def write_bundle(build: Build, dest: Path, html: bool = True) -> dict:
+    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json``, ``summary.txt`` and
+    (with ``html``) ``report.html``."""
+    return _write_bundle(build.inputs, build.results, dest, html)
 
 
 def compress(

@@ -128,8 +128,10 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     named = dict(student.named_parameters())
     started, epochs_run, last_loss, out_of_time = time.monotonic(), 0, float("nan"), False
+    epoch_losses: list[float] = []  # each epoch's mean batch loss: the report's fine-tuning curve
     _set_mode(student, training=True)
     for epoch in range(config.epochs):
+        batch_losses = []
         for idx in torch.randperm(len(inputs[0]), generator=generator).split(BATCH):
             optimizer.zero_grad()
             batch = [x[idx] for x in inputs]
@@ -140,11 +142,13 @@ def train(
             for constraint in constraints:
                 constraint.apply(named)
             last_loss = loss.item()
+            batch_losses.append(last_loss)
             if time.monotonic() - started > config.seconds:
                 out_of_time = True
                 break
         scheduler.step()
         epochs_run = epoch + 1
+        epoch_losses.append(round(sum(batch_losses) / len(batch_losses), 6))
         if stage is not None:
             stage.advance(
                 f"epoch {epochs_run}: loss {last_loss:.4f}" + (" (time bound reached)" if out_of_time else "")
@@ -157,6 +161,7 @@ def train(
         "seconds": round(time.monotonic() - started, 2),
         "stopped_by_time_bound": out_of_time,
         "final_loss": round(last_loss, 6),
+        "epoch_losses": epoch_losses,
         "loss": "distillation" if teacher is not None else "cross-entropy",
         "samples": len(inputs[0]),
     }

@@ -47,7 +47,9 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np
         "max_abs_error": float(error.max(initial=0.0)),
         "relative_error": float(error.max(initial=0.0) / scale),
         "degenerate_samples": int((~directed).sum()),
-        "gate_metric": "accuracy_drop" if labels is not None else ("cosine_mean" if directed.any() else "relative_error"),
+        "gate_metric": "accuracy_drop"
+        if labels is not None
+        else ("cosine_mean" if directed.any() else "relative_error"),
     }
     if is_classifier(reference, labels):
         ref_top1, got_top1 = reference[0].argmax(axis=1), candidate[0].argmax(axis=1)

@@ -125,9 +125,12 @@ class CompressOptions(BaseModel):
             )
         return self
 
-    def report_block(self) -> dict:
-        """The options as ``report.json`` records them: every value, and which ones were asked for."""
-        return {"values": self.model_dump(mode="json"), "given": sorted(self.model_fields_set)}
+    @classmethod
+    def flag(cls, name: str) -> str:
+        """The command-line flag of option ``name`` (``--field-name`` unless the field declares another)."""
+        extra = cls.model_fields[name].json_schema_extra
+        declared = extra.get("flag") if isinstance(extra, dict) else None
+        return str(declared) if declared else f"--{name.replace('_', '-')}"
 
     @property
     def gate(self) -> Gate:

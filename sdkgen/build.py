@@ -15,6 +15,7 @@ import numpy as np
 
 from compressor.api import load_source, run_build, write_bundle
 from compressor.bundle.manifest import MANIFEST_FILE, SCHEMA_PATH, check_labels
+from compressor.bundle.report_html import write_report_html
 from compressor.bundle.writer import write_cloud_model, write_manifest_for
 from compressor.errors import InvalidInputError
 from compressor.options import CompressOptions
@@ -65,7 +66,7 @@ def build(
     with tempfile.TemporaryDirectory(prefix="edgeforge-sdk-") as work, atomic_output_dir(out) as staging:
         request = _split_request(spec, split, edge_format)
         built = run_build(source, samples, profile, options, progress, Path(work), split=request)
-        report = write_bundle(built, staging)
+        report = write_bundle(built, staging, html=False)
         if edge_format not in report["outputs"]:
             raise InvalidInputError(
                 f"the SDKs for {', '.join(spec.platforms)} load {edge_format} models, and no {edge_format} artifact "
@@ -84,6 +85,7 @@ def build(
             assets["head"] = staging / manifest["split"]["head"]["file"]
         for platform in spec.platforms:
             render_platform(platform, ctx, assets, staging / platform)
+        write_report_html(report, staging, manifest)
     out = Path(out).resolve()
     return SdkBuildResult(out, report, manifest, {p: out / p for p in spec.platforms})
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import sdkgen.cmd_export_triton  # noqa: F401 - registration
 from compressor.errors import EdgeForgeError, GateFailedError
 from compressor.runtimes import quiet_native_logs
-from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_serve, cmd_submit  # noqa: F401 - registration
+from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_report, cmd_serve, cmd_submit  # noqa: F401
 from sdkgen.commands import commands
 from sdkgen.console import console, current_stage
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         log = _write_trace(args)
         text = " ".join(str(exc).split())[:300]
         console.print(
-            f"[bold red]internal error in {current_stage()}:[/] {type(exc).__name__}: {text}", markup=True,
+            f"[bold red]internal error in {current_stage()}:[/] {type(exc).__name__}: {text}",
+            markup=True,
             highlight=False,
         )
         console.print(f"nothing was written; the full trace is in {log} (please include it when reporting this)")

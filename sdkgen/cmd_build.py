@@ -100,4 +100,5 @@ def run(args: argparse.Namespace) -> int:
         where = f"split at {split['cut']}" if split else result.manifest["policy"]["mode"]
         console.print(f"split planner chose: [bold]{where}[/]")
     console.print(f"[green]wrote[/] {result.out_dir / 'model-manifest.json'}")
+    console.print(f"[green]report:[/] {result.out_dir / 'report.html'}")
     return 0

@@ -35,4 +35,5 @@ def run(args: argparse.Namespace) -> int:
     for _fmt, rel in result.report["outputs"].items():
         console.print(f"[green]wrote[/] {result.out_dir / rel}")
     console.print(f"[green]wrote[/] {result.out_dir / 'report.json'}")
+    console.print(f"[green]report:[/] {result.out_dir / 'report.html'}")
     return 0

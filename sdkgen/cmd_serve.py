@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", type=Path, help="TOML file of [[tenants]] with name, build_tokens, inference_tokens")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key) to serve TLS")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--status-port", type=int, help="serve a read-only HTTP status page of the jobs on this port (default off)"
+    )
 
 
 def config_from(args: argparse.Namespace):
@@ -55,6 +58,7 @@ def config_from(args: argparse.Namespace):
             max_batch=args.max_batch,
             batch_window_ms=args.batch_window_ms,
             http_port=args.http_port,
+            status_address=None if args.status_port is None else f"{args.host}:{args.status_port}",
         )
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise InvalidInputError(f"server settings are invalid: {exc}") from None

@@ -20,8 +20,7 @@ from compressor.options import CompressOptions
 
 
 def flag_for(name: str) -> str:
-    extra = CompressOptions.model_fields[name].json_schema_extra or {}
-    return extra.get("flag") or f"--{name.replace('_', '-')}"
+    return CompressOptions.flag(name)
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from server.inference.servicer import InferenceServicer
 from server.inference.servicer import add_to_server as add_inference
 from server.interceptors import ErrorInterceptor
 from server.jobs.service import JobService
+from server.status_page import start_status_page
 
 VERSION = "0.1.0"
 
@@ -67,6 +68,7 @@ def create_server(
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     server.health = health_servicer  # so shutdown can report NOT_SERVING first
+    server.status_page = start_status_page(server.jobs, config)  # HTTP, own port; None unless configured
     port = _bind(server, address, config)
     server.rest = None  # OIP v2 over HTTP on the same repository and batcher; shutdown() stops it
     if config.http_port is not None:
@@ -87,6 +89,8 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
     print(f"edgeforge server listening on port {port}", flush=True)
     if server.rest is not None:
         print(f"OIP v2 over HTTP on port {server.rest.port}", flush=True)
+    if server.status_page is not None:
+        print(f"status page on http port {server.status_page.port}", flush=True)
     if ready:
         ready.set()
     stop.wait()
@@ -99,5 +103,7 @@ def shutdown(server: grpc.Server, grace_s: float) -> None:
     if server.rest is not None:
         server.rest.stop(grace_s)
     server.stop(grace_s).wait()
+    if server.status_page is not None:
+        server.status_page.stop()
     if server.jobs is not None:
         server.jobs.stop()

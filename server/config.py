@@ -37,3 +37,4 @@ class ServerConfig(BaseModel):
     tls_key: Path | None = None
     http_port: int | None = Field(None, ge=0, le=65535, description="OIP v2 over HTTP/REST on this port (None: off)")
     grace_s: float = Field(10.0, ge=0, description="time given to in-flight RPCs on shutdown")
+    status_address: str | None = Field(None, description="host:port of the read-only HTTP status page; None: off")

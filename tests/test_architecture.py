@@ -31,8 +31,15 @@ LAYERS = {
     1: ("compressor.profiles",),
     2: ("compressor.",),
     3: ("compressor.bundle", "compressor.api", "compressor"),
-    4: ("sdkgen.render", "sdkgen.platforms", "sdkgen.spec", "sdkgen.build", "sdkgen.schema_rules", "sdkgen.proto_spec",
-        "sdkgen"),
+    4: (
+        "sdkgen.render",
+        "sdkgen.platforms",
+        "sdkgen.spec",
+        "sdkgen.build",
+        "sdkgen.schema_rules",
+        "sdkgen.proto_spec",
+        "sdkgen",
+    ),
     5: ("server",),
     6: ("sdkgen.cli", "sdkgen.commands", "sdkgen.console", "sdkgen.option_flags", "sdkgen.cmd_"),
 }

@@ -53,9 +53,14 @@ CASES = {
     },
 }
 REGISTRIES = {
-    "loader": loaders.names(), "criterion": criteria.names(), "converter": converters.names(),
-    "attention convention": attention_conventions.names(), "profile": list(all_profiles()),
-    "platform": platforms.names(), "command": commands.names(), "technique": TECHNIQUES,
+    "loader": loaders.names(),
+    "criterion": criteria.names(),
+    "converter": converters.names(),
+    "attention convention": attention_conventions.names(),
+    "profile": list(all_profiles()),
+    "platform": platforms.names(),
+    "command": commands.names(),
+    "technique": TECHNIQUES,
 }
 
 

@@ -15,10 +15,26 @@ from server.gen.edgeforge.v1 import compression_pb2 as pb
 from server.jobs.spec import options_from_proto, options_to_proto
 
 EVERYTHING = CompressOptions(
-    max_accuracy_drop=2.5, min_cosine=0.98, precisions=(Precision.FP16, Precision.INT8_FULL), calibration_samples=64,
-    latency_warmup=2, latency_repeats=7, prune="structured", sparsity=0.4, criterion="taylor", prune_scope="layer",
-    distill=True, temperature=3.0, distill_alpha=0.25, cluster=16, finetune_epochs=3, finetune_seconds=12.5,
-    finetune_seed=4, target_size_kb=40.0, target_latency_ms=1.5, mixed_precision=True,
+    max_accuracy_drop=2.5,
+    min_cosine=0.98,
+    precisions=(Precision.FP16, Precision.INT8_FULL),
+    calibration_samples=64,
+    latency_warmup=2,
+    latency_repeats=7,
+    prune="structured",
+    sparsity=0.4,
+    criterion="taylor",
+    prune_scope="layer",
+    distill=True,
+    temperature=3.0,
+    distill_alpha=0.25,
+    cluster=16,
+    finetune_epochs=3,
+    finetune_seconds=12.5,
+    finetune_seed=4,
+    target_size_kb=40.0,
+    target_latency_ms=1.5,
+    mixed_precision=True,
 )
 
 
@@ -75,7 +91,6 @@ def test_flag_errors_name_the_flag():
         options_from(parser.parse_args(["--prune", "structured", "--sparsity", "0"]))
 
 
-def test_report_records_what_was_asked():
-    block = CompressOptions(prune="blocks", sparsity=0.25).report_block()
-    assert block["given"] == ["prune", "sparsity"] and block["values"]["prune"] == "blocks"
+def test_flags_are_named_in_one_place():
+    assert CompressOptions.flag("precisions") == "--precision" and CompressOptions.flag("min_cosine") == "--min-cosine"
     assert typing.get_args(CompressOptions.model_fields["prune"].annotation)  # a Literal: the CLI offers its choices

@@ -104,7 +104,7 @@ def local(digits_files, tmp_path_factory):
 
 
 # Files whose bytes carry measurements (latencies) or logs; everything else must be byte-identical.
-MEASURED = {"report.json", "summary.txt", "converter.log"}
+MEASURED = {"report.json", "report.html", "summary.txt", "converter.log"}
 
 
 def _tree(root: Path) -> list[str]:

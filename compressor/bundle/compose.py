@@ -132,4 +132,19 @@ def plan_summary(outcome: SplitOutcome) -> dict:
         "all_edge_ms": plan.row("all-edge").total_ms,
         "all_cloud_ms": plan.row("all-cloud").total_ms,
         "transfer_bytes": row.up_bytes,
+        "rows": [  # every way the planner costed (all-cloud, each cut, all-edge): the report's stacked bars
+            {
+                "label": r.label,
+                "kind": r.kind,
+                "head_ms": r.head_ms,
+                "transfer_ms": r.transfer_ms,
+                "tail_ms": r.tail_ms,
+                "up_bytes": r.up_bytes,
+                "head_macs": r.head.macs,
+                "tail_macs": r.tail.macs,
+                "energy_mj": r.energy_mj,
+            }
+            for r in plan.rows
+        ],
+        "shipped": row.label,
     }

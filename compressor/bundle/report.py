@@ -9,6 +9,7 @@ import platform
 from collections.abc import Mapping
 from pathlib import Path
 
+from compressor.bundle.compose import plan_summary
 from compressor.runtimes import HOST_THREADS
 from compressor.state import BuildInputs, BuildResults, Candidate
 
@@ -87,7 +88,8 @@ def build_report(
             "compute_figures_estimated": inputs.profile.compute.estimate,
         },
         "source": {**inputs.source.describe(), "macs": results.macs},
-        "options": inputs.options.report_block(),
+        "options": inputs.options.model_dump(mode="json"),
+        "options_given": sorted(inputs.options.model_fields_set),
         "data": {
             "samples": len(data.validation),
             "labeled": labeled,
@@ -105,6 +107,7 @@ def build_report(
         "selected": first,
         "selected_by_format": {fmt.value: index for fmt, index in selected.items()},
         "unshipped": {fmt.value: reason for fmt, reason in results.unshipped.items()},
+        "split": plan_summary(results.split) if results.split is not None else None,
         "outputs": outputs,
         "host": {"machine": platform.machine(), "processor": platform.processor() or None, "threads": HOST_THREADS},
         "versions": tool_versions(),

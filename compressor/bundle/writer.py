@@ -11,6 +11,7 @@ from pathlib import Path
 from compressor.bundle.compose import manifest_for
 from compressor.bundle.manifest import CLOUD_MODEL, MANIFEST_FILE, write_manifest
 from compressor.bundle.report import build_report, summary_text
+from compressor.bundle.report_html import write_report_html
 from compressor.bundle.spec import BundleSpec
 from compressor.converters import ConvertInput, converters
 from compressor.errors import ConversionError
@@ -19,8 +20,11 @@ from compressor.profiles import Format
 from compressor.state import BuildInputs, BuildResults
 
 
-def write_bundle(inputs: BuildInputs, results: BuildResults, dest: Path) -> dict:
-    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``."""
+def write_bundle(inputs: BuildInputs, results: BuildResults, dest: Path, html: bool = True) -> dict:
+    """Copy candidates and the selected artifact(s) into ``dest`` and write ``report.json`` and ``summary.txt``.
+
+    ``html`` also writes ``report.html`` (a caller that adds a manifest renders it afterwards, with the manifest).
+    """
     paths: dict[int, str] = {}
     (dest / "candidates").mkdir(parents=True, exist_ok=True)
     for i, candidate in enumerate(results.candidates):
@@ -38,6 +42,8 @@ def write_bundle(inputs: BuildInputs, results: BuildResults, dest: Path) -> dict
     report = build_report(inputs, results, paths, outputs)
     (dest / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (dest / "summary.txt").write_text(summary_text(report))
+    if html:
+        write_report_html(report, dest)
     return report
 
 
