@@ -61,9 +61,28 @@ _SYM_TARGETS = frozenset(
     {
         *(
             f"_operator.{n}"
-            for n in (
-                "eq ne le ge lt gt neg pos mul add sub floordiv mod pow truediv and_ or_ lshift rshift getitem"
-            ).split()
+            for n in [
+                "eq",
+                "ne",
+                "le",
+                "ge",
+                "lt",
+                "gt",
+                "neg",
+                "pos",
+                "mul",
+                "add",
+                "sub",
+                "floordiv",
+                "mod",
+                "pow",
+                "truediv",
+                "and_",
+                "or_",
+                "lshift",
+                "rshift",
+                "getitem",
+            ]
         ),
         "math.trunc",
         *(f"torch.sym_{n}" for n in ("not", "int", "float", "ite", "max", "min", "sqrt")),
@@ -75,17 +94,99 @@ _OP_TARGET = re.compile(
 
 # Symbolic expressions: what torch writes (srepr of sympy expressions over symbols s0, u1...).
 _SYMPY_NAMES = frozenset(
-    (
-        "Symbol Integer Rational Float Add Mul Pow Max Min Abs Mod floor ceiling sqrt Eq Ne Lt Le Gt Ge "
-        "StrictLessThan StrictGreaterThan LessThan GreaterThan Equality Unequality And Or Not Piecewise ITE "
-        "true false True False None oo zoo nan S Half One Zero NegativeOne Infinity NegativeInfinity "
-        "positive negative integer real nonnegative nonpositive zero nonzero finite infinite even odd "
-        "rational commutative extended_real extended_positive extended_negative extended_nonnegative "
-        "FloorDiv ModularIndexing Where PythonMod CleanDiv CeilToInt FloorToInt CeilDiv LShift RShift "
-        "PowByNatural FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat "
-        "TruncToInt RoundToInt RoundDecimal ToFloat Identity OpaqueUnaryFn_sqrt BitwiseFn_bitwise_and "
-        "BitwiseFn_bitwise_or int_oo IntInfinity NegativeIntInfinity"
-    ).split()
+    [
+        "Symbol",
+        "Integer",
+        "Rational",
+        "Float",
+        "Add",
+        "Mul",
+        "Pow",
+        "Max",
+        "Min",
+        "Abs",
+        "Mod",
+        "floor",
+        "ceiling",
+        "sqrt",
+        "Eq",
+        "Ne",
+        "Lt",
+        "Le",
+        "Gt",
+        "Ge",
+        "StrictLessThan",
+        "StrictGreaterThan",
+        "LessThan",
+        "GreaterThan",
+        "Equality",
+        "Unequality",
+        "And",
+        "Or",
+        "Not",
+        "Piecewise",
+        "ITE",
+        "true",
+        "false",
+        "True",
+        "False",
+        "None",
+        "oo",
+        "zoo",
+        "nan",
+        "S",
+        "Half",
+        "One",
+        "Zero",
+        "NegativeOne",
+        "Infinity",
+        "NegativeInfinity",
+        "positive",
+        "negative",
+        "integer",
+        "real",
+        "nonnegative",
+        "nonpositive",
+        "zero",
+        "nonzero",
+        "finite",
+        "infinite",
+        "even",
+        "odd",
+        "rational",
+        "commutative",
+        "extended_real",
+        "extended_positive",
+        "extended_negative",
+        "extended_nonnegative",
+        "FloorDiv",
+        "ModularIndexing",
+        "Where",
+        "PythonMod",
+        "CleanDiv",
+        "CeilToInt",
+        "FloorToInt",
+        "CeilDiv",
+        "LShift",
+        "RShift",
+        "PowByNatural",
+        "FloatPow",
+        "FloatTrueDiv",
+        "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator",
+        "TruncToFloat",
+        "TruncToInt",
+        "RoundToInt",
+        "RoundDecimal",
+        "ToFloat",
+        "Identity",
+        "OpaqueUnaryFn_sqrt",
+        "BitwiseFn_bitwise_and",
+        "BitwiseFn_bitwise_or",
+        "int_oo",
+        "IntInfinity",
+        "NegativeIntInfinity",
+    ]
 )
 _SYMBOL_NAME = re.compile(r"^[a-z]{1,4}\d+$")
 _EXPR_TOKEN = re.compile(
@@ -103,11 +204,26 @@ _SAFE_GLOBALS = frozenset(
         "torch device",
         *(
             f"torch {t}Storage"
-            for t in (
-                "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble Untyped"
-            ).split()
+            for t in [
+                "Float",
+                "Double",
+                "Half",
+                "BFloat16",
+                "Long",
+                "Int",
+                "Short",
+                "Char",
+                "Byte",
+                "Bool",
+                "ComplexFloat",
+                "ComplexDouble",
+                "Untyped",
+            ]
         ),
-        *(f"torch {t}" for t in ("float32 float64 float16 bfloat16 int64 int32 int16 int8 uint8 bool".split())),
+        *(
+            f"torch {t}"
+            for t in (["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"])
+        ),
     }
 )
 
@@ -280,9 +396,7 @@ def check_program(path: Path, document: Any) -> None:
         node = stack.pop()
         if isinstance(node, dict):
             for key, value in node.items():
-                if key == "target" and isinstance(value, str):
-                    check_target(path, value)
-                elif key == "as_operator" and isinstance(value, str):
+                if (key == "target" and isinstance(value, str)) or (key == "as_operator" and isinstance(value, str)):
                     check_target(path, value)
                 elif key == "expr_str" and isinstance(value, str):
                     check_expression(path, value)
@@ -319,7 +433,7 @@ def _file_ops() -> frozenset[str]:
 
         _FILE_OPS = frozenset(
             s.name
-            for s in torch._C._jit_get_all_schemas()
+            for s in torch._C._jit_get_all_schemas()  # noqa: SLF001 - the only list of registered schemas
             if any(a.name in ("filename", "path", "file") for a in s.arguments)
         )
     return _FILE_OPS
