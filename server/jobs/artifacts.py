@@ -41,11 +41,23 @@ def zip_dir(source: Path, dest: Path) -> None:
             archive.writestr(info, path.read_bytes())
 
 
-def unzip_dir(archive_path: Path, dest: Path) -> None:
-    """Extract a :func:`zip_dir` archive into ``dest``, restoring file modes; refuses paths leaving ``dest``."""
+MAX_UNZIPPED_BYTES = 16 << 30
+MAX_ZIP_ENTRIES = 100_000
+
+
+def unzip_dir(archive_path: Path, dest: Path, max_bytes: int = MAX_UNZIPPED_BYTES) -> None:
+    """Extract a :func:`zip_dir` archive into ``dest``, restoring file modes; refuses paths leaving ``dest`` and
+    archives that would decompress past ``max_bytes`` (checked on the declared sizes before extracting)."""
     root = dest.resolve()
     with zipfile.ZipFile(archive_path) as archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > max_bytes or len(infos) > MAX_ZIP_ENTRIES:
+            raise ChecksumError(
+                f"archive {archive_path.name} would unpack {len(infos)} entries, {total} bytes; at most "
+                f"{MAX_ZIP_ENTRIES} entries and {max_bytes} bytes are accepted"
+            )
+        for info in infos:
             target = (dest / info.filename).resolve()
             if not target.is_relative_to(root):
                 raise ChecksumError(f"archive {archive_path.name} holds an entry outside its folder: {info.filename}")

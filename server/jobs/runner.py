@@ -34,6 +34,7 @@ log = logging.getLogger("edgeforge.jobs")
 TAIL_MODEL, TAIL_INFO = "tail.onnx", "tail.json"  # a split build's tail, kept beside the job's cloud model
 INTERRUPTED = "interrupted: the server stopped while this job was running; submit it again"
 INTERNAL = "internal server error while running this job; the server's log has the details"
+UNRECORDED = "the server could not record this job's outcome (its job store failed); submit the job again"
 LOG_TAIL_BYTES = 4000
 RETRY_S = 5.0  # how often an idle runner thread retries recording outcomes its store refused
 
@@ -136,13 +137,13 @@ class JobRunner:
                 self._one(job_id)
             except Exception:
                 log.exception("job %s: the store refused its outcome; failing it when the store recovers", job_id)
-                self._unrecorded[job_id] = INTERNAL
+                self._unrecorded[job_id] = UNRECORDED
 
     def _record_unrecorded(self) -> None:
         """Fail the jobs whose end could not be recorded, now that the store may take writes again."""
         for job_id, reason in list(self._unrecorded.items()):
             try:
-                self.store.update(job_id, only_from=(RUNNING,), state=FAILED, failure="INTERNAL", error=reason)
+                self.store.update(job_id, only_from=(QUEUED, RUNNING), state=FAILED, failure="INTERNAL", error=reason)
             except Exception:  # noqa: BLE001 - still failing: try again later; a restart recovers it too
                 return
             self._unrecorded.pop(job_id, None)
