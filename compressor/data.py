@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class SampleData:
         return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels, self.synthetic)
 
 
+# What a damaged zip can raise while being read (zipfile lets zlib's and its own errors through).
+_UNREADABLE = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, KeyError)
 MAX_DECOMPRESSED_BYTES = 4 << 30  # all arrays of one .npz together, checked before anything is decompressed
 MAX_ARRAYS = 1024
 
@@ -55,7 +58,7 @@ def read_npz(path: str | Path, max_bytes: int | None = None) -> dict[str, np.nda
                 "labels=y.astype(np.int64))"
             ) from None
         raise InvalidInputError(f"data file {path} is not a readable .npz archive: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except _UNREADABLE as exc:
         raise InvalidInputError(
             f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez"
         ) from None
@@ -73,9 +76,11 @@ def check_npz_sizes(path: Path, max_bytes: int) -> None:
             for info in infos:
                 with archive.open(info) as member:
                     announced += _npy_bytes(path, info.filename, member)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except InvalidInputError:
+        raise
+    except (*_UNREADABLE, ValueError) as exc:
         raise InvalidInputError(
-            f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez"
+            f"data file {path} is not a readable .npz archive ({type(exc).__name__}: {exc}); write it with numpy.savez"
         ) from None
     largest = max(declared, announced)
     if largest > max_bytes:
