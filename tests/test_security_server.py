@@ -499,3 +499,24 @@ def test_retries_back_off_with_jitter():
     assert all(0 <= w <= 1.6 for w in waits) and len(set(waits)) > 150
     assert max(backoff(50) for _ in range(50)) <= 5.0
     time.sleep(0)
+
+
+def test_store_full_surfaces_as_unavailable_not_a_crash(tmp_path):
+    """SQLite's own 'database or disk is full' (the store's file may not grow) is a StoreUnavailableError."""
+    from server.errors import StoreUnavailableError
+    from server.jobs.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StoreUnavailableError, match=r"database or disk is full.*nothing was changed, try again later"):
+        for _ in range(10_000):
+            store.create("t", {"padding": "x" * 4000})
+    store.close()
+
+
+def test_bad_model_version_is_refused_before_the_upload(world):
+    bad = spec()
+    bad.model_version = "../../v1"
+    code, details = _code(world["jobs"].SubmitJob, iter([pb.SubmitJobRequest(spec=bad)]), metadata=auth("bob-build"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "model_version '../../v1' is not allowed" in details
