@@ -11,12 +11,14 @@ import json
 import os
 import re
 import select
+import time
 
 from server.errors import WorkerProtocolError
 
 MAX_LINE = 1 << 20
 MAX_MESSAGE_CHARS = 2000
 MAX_SUMMARY_CHARS = 64 << 10
+MAX_PROGRESS_EVENTS = 10_000  # per job; a worker sending more has the rest dropped, not stored
 FAILURE_KINDS = ("GATE_FAILED", "INVALID_INPUT", "BUILD_ERROR", "INTERNAL")
 _RELATIVE = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/-]{1,255}$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9._-]{0,128}$")
@@ -30,8 +32,11 @@ class LineReader:
 
     def poll(self, timeout: float) -> list[bytes]:
         lines = self._split()
-        if lines or self.closed:
+        if lines:
             return lines
+        if self.closed:  # the worker closed its end; wait as a poll would, not in a busy loop
+            time.sleep(timeout)
+            return []
         ready, _, _ = select.select([self.fd], [], [], timeout)
         if ready:
             block = os.read(self.fd, 1 << 16)

@@ -215,7 +215,7 @@ class JobRunner:
         return folder
 
     def _supervise(self, job_id: str, process, reader: messages.LineReader, cancel: threading.Event) -> tuple:
-        deadline = time.monotonic() + self.timeout_s
+        deadline, events = time.monotonic() + self.timeout_s, 0
         while True:
             if cancel.is_set():
                 process.kill()
@@ -233,7 +233,9 @@ class JobRunner:
                     message = messages.parse(line)
                     if message[0] != "progress":
                         return message
-                    self._progress(job_id, ProgressEvent(*message[1:]))
+                    events += 1
+                    if events <= messages.MAX_PROGRESS_EVENTS:
+                        self._progress(job_id, ProgressEvent(*message[1:]))
             except WorkerProtocolError as exc:
                 process.kill()
                 log.warning("job %s: %s", job_id, exc)
