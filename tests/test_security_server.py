@@ -520,3 +520,35 @@ def test_bad_model_version_is_refused_before_the_upload(world):
     bad.model_version = "../../v1"
     code, details = _code(world["jobs"].SubmitJob, iter([pb.SubmitJobRequest(spec=bad)]), metadata=auth("bob-build"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "model_version '../../v1' is not allowed" in details
+
+
+def test_worker_output_with_a_symlink_is_refused(tmp_path):
+    """A sandboxed build could link its output to the auth file; the server, reading the output, must not follow."""
+    from server.errors import WorkerProtocolError
+    from server.jobs.artifacts import check_tree
+
+    (tmp_path / "out" / "python").mkdir(parents=True)
+    (tmp_path / "out" / "report.json").write_text("{}")
+    check_tree(tmp_path / "out")
+    (tmp_path / "out" / "python" / "tokens.txt").symlink_to("/etc/passwd")
+    with pytest.raises(WorkerProtocolError, match=r"python/tokens\.txt, which is not a plain file or folder"):
+        check_tree(tmp_path / "out")
+
+
+def test_worker_messages_are_bounded(tmp_path):
+    import os as _os
+
+    from server.errors import WorkerProtocolError
+    from server.jobs import messages
+
+    read, write = _os.pipe()
+    reader = messages.LineReader(read)
+    writer = threading.Thread(target=lambda: (_os.write(write, b"x" * (messages.MAX_LINE + 10)), _os.close(write)))
+    writer.start()
+    with pytest.raises(WorkerProtocolError, match="longer than"):
+        for _ in range(1000):
+            reader.poll(0.1)
+    writer.join()
+    _os.close(read)
+    with pytest.raises(WorkerProtocolError, match="outside its folder"):
+        messages.parse(b'["done", {"cloud_file": "../../../etc/passwd"}]')
