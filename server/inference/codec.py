@@ -29,7 +29,7 @@ def feeds_from(
         shape = tuple(int(d) for d in tensor.shape)
         spec.check(tensor.datatype, shape)
         shapes.append((spec, shape))
-    _check_limits(model, shapes, max_rows, max_elements)
+    check_limits(model, shapes, max_rows, max_elements)
     feeds: dict[str, np.ndarray] = {}
     for i, (tensor, (spec, shape)) in enumerate(zip(request.inputs, shapes)):
         if tensor.name in feeds:
@@ -48,7 +48,7 @@ def feeds_from(
     return feeds, outputs
 
 
-def _check_limits(model: ServedModel, shapes, max_rows: int, max_elements: int) -> None:
+def check_limits(model: ServedModel, shapes, max_rows: int, max_elements: int) -> None:
     """TooLargeError (RESOURCE_EXHAUSTED) past the model's limits; sizes are Python ints, so nothing wraps."""
     rows = max((shape[0] if shape else 1 for _, shape in shapes), default=0)
     if rows > max_rows:
