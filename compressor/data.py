@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +32,21 @@ class SampleData:
         return SampleData({k: v[start:stop] for k, v in self.inputs.items()}, labels, self.synthetic)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` file; object (pickled) arrays are refused, never loaded."""
+# What a damaged zip can raise while being read (zipfile lets zlib's and its own errors through).
+_UNREADABLE = (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, KeyError)
+MAX_DECOMPRESSED_BYTES = 4 << 30  # all arrays of one .npz together, checked before anything is decompressed
+MAX_ARRAYS = 1024
+
+
+def read_npz(path: str | Path, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file; object (pickled) arrays are refused, never loaded.
+
+    Sizes are bounded before decompressing: the members' declared sizes, and each array's header (its
+    shape and dtype, parsed without loading) must fit ``max_bytes`` (default :data:`MAX_DECOMPRESSED_BYTES`)."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"data file {path} does not exist; pass an .npz written by numpy.savez")
+    check_npz_sizes(path, MAX_DECOMPRESSED_BYTES if max_bytes is None else max_bytes)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
@@ -47,10 +58,52 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
                 "labels=y.astype(np.int64))"
             ) from None
         raise InvalidInputError(f"data file {path} is not a readable .npz archive: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except _UNREADABLE as exc:
         raise InvalidInputError(
             f"data file {path} is not a readable .npz archive ({exc}); write it with numpy.savez"
         ) from None
+
+
+def check_npz_sizes(path: Path, max_bytes: int) -> None:
+    """Refuse an ``.npz`` whose members or array headers announce more than ``max_bytes`` in all."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_ARRAYS:
+                raise InvalidInputError(f"data file {path} holds {len(infos)} arrays; at most {MAX_ARRAYS} are read")
+            declared = sum(i.file_size for i in infos)
+            announced = 0
+            for info in infos:
+                with archive.open(info) as member:
+                    announced += _npy_bytes(path, info.filename, member)
+    except InvalidInputError:
+        raise
+    except (*_UNREADABLE, ValueError) as exc:
+        raise InvalidInputError(
+            f"data file {path} is not a readable .npz archive ({type(exc).__name__}: {exc}); write it with numpy.savez"
+        ) from None
+    largest = max(declared, announced)
+    if largest > max_bytes:
+        raise InvalidInputError(
+            f"data file {path} decompresses to {largest} bytes; at most {max_bytes} are accepted. Send fewer "
+            "samples (a few hundred are enough to calibrate and validate)"
+        )
+
+
+def _npy_bytes(path: Path, name: str, member) -> int:
+    """The bytes an ``.npy`` member's header announces (shape x itemsize), read without loading the array."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(member)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read_header(member)  # parsed with ast.literal_eval: data, never code
+    except ValueError as exc:
+        raise InvalidInputError(f"data file {path}: member {name} is not a .npy array ({exc})") from None
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count * max(dtype.itemsize, 1)
 
 
 def match_inputs(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...], source: str) -> SampleData:

@@ -314,15 +314,9 @@ def _torch_param_count(module) -> int:
 
 @loaders.register(".pt2")
 def _load_exported_program(path: Path, _hint) -> Source:
-    import torch
+    from compressor import safe_pt2
 
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable ExportedProgram
-        raise UnsupportedModelError(
-            f"model file {path} is not a readable ExportedProgram ({type(exc).__name__}: {str(exc)[:200]}); "
-            f"write it with torch.export.save. Accepted formats: {ACCEPTED}"
-        ) from None
+    program = safe_pt2.load(path)  # never torch.export.load: it unpickles and evaluates parts of the archive
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     specs = []
     for name in program.graph_signature.user_inputs:

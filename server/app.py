@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from server.admission import ByteBudget, IdleWatchdog, StreamAdmission, StreamSlots
 from server.auth import AuthInterceptor
 from server.compression import CompressionServicer
 from server.compression import add_to_server as add_compression
@@ -46,21 +47,33 @@ def _bind(server: grpc.Server, address: str, config: ServerConfig) -> int:
 
 
 def create_server(
-    address: str = "[::]:0", config: ServerConfig | None = None, repository: ModelRepository | None = None
+    address: str = "127.0.0.1:0", config: ServerConfig | None = None, repository: ModelRepository | None = None
 ) -> tuple[grpc.Server, int]:
     """A configured, not yet started server and the port it is bound to (``address`` may end in ``:0``)."""
     config = config or ServerConfig()
     repository = repository or ModelRepository(config.inference_threads)
-    interceptors = [ErrorInterceptor(), *([AuthInterceptor(config.tenants)] if config.tenants else [])]
+    slots = StreamSlots(config.streams_limit, config.max_streams_per_tenant)
+    interceptors = [
+        ErrorInterceptor(),
+        *([AuthInterceptor(config.tenants)] if config.tenants else []),
+        StreamAdmission(slots),  # after auth: it counts streams per tenant
+    ]
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.rpc_threads), interceptors=interceptors, options=_options(config)
+        futures.ThreadPoolExecutor(max_workers=config.rpc_threads, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        options=_options(config),
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     batcher = Batcher(config.max_batch, config.batch_window_ms / 1000)
-    services = [add_inference(InferenceServicer(repository, VERSION, batcher), server)]
+    budget = ByteBudget(config.inference_memory_mb << 20)  # one budget for ModelInfer over gRPC and REST
+    inference = InferenceServicer(repository, VERSION, batcher, limits=config.limits_for, budget=budget)
+    services = [add_inference(inference, server)]
     server.jobs = None  # shutdown() stops the job runner too
+    server.slots = slots
     if config.data_dir is not None:
         server.jobs = JobService(config.data_dir, config, repository)
-        services.append(add_compression(CompressionServicer(server.jobs), server))
+        watchdog = IdleWatchdog(config.upload_idle_s)
+        services.append(add_compression(CompressionServicer(server.jobs, watchdog), server))
         server.jobs.start()
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -73,7 +86,7 @@ def create_server(
     server.rest = None  # OIP v2 over HTTP on the same repository and batcher; shutdown() stops it
     if config.http_port is not None:
         server.rest = create_rest_server(
-            address.rpartition(":")[0], config.http_port, repository, batcher, config, VERSION
+            address.rpartition(":")[0], config.http_port, repository, batcher, config, VERSION, budget
         )
         server.rest.start()
     return server, port

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import grpc
 
@@ -25,6 +27,38 @@ WATCH_RETRIES = 8  # reconnections in a row while a job is followed (about 20 s 
 
 class RemoteJobError(EdgeForgeError, RuntimeError):
     """The server ran the job and it did not succeed; the message is the server's reason."""
+
+
+class UntrustedArtifactError(ChecksumError):
+    """The server named an artifact that would land outside the output folder (or is no plain file name)."""
+
+
+_ENTRY = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,254}$")
+
+
+def safe_artifact_path(root: Path, name: str) -> Path:
+    """``root / name`` for an artifact name the server sent, checked as a zip entry is: relative, no '..',
+    no backslash or drive, no empty parts, and still inside ``root`` once resolved."""
+    parts = PurePosixPath(name).parts
+    if (
+        not _ENTRY.match(name)
+        or name.startswith("/")
+        or any(p in ("", ".", "..") for p in name.split("/"))
+        or not parts
+    ):
+        raise UntrustedArtifactError(
+            f"the server sent an artifact named {name[:120]!r}, which is not a plain relative path; "
+            "nothing was written for it. Check that --server points at an EdgeForge server you trust"
+        )
+    target = (root / name).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise UntrustedArtifactError(f"the server's artifact {name!r} would be written outside {root}")
+    return target
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2...): exponential, capped, with full jitter."""
+    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 def job_error(job) -> EdgeForgeError:
@@ -85,7 +119,7 @@ class CompressionClient:
                 failures += 1
                 if exc.code() != grpc.StatusCode.UNAVAILABLE or failures > WATCH_RETRIES:
                     raise
-                time.sleep(min(0.2 * 2**failures, 5.0))  # the server restarts or the link drops: back off, resume
+                time.sleep(backoff(failures))  # the server restarts or the link drops: back off, resume
 
     def download(self, job, out: Path) -> Path:
         """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``), atomically."""
@@ -93,10 +127,12 @@ class CompressionClient:
             raise job_error(job)
         with atomic_output_dir(out) as staging:
             for artifact in job.artifacts:
-                target = staging / artifact.name
+                target = safe_artifact_path(staging, artifact.name)
+                if artifact.archive and not artifact.name.endswith(".zip"):
+                    raise UntrustedArtifactError(f"the server marked {artifact.name!r} an archive; it is no .zip")
                 self.download_artifact(job.id, artifact, target)
                 if artifact.archive:
-                    unzip_dir(target, staging / artifact.name.removesuffix(".zip"))
+                    unzip_dir(target, safe_artifact_path(staging, artifact.name.removesuffix(".zip")))
                     target.unlink()
         return Path(out).resolve()
 
@@ -108,10 +144,15 @@ class CompressionClient:
                 try:
                     request = pb.DownloadArtifactRequest(job_id=job_id, name=artifact.name, offset=f.tell())
                     for chunk in self.stub.DownloadArtifact(request, metadata=self.metadata):
+                        if f.tell() + len(chunk.data) > artifact.size:
+                            raise ChecksumError(
+                                f"the server sent more of {artifact.name} than its announced {artifact.size} bytes"
+                            )
                         f.write(chunk.data)
                     break
                 except grpc.RpcError as exc:
                     if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == RETRIES - 1:
                         raise
+                    time.sleep(backoff(attempt + 1))
         if sha256_file(target) != artifact.sha256:
             raise ChecksumError(f"downloaded {artifact.name} does not match its sha256; download it again")

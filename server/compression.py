@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compressor.errors import InvalidInputError
 from compressor.profiles import all_profiles
+from server.admission import IdleWatchdog
 from server.auth import tenant
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 from server.gen.edgeforge.v1 import compression_pb2_grpc as rpc
@@ -33,8 +34,8 @@ def _parts(requests):
 
 
 class CompressionServicer(rpc.CompressionServiceServicer):
-    def __init__(self, jobs: JobService) -> None:
-        self.jobs = jobs
+    def __init__(self, jobs: JobService, watchdog: IdleWatchdog | None = None) -> None:
+        self.jobs, self.watchdog = jobs, watchdog
 
     def ListProfiles(self, request, context):
         return pb.ListProfilesResponse(
@@ -54,6 +55,8 @@ class CompressionServicer(rpc.CompressionServiceServicer):
         )
 
     def SubmitJob(self, request_iterator, context):
+        if self.watchdog is not None:
+            request_iterator = self.watchdog.watch(request_iterator, context)
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("part") != "spec":
             raise InvalidInputError("SubmitJob must start with a message carrying the job spec")

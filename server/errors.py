@@ -44,12 +44,31 @@ class NotReadyError(EdgeForgeError, RuntimeError):
     """The call needs a job state it is not in (download before success, cancel after the end)."""
 
 
+class BusyError(EdgeForgeError, RuntimeError):
+    """An admission limit is reached (open streams, queued jobs, request rows, in-flight bytes, disk space);
+    the message names the limit, and the call may succeed later or smaller."""
+
+
+class StoreUnavailableError(EdgeForgeError, RuntimeError):
+    """The job store cannot record anything right now (disk full, I/O error); nothing was changed."""
+
+
+class SandboxUnavailableError(EdgeForgeError, RuntimeError):
+    """The job sandbox cannot be set up on this machine (bubblewrap missing or refused)."""
+
+
+class WorkerProtocolError(EdgeForgeError, RuntimeError):
+    """A job's worker sent something the server does not accept (it runs untrusted code, so this fails the job)."""
+
+
 # Most specific first: the first matching class decides the code.
 _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (BusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (ChecksumError, grpc.StatusCode.DATA_LOSS),
     (NotReadyError, grpc.StatusCode.FAILED_PRECONDITION),
     (GateFailedError, grpc.StatusCode.FAILED_PRECONDITION),

@@ -37,6 +37,11 @@ def wrap_handler(handler: grpc.RpcMethodHandler | None, wrap: Callable[[Callable
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     if isinstance(exc, EdgeForgeError):
         context.abort(status_for(exc), str(exc))
+    if isinstance(exc, MemoryError):
+        log.warning("an RPC ran out of memory")
+        context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "the server ran out of memory for this call; send a smaller request"
+        )
     log.exception("unexpected error in RPC")
     context.abort(grpc.StatusCode.INTERNAL, f"internal server error ({type(exc).__name__}); see the server log")
 

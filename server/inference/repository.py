@@ -39,9 +39,34 @@ class ServedModel:
         return [s.name for s in self.outputs]
 
 
+def _refuse_external_data(path: Path) -> None:
+    """A served model must be one self-contained file: a job's output (untrusted) could otherwise point
+    onnxruntime, which runs in the server process, at any file the server can read."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises its own untyped errors
+        raise UnsupportedModelError(f"cannot serve {path.name}: not a readable ONNX model ({exc})") from None
+    graphs, external = [model.graph], []
+    while graphs:
+        graph = graphs.pop()
+        external += [t.name for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        for node in graph.node:
+            graphs += [a.g for a in node.attribute if a.HasField("g")] + list(
+                n for a in node.attribute for n in a.graphs
+            )
+    if external:
+        raise UnsupportedModelError(
+            f"cannot serve {path.name}: tensors {external[:5]} are stored outside the file (external data); "
+            "served models must be self-contained"
+        )
+
+
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
+    _refuse_external_data(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from compressor.errors import EdgeForgeError, InvalidInputError
+from server.admission import ByteBudget
 from server.auth import DEFAULT_TENANT, AuthInterceptor
 from server.config import ServerConfig
 from server.errors import TooLargeError, status_for
@@ -56,8 +57,11 @@ def http_status(exc: BaseException) -> int:
 class _Routes:
     """The handlers: thin HTTP <-> repository glue; decoding and running happen off the event loop."""
 
-    def __init__(self, repository: ModelRepository, batcher: Batcher, config: ServerConfig, version: str) -> None:
+    def __init__(
+        self, repository: ModelRepository, batcher: Batcher, config: ServerConfig, version: str, budget: ByteBudget
+    ) -> None:
         self.repository, self.batcher, self.config, self.version = repository, batcher, config, version
+        self.budget = budget
         self.auth = AuthInterceptor(config.tenants) if config.tenants else None
 
     def tenant(self, request: Request) -> str:
@@ -114,9 +118,13 @@ class _Routes:
         )
 
     def _run(self, model, body: bytes, header_length: str | None) -> tuple[bytes, int | None]:
-        document, binary = parse_body(body, header_length)
-        decoded = decode_request(model, document, binary)
-        return encode_response(model, decoded, self.batcher.run(model, decoded.feeds, decoded.outputs))
+        self.budget.reserve(len(body))  # the same byte budget as ModelInfer: past it a call is refused, not queued
+        try:
+            document, binary = parse_body(body, header_length)
+            decoded = decode_request(model, document, binary, *self.config.limits_for(model.name))
+            return encode_response(model, decoded, self.batcher.run(model, decoded.feeds, decoded.outputs))
+        finally:
+            self.budget.release(len(body))
 
     async def _body(self, request: Request) -> bytes:
         """The request body, refused with 413 past the server's message limit (as gRPC refuses large messages)."""
@@ -151,9 +159,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": f"internal server error ({type(exc).__name__}); see the server log"}, status_code=500)
 
 
-def create_app(repository: ModelRepository, batcher: Batcher, config: ServerConfig, version: str) -> Starlette:
-    """The ASGI application serving ``repository`` (the same one, and batcher, the gRPC servicer uses)."""
-    r = _Routes(repository, batcher, config, version)
+def create_app(
+    repository: ModelRepository, batcher: Batcher, config: ServerConfig, version: str, budget: ByteBudget | None = None
+) -> Starlette:
+    """The ASGI application serving ``repository`` (the same one, batcher and byte budget the gRPC servicer uses)."""
+    r = _Routes(repository, batcher, config, version, budget or ByteBudget(config.inference_memory_mb << 20))
     routes = [Route("/v2/health/live", r.live), Route("/v2/health/ready", r.ready), Route("/v2", r.server_metadata)]
     for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
         routes += [
@@ -194,7 +204,13 @@ class RestServer:
 
 
 def create_rest_server(
-    host: str, port: int, repository: ModelRepository, batcher: Batcher, config: ServerConfig, version: str
+    host: str,
+    port: int,
+    repository: ModelRepository,
+    batcher: Batcher,
+    config: ServerConfig,
+    version: str,
+    budget: ByteBudget | None = None,
 ) -> RestServer:
     """A :class:`RestServer` bound to ``host``:``port`` (0 picks a free port; see ``.port``), not yet started."""
     host = host.strip("[]") or "::"
@@ -212,4 +228,4 @@ def create_rest_server(
         raise OSError(f"cannot listen for HTTP on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
     sock.setblocking(False)
-    return RestServer(create_app(repository, batcher, config, version), sock, config)
+    return RestServer(create_app(repository, batcher, config, version, budget), sock, config)

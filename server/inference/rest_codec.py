@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compressor.errors import InvalidInputError
+from server.inference.codec import check_limits
 from server.inference.repository import ServedModel
 from server.inference.tensors import DATATYPES, datatype_of
 
@@ -55,13 +56,15 @@ def parse_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
     return document, body[size:]
 
 
-def decode_request(model: ServedModel, document: dict, binary: bytes) -> InferRequest:
-    """Check an infer request against ``model``; raise :class:`InvalidInputError` naming what is wrong."""
+def decode_request(model: ServedModel, document: dict, binary: bytes, max_rows: int, max_elements: int) -> InferRequest:
+    """Check an infer request against ``model`` and the server's per-request limits (the same as ModelInfer's, from
+    the declared shapes, before anything is decoded); raise :class:`InvalidInputError` naming what is wrong."""
     parameters = _parameters(document, "the request")
     _refuse_extensions(parameters, "the request")
     inputs = document.get("inputs")
     if not isinstance(inputs, list):
         raise InvalidInputError("the request needs 'inputs': a list of {name, shape, datatype, data} objects")
+    check_limits(model, [(None, _declared_shape(model, t)) for t in inputs], max_rows, max_elements)
     feeds: dict[str, np.ndarray] = {}
     offset = 0
     for tensor in inputs:
@@ -116,6 +119,15 @@ def _refuse_extensions(parameters: dict, where: str) -> None:
             f"{where} uses {', '.join(used)}; this server does not offer shared memory or classification: "
             "send tensor data in the body (JSON 'data' or binary_data_size)"
         )
+
+
+def _declared_shape(model: ServedModel, tensor) -> tuple[int, ...]:
+    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+        raise InvalidInputError("each input must be an object with 'name', 'shape', 'datatype' and 'data'")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise InvalidInputError(f"input {tensor['name']!r} needs 'shape': a list of integers, got {shape!r}")
+    return tuple(shape)
 
 
 def _decode_input(model: ServedModel, tensor, binary: bytes, offset: int) -> tuple[np.ndarray, int]:

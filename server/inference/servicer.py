@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from server.admission import ByteBudget
 from server.auth import tenant
 from server.errors import NotFoundError
 from server.gen.inference import grpc_service_pb2 as pb
@@ -11,11 +14,21 @@ from server.inference.codec import feeds_from, fill_response
 from server.inference.repository import ModelRepository
 
 SERVER_NAME = "edgeforge"
+DEFAULT_ROWS, DEFAULT_ELEMENTS, DEFAULT_BUDGET = 256, 4 << 20, 512 << 20
 
 
 class InferenceServicer(rpc.GRPCInferenceServiceServicer):
-    def __init__(self, repository: ModelRepository, version: str, batcher: Batcher | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        version: str,
+        batcher: Batcher | None = None,
+        limits: Callable[[str], tuple[int, int]] | None = None,
+        budget: ByteBudget | None = None,
+    ) -> None:
         self.repository, self.version, self.batcher = repository, version, batcher or Batcher()
+        self.limits = limits or (lambda _name: (DEFAULT_ROWS, DEFAULT_ELEMENTS))
+        self.budget = budget or ByteBudget(DEFAULT_BUDGET)
 
     def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -45,9 +58,15 @@ class InferenceServicer(rpc.GRPCInferenceServiceServicer):
         )
 
     def ModelInfer(self, request, context):
-        model = self.repository.get(request.model_name, request.model_version, tenant())
-        feeds, names = feeds_from(model, request)
-        return fill_response(pb.ModelInferResponse(), model, request.id, names, self.batcher.run(model, feeds, names))
+        size = request.ByteSize()
+        self.budget.reserve(size)  # bounded memory: past the budget a call is refused, not queued
+        try:
+            model = self.repository.get(request.model_name, request.model_version, tenant())
+            feeds, names = feeds_from(model, request, *self.limits(model.name))
+            outputs = self.batcher.run(model, feeds, names)
+            return fill_response(pb.ModelInferResponse(), model, request.id, names, outputs)
+        finally:
+            self.budget.release(size)
 
 
 def add_to_server(servicer: InferenceServicer, server) -> str:

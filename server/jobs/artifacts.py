@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compressor.sources import sha256_file
-from server.errors import ChecksumError, NotFoundError
+from server.errors import ChecksumError, NotFoundError, WorkerProtocolError
 
 INDEX = "index.json"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -40,11 +41,23 @@ def zip_dir(source: Path, dest: Path) -> None:
             archive.writestr(info, path.read_bytes())
 
 
-def unzip_dir(archive_path: Path, dest: Path) -> None:
-    """Extract a :func:`zip_dir` archive into ``dest``, restoring file modes; refuses paths leaving ``dest``."""
+MAX_UNZIPPED_BYTES = 16 << 30
+MAX_ZIP_ENTRIES = 100_000
+
+
+def unzip_dir(archive_path: Path, dest: Path, max_bytes: int = MAX_UNZIPPED_BYTES) -> None:
+    """Extract a :func:`zip_dir` archive into ``dest``, restoring file modes; refuses paths leaving ``dest`` and
+    archives that would decompress past ``max_bytes`` (checked on the declared sizes before extracting)."""
     root = dest.resolve()
     with zipfile.ZipFile(archive_path) as archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        total = sum(i.file_size for i in infos)
+        if total > max_bytes or len(infos) > MAX_ZIP_ENTRIES:
+            raise ChecksumError(
+                f"archive {archive_path.name} would unpack {len(infos)} entries, {total} bytes; at most "
+                f"{MAX_ZIP_ENTRIES} entries and {max_bytes} bytes are accepted"
+            )
+        for info in infos:
             target = (dest / info.filename).resolve()
             if not target.is_relative_to(root):
                 raise ChecksumError(f"archive {archive_path.name} holds an entry outside its folder: {info.filename}")
@@ -53,6 +66,26 @@ def unzip_dir(archive_path: Path, dest: Path) -> None:
             mode = (info.external_attr >> 16) & 0o777
             if mode:
                 target.chmod(mode)
+
+
+MAX_OUTPUT_FILES = 20_000
+
+
+def check_tree(root: Path) -> None:
+    """Refuse a build output holding anything but plain folders and files (a symlink, fifo or device made by
+    the sandboxed build could point the server, which reads the output, at files outside the job)."""
+    count = 0
+    for directory, folders, files in os.walk(root):
+        for name in [*folders, *files]:
+            path = Path(directory) / name
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise WorkerProtocolError(
+                    f"the build output holds {path.relative_to(root)}, which is not a plain file or folder"
+                )
+            count += 1
+    if count > MAX_OUTPUT_FILES:
+        raise WorkerProtocolError(f"the build output holds {count} entries, more than {MAX_OUTPUT_FILES}")
 
 
 def _fsync_tree(path: Path) -> None:

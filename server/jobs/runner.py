@@ -1,31 +1,46 @@
-"""Run queued jobs in isolated worker processes: a concurrency limit, a timeout, cancellation, crash handling."""
+"""Run queued jobs in sandboxed worker processes: fair scheduling, a concurrency limit, a timeout,
+cancellation, crash handling, and a runner that outlives any failure of its store.
+
+Each runner thread takes the next job from a :class:`FairQueue`, moves its uploads into a job folder,
+starts ``python -m server.jobs.worker`` through :class:`Sandbox`, reads its JSON-line messages
+(:mod:`server.jobs.messages`) and records the outcome.  An error while recording (the store's disk is
+full, SQLite fails) fails that job if it still can, or leaves it RUNNING for the next start's recovery;
+the thread goes on with the next job either way.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import queue
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from compressor.progress import ProgressEvent
-from server.errors import NotReadyError
-from server.jobs import worker
-from server.jobs.artifacts import ArtifactStore
+from server.errors import BusyError, NotReadyError, WorkerProtocolError
+from server.jobs import messages
+from server.jobs.artifacts import ArtifactStore, check_tree
+from server.jobs.sandbox import JobFolder, Sandbox
+from server.jobs.scheduler import STOP, FairQueue
 from server.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
+from server.jobs.worker import JOB_FILE
 
 log = logging.getLogger("edgeforge.jobs")
 TAIL_MODEL, TAIL_INFO = "tail.onnx", "tail.json"  # a split build's tail, kept beside the job's cloud model
 INTERRUPTED = "interrupted: the server stopped while this job was running; submit it again"
-_STOP = object()
+INTERNAL = "internal server error while running this job; the server's log has the details"
+UNRECORDED = "the server could not record this job's outcome (its job store failed); submit the job again"
+LOG_TAIL_BYTES = 4000
+RETRY_S = 5.0  # how often an idle runner thread retries recording outcomes its store refused
 
 
 class JobRunner:
-    """Jobs wait in a queue; ``concurrency`` threads each drive one worker process at a time."""
+    """Jobs wait in a fair queue; ``concurrency`` threads each drive one sandboxed worker at a time."""
 
     def __init__(
         self,
@@ -36,14 +51,17 @@ class JobRunner:
         concurrency: int,
         timeout_s: float,
         on_success: Callable[[JobRecord], None],
+        sandbox: Sandbox,
+        min_free_bytes: int = 0,
     ) -> None:
         self.store, self.artifacts, self.work_root = store, artifacts, work_root
-        self.timeout_s, self.on_success = timeout_s, on_success
-        self._queue: queue.Queue = queue.Queue()
+        self.timeout_s, self.on_success, self.sandbox = timeout_s, on_success, sandbox
+        self.min_free_bytes = min_free_bytes
+        self._queue = FairQueue()
         self._cancel: dict[str, threading.Event] = {}
-        self._workers: dict[str, int] = {}  # job id -> pid of its running worker process
+        self._workers: dict[str, int] = {}  # job id -> pid of its running worker (bwrap) process
         self._stopping = threading.Event()
-        self._context = multiprocessing.get_context("spawn")
+        self._unrecorded: dict[str, str] = {}  # job id -> reason, for jobs whose end the store refused
         self._threads = [
             threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(concurrency)
         ]
@@ -55,18 +73,33 @@ class JobRunner:
     def upload_dir(self, job_id: str) -> Path:
         return self.uploads_root / job_id
 
+    def folder(self, job_id: str) -> JobFolder:
+        return JobFolder(self.work_root / "builds" / job_id)
+
     def start(self) -> None:
         """Recover from the last run (interrupted jobs fail, queued ones run again), then start the threads."""
+        for stale in self.uploads_root.glob(".incoming-*"):  # uploads cut off by a crash: never a job
+            shutil.rmtree(stale, ignore_errors=True)
         for job in self.store.in_state(RUNNING):
             self._fail(job.id, "INTERRUPTED", INTERRUPTED)
             self._cleanup(job.id)
         for job in self.store.in_state(QUEUED):
-            self._queue.put(job.id)
+            self._queue.put(job.tenant, job.id)
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job_id: str) -> None:
-        self._queue.put(job_id)
+    def submit(self, job: JobRecord) -> None:
+        self._queue.put(job.tenant, job.id)
+
+    def check_space(self) -> None:
+        """BusyError when the work folder's disk has less than the configured free space."""
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.work_root).free
+        if free < self.min_free_bytes:
+            raise BusyError(
+                f"the server is short of disk space ({free // (1 << 20)} MiB free, a job needs "
+                f"{self.min_free_bytes // (1 << 20)} MiB); submit the job again later"
+            )
 
     def worker_pid(self, job_id: str) -> int | None:
         """The pid of the process building ``job_id`` right now (None when it is not running)."""
@@ -87,99 +120,139 @@ class JobRunner:
         self._stopping.set()
         for event in list(self._cancel.values()):
             event.set()
-        for _ in self._threads:
-            self._queue.put(_STOP)
+        self._queue.stop(len(self._threads))
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=15)
 
     def _loop(self) -> None:
         while True:
-            job_id = self._queue.get()
-            if job_id is _STOP or self._stopping.is_set():
+            job_id = self._queue.get(timeout=RETRY_S)
+            if job_id is STOP or self._stopping.is_set():
                 return
-            self._cancel[job_id] = threading.Event()  # before RUNNING, so cancel() always finds one
-            if not self.store.update(job_id, only_from=(QUEUED,), state=RUNNING):
-                self._cancel.pop(job_id, None)
-                continue  # cancelled while queued
+            self._record_unrecorded()
+            if job_id is None:
+                continue
             try:
+                self._one(job_id)
+            except Exception:
+                log.exception("job %s: the store refused its outcome; failing it when the store recovers", job_id)
+                self._unrecorded[job_id] = UNRECORDED
+
+    def _record_unrecorded(self) -> None:
+        """Fail the jobs whose end could not be recorded, now that the store may take writes again."""
+        for job_id, reason in list(self._unrecorded.items()):
+            try:
+                self.store.update(job_id, only_from=(QUEUED, RUNNING), state=FAILED, failure="INTERNAL", error=reason)
+            except Exception:  # noqa: BLE001 - still failing: try again later; a restart recovers it too
+                return
+            self._unrecorded.pop(job_id, None)
+
+    def _one(self, job_id: str) -> None:
+        self._cancel[job_id] = threading.Event()  # before RUNNING, so cancel() always finds one
+        try:
+            if not self.store.update(job_id, only_from=(QUEUED,), state=RUNNING):
+                return  # cancelled while queued
+            try:
+                self.check_space()
                 self._run(job_id)
-            except Exception as exc:
+            except (BusyError, WorkerProtocolError) as exc:
+                self._fail(job_id, "INTERNAL", str(exc))
+            except Exception:
                 log.exception("job %s failed in the runner", job_id)
-                self._fail(job_id, "INTERNAL", f"internal server error: {exc}")
-            finally:
-                self._cleanup(job_id)
+                self._fail(job_id, "INTERNAL", INTERNAL)
+        finally:
+            self._cancel.pop(job_id, None)
+            self._cleanup(job_id)
 
     def _run(self, job_id: str) -> None:
         job = self.store.get(job_id)
-        uploads = self.upload_dir(job_id)
-        data = next(uploads.glob("data-*"), None)
-        out = self.work_root / "builds" / job_id / "out"
-        shutil.rmtree(out.parent, ignore_errors=True)
-        out.parent.mkdir(parents=True)
-        cancel = self._cancel.setdefault(job_id, threading.Event())
-        receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(
-            target=worker.run,
-            name=f"edgeforge-job-{job_id}",
-            daemon=True,
-            args=(job.spec, str(next(uploads.glob("model-*"))), str(data) if data else None, str(out), send),
-        )
-        process.start()
+        folder = self._prepare(job)
+        receive, send = os.pipe()
+        argv = [sys.executable, "-m", "server.jobs.worker", "--job", self.sandbox.worker_path(folder, folder.root)]
+        command = self.sandbox.command(folder, [*argv, "--fd", str(send)])
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} if self.sandbox.enabled else self.sandbox.environment()
+        with open(folder.log, "ab") as worker_log:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=worker_log,
+                    stderr=worker_log,
+                    pass_fds=(send,),
+                    env=env,
+                    start_new_session=True,
+                )
+            finally:
+                os.close(send)
         self._workers[job_id] = process.pid
-        send.close()
         try:
-            outcome = self._supervise(job_id, process, receive, cancel)
+            outcome = self._supervise(job_id, process, messages.LineReader(receive), self._cancel[job_id])
         finally:
-            if process.is_alive():
+            if process.poll() is None:
                 process.kill()
-            process.join(5)
-            self._cancel.pop(job_id, None)
+            process.wait(10)
+            os.close(receive)
             self._workers.pop(job_id, None)
-        self._finish(job_id, outcome, process.exitcode, out)
+        if outcome[0] != "done":
+            self._log_tail(job_id, folder)
+        self._finish(job_id, outcome, process.returncode, folder.out)
 
-    def _supervise(self, job_id: str, process, receive, cancel: threading.Event) -> tuple:
-        deadline = time.monotonic() + self.timeout_s
+    def _prepare(self, job: JobRecord) -> JobFolder:
+        """Move the uploads into a fresh job folder, readable by the sandbox uid, with ``input/job.json``."""
+        folder = self.folder(job.id)
+        shutil.rmtree(folder.root, ignore_errors=True)
+        folder.root.mkdir(parents=True)
+        os.replace(self.upload_dir(job.id), folder.input)
+        model = next(folder.input.glob("model-*"))
+        data = next(folder.input.glob("data-*"), None)
+        description = {"spec": job.spec, "model": model.name, "data": data.name if data else None}
+        (folder.input / JOB_FILE).write_text(json.dumps(description))
+        folder.input.chmod(0o755)
+        for path in folder.input.iterdir():
+            path.chmod(0o644)
+        self.sandbox.prepare(folder)
+        return folder
+
+    def _supervise(self, job_id: str, process, reader: messages.LineReader, cancel: threading.Event) -> tuple:
+        deadline, events = time.monotonic() + self.timeout_s, 0
         while True:
             if cancel.is_set():
-                process.terminate()
+                process.kill()
                 return ("interrupted",) if self._stopping.is_set() else ("cancelled",)
             if time.monotonic() > deadline:
-                process.terminate()
+                process.kill()
                 return (
                     "error",
                     f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
                     "TIMED_OUT",
                     "",
                 )
-            if receive.poll(0.2):
-                try:
-                    message = receive.recv()
-                except EOFError:
-                    return ("crashed",)
-                if message[0] == "progress":
-                    self.store.add_event(job_id, ProgressEvent(*message[1:]))
-                else:
-                    return message
-            elif not process.is_alive() and not receive.poll(0):
+            try:
+                for line in reader.poll(0.2):
+                    message = messages.parse(line)
+                    if message[0] != "progress":
+                        return message
+                    events += 1
+                    if events <= messages.MAX_PROGRESS_EVENTS:
+                        self._progress(job_id, ProgressEvent(*message[1:]))
+            except WorkerProtocolError as exc:
+                process.kill()
+                log.warning("job %s: %s", job_id, exc)
+                return ("error", f"{exc}; the job was stopped", "INTERNAL", "")
+            if reader.closed and process.poll() is not None:
                 return ("crashed",)
 
-    def _finish(self, job_id: str, outcome: tuple, exitcode: int | None, out: Path) -> None:
+    def _progress(self, job_id: str, event: ProgressEvent) -> None:
+        try:
+            self.store.add_event(job_id, event)
+        except Exception as exc:  # noqa: BLE001 - a lost progress event must not stop the build
+            log.warning("job %s: progress not recorded (%s)", job_id, exc)
+
+    def _finish(self, job_id: str, outcome: tuple, returncode: int | None, out: Path) -> None:
         kind = outcome[0]
         if kind == "done":
-            result = outcome[1]
-            self.artifacts.commit(job_id, out)
-            cloud = self._keep_cloud_model(job_id, out, result.get("cloud_file", ""))
-            self._keep_split_tail(job_id, out, result.get("tail"))
-            self.store.update(
-                job_id,
-                state=SUCCEEDED,
-                summary=result["summary"],
-                model_name=result["model_name"],
-                model_version=result["model_version"],
-                cloud_model=cloud,
-            )
-            self.on_success(self.store.get(job_id))
+            self._succeed(job_id, outcome[1], out)
         elif kind == "cancelled":
             self.store.update(job_id, state=CANCELLED, error="cancelled while running; the worker was stopped")
         elif kind == "interrupted":
@@ -187,13 +260,35 @@ class JobRunner:
         elif kind == "error":
             self._fail(job_id, outcome[2], outcome[1], summary=outcome[3])
         else:
-            how = f"was killed by signal {-exitcode}" if exitcode and exitcode < 0 else f"exited with code {exitcode}"
-            self._fail(
-                job_id,
-                "WORKER_CRASHED",
-                f"the worker process {how} without a result (a converter crash or "
-                "running out of memory); the server is unaffected",
-            )
+            self._fail(job_id, "WORKER_CRASHED", self._crash_message(returncode))
+
+    def _crash_message(self, returncode: int | None) -> str:
+        signal_number = -returncode if returncode and returncode < 0 else 0
+        if not signal_number and self.sandbox.enabled and returncode and returncode > 128:
+            signal_number = returncode - 128  # bubblewrap reports a child killed by signal N as 128 + N
+        how = f"was killed by signal {signal_number}" if signal_number else f"exited with code {returncode}"
+        return (
+            f"the worker process {how} without a result (a converter crash, running out of memory or "
+            "past a sandbox limit); the server is unaffected"
+        )
+
+    def _succeed(self, job_id: str, result: dict, out: Path) -> None:
+        check_tree(out)
+        self.artifacts.commit(job_id, out)
+        cloud = self._keep_cloud_model(job_id, out, result["cloud_file"])
+        self._keep_split_tail(job_id, out, result.get("tail"))
+        self.store.update(
+            job_id,
+            state=SUCCEEDED,
+            summary=result["summary"],
+            model_name=result["model_name"],
+            model_version=result["model_version"],
+            cloud_model=cloud,
+        )
+        try:
+            self.on_success(self.store.get(job_id))
+        except Exception:
+            log.exception("job %s succeeded but its model cannot be served", job_id)
 
     def _fail(self, job_id: str, failure: str, error: str, summary: str = "") -> None:
         """Mark a job FAILED with its FailureKind name, the reason shown to the client and, for a gate failure,
@@ -201,16 +296,17 @@ class JobRunner:
         self.store.update(job_id, state=FAILED, failure=failure, error=error, summary=summary)
 
     def _keep_cloud_model(self, job_id: str, out: Path, cloud_file: str) -> str:
-        if not cloud_file or not (out / cloud_file).is_file():
+        source = out / cloud_file
+        if not cloud_file or source.is_symlink() or not source.is_file():
             return ""
         dest = self.work_root / "models" / job_id / "model.onnx"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / cloud_file, dest)
+        shutil.copyfile(source, dest)
         return str(dest)
 
     def _keep_split_tail(self, job_id: str, out: Path, tail: dict | None) -> None:
         """Keep a split build's tail beside its cloud model (``tail.onnx`` + ``tail.json`` with its served name)."""
-        if not tail or not (out / tail["file"]).is_file():
+        if not tail or not tail["file"] or (out / tail["file"]).is_symlink() or not (out / tail["file"]).is_file():
             return
         dest = self.work_root / "models" / job_id
         dest.mkdir(parents=True, exist_ok=True)
@@ -219,6 +315,17 @@ class JobRunner:
             json.dumps({"model_name": tail["model_name"], "model_version": tail["model_version"]})
         )
 
+    def _log_tail(self, job_id: str, folder: JobFolder) -> None:
+        """The end of a failed worker's output (tracebacks, converter logs) goes to the server log only."""
+        try:
+            with open(folder.log, "rb") as f:
+                f.seek(max(0, folder.log.stat().st_size - LOG_TAIL_BYTES))
+                tail = f.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return
+        if tail:
+            log.warning("job %s: worker output (last %d bytes):\n%s", job_id, LOG_TAIL_BYTES, tail)
+
     def _cleanup(self, job_id: str) -> None:
         shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)
-        shutil.rmtree(self.work_root / "builds" / job_id, ignore_errors=True)
+        shutil.rmtree(self.folder(job_id).root, ignore_errors=True)

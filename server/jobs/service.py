@@ -9,12 +9,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from server.config import ServerConfig
-from server.errors import NotReadyError
+from server.config import MiB, ServerConfig
+from server.errors import BusyError, NotReadyError
 from server.inference.repository import ModelRepository
 from server.jobs import uploads
 from server.jobs.artifacts import ArtifactInfo, ArtifactStore
 from server.jobs.runner import TAIL_INFO, TAIL_MODEL, JobRunner
+from server.jobs.sandbox import Sandbox
 from server.jobs.spec import from_proto, to_dict
 from server.jobs.store import SUCCEEDED, JobRecord, JobStore
 
@@ -24,6 +25,9 @@ WATCH_POLL_S = 1.0
 class JobService:
     def __init__(self, data_dir: Path, config: ServerConfig, repository: ModelRepository) -> None:
         self.config, self.repository = config, repository
+        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)  # the store, uploads and artifacts: the server's alone
+        self.quotas = {t.name: t.max_queued_jobs for t in config.tenants if t.max_queued_jobs is not None}
         self.store = JobStore(data_dir / "jobs.sqlite")
         self.artifacts = ArtifactStore(data_dir / "artifacts")
         self.runner = JobRunner(
@@ -33,6 +37,8 @@ class JobService:
             concurrency=config.max_concurrent_jobs,
             timeout_s=config.job_timeout_s,
             on_success=self.serve_model,
+            sandbox=Sandbox(config.sandbox, hidden=(data_dir, *config.secret_paths)),
+            min_free_bytes=config.min_free_disk_mb * MiB,
         )
 
     def start(self) -> None:
@@ -57,19 +63,32 @@ class JobService:
                 )
 
     def submit(self, tenant: str, spec, parts: Iterator) -> JobRecord:
-        """Check the spec, receive the files (verified), then queue the job; nothing is kept on any error."""
+        """Check the spec, the tenant's quota and the free space, receive the files (verified), then queue the job;
+        nothing is kept on any error."""
         from_proto(spec)
+        self._check_quota(tenant)
+        self.runner.check_space()
         incoming = self.runner.uploads_root
         incoming.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=incoming))
         try:
             uploads.receive(parts, staging, self.config.max_upload_bytes)
+            self._check_quota(tenant)  # again: other uploads of this tenant may have finished meanwhile
             job = self.store.create(tenant, to_dict(spec))
             os.replace(staging, self.runner.upload_dir(job.id))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self.runner.submit(job.id)
+        self.runner.submit(job)
         return job
+
+    def _check_quota(self, tenant: str) -> None:
+        quota = self.quotas.get(tenant, self.config.max_queued_jobs)
+        active = self.store.active(tenant)
+        if active >= quota:
+            raise BusyError(
+                f"tenant {tenant!r} has {active} jobs queued or running, its quota is {quota}; wait for one to "
+                "finish (sdkgen submit follows it) or cancel one, then submit again"
+            )
 
     def get(self, tenant: str, job_id: str) -> JobRecord:
         return self.store.get(job_id, tenant)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from google.protobuf import json_format
@@ -15,6 +16,7 @@ from sdkgen.spec import SdkSpec
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 
 _SDK_DEFAULTS = SdkSpec()
+_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # the manifest schema's pattern, checked before any upload
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ def from_proto(spec: pb.JobSpec) -> BuildRequest:
     if not spec.profile:
         raise InvalidInputError("the job spec names no profile; set JobSpec.profile (see ListProfiles)")
     profile = get_profile(spec.profile)
+    if spec.model_version and not _VERSION.match(spec.model_version):
+        raise InvalidInputError(
+            f"model_version {spec.model_version[:80]!r} is not allowed; use up to 64 letters, digits, '.', '_' or '-' "
+            "(e.g. 1 or 2024.05)"
+        )
     sdk = SdkSpec(
         name=spec.name or _SDK_DEFAULTS.name,
         package=spec.package or _SDK_DEFAULTS.package,

@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compressor.progress import ProgressEvent
-from server.errors import NotFoundError
+from server.errors import NotFoundError, StoreUnavailableError
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+MAX_LIST = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,12 +55,34 @@ class JobRecord:
         return self.state in TERMINAL
 
 
+class _Guarded:
+    """A SQLite connection whose errors (disk full, I/O) surface as :class:`StoreUnavailableError`."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, query: str, args=()):
+        try:
+            return self._db.execute(query, args)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(
+                f"the job store cannot record this right now ({exc}); nothing was changed, try again later"
+            ) from None
+
+    def executescript(self, script: str):
+        return self._db.executescript(script)
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class JobStore:
     """Thread-safe access to ``jobs.sqlite``; ``wait_for_change`` wakes watchers on any update."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = _Guarded(self.connection)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -93,12 +116,21 @@ class JobStore:
         return job
 
     def list(self, tenant: str, state: str | None = None, limit: int = 100) -> list[JobRecord]:
+        limit = min(max(int(limit), 0), MAX_LIST) or 100  # 0 or less: the default, never "everything"
         query, args = "SELECT * FROM jobs WHERE tenant = ?", [tenant]
         if state:
             query, args = query + " AND state = ?", [*args, state]
         with self._lock:
             rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
         return [self._record(r) for r in rows]
+
+    def active(self, tenant: str) -> int:
+        """How many of ``tenant``'s jobs are queued or running."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND state IN (?, ?)", (tenant, QUEUED, RUNNING)
+            ).fetchone()
+        return int(row[0])
 
     def in_state(self, state: str) -> list[JobRecord]:
         with self._lock:

@@ -1,26 +1,29 @@
-"""The body of one job, run in its own spawned process: build, and report back over a pipe.
+"""The body of one job: ``python -m server.jobs.worker --job DIR --fd N``, run inside the job sandbox.
 
-Messages sent to the parent: ("progress", stage, done, total, message), then exactly one of
-("done", {summary, model_name, model_version, cloud_file, tail}) or ("error", message, failure kind, summary);
-a gate failure's summary is its table of every candidate's numbers, as a local build prints it.  A crash
-(segfault, OOM kill) sends nothing; the runner then fails the job from the exit code.
+``DIR/input/job.json`` names the spec and the uploaded files; the build writes ``DIR/work/out``.  Messages
+to the server go to file descriptor ``N`` as JSON lines (see :mod:`server.jobs.messages`):
+``["progress", stage, done, total, message]``, then exactly one of ``["done", {...}]`` or
+``["error", message, failure kind, summary]``.  A gate failure's summary is its table of every candidate's
+numbers.  The message of an unexpected error names only its type; the traceback goes to stderr, which
+the server keeps in its log, never in the job.  A crash (segfault, OOM kill) sends nothing; the runner
+then fails the job from the exit code.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import signal
+import sys
 import traceback
 from pathlib import Path
 
-from compressor.bundle.report import summary_text
-from compressor.errors import EdgeForgeError, GateFailedError
-from compressor.progress import ProgressEvent
-from server.errors import failure_kind
+JOB_FILE = "job.json"
 
 
 def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker if the server process dies (no orphaned builds after a crash)."""
+    """Linux: have the kernel kill this worker if its parent dies (no orphaned builds after a crash)."""
     try:
         import ctypes
 
@@ -29,37 +32,74 @@ def _die_with_parent() -> None:
         pass
 
 
-def run(spec_dict: dict, model: str, data: str | None, out: str, conn) -> None:
-    """Entry point of the worker process."""
+class Channel:
+    """JSON lines to the server on an inherited file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self._out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+    def send(self, *message) -> None:
+        self._out.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.jobs.worker")
+    parser.add_argument("--job", type=Path, required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args(argv)
     _die_with_parent()
+    channel = Channel(args.fd)
     try:
-        result = _build(spec_dict, Path(model), Path(data) if data else None, Path(out), conn)
-        conn.send(("done", result))
-    except GateFailedError as exc:
-        conn.send(("error", str(exc), failure_kind(exc), summary_text(exc.report) if exc.report else ""))
-    except EdgeForgeError as exc:
-        conn.send(("error", str(exc), failure_kind(exc), ""))
-    except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
-        conn.send(
-            (
-                "error",
-                f"internal error in the build: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-                failure_kind(exc),
-                "",
-            )
-        )
+        job = json.loads((args.job / "input" / JOB_FILE).read_text())
+        run(job, args.job, channel)
     finally:
-        conn.close()
+        channel.close()
+    return 0
 
 
-def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> dict:
+def run(job: dict, root: Path, channel: Channel) -> None:
+    """Build ``job`` in ``root`` and report the outcome on ``channel``."""
+    from compressor.bundle.report import summary_text
+    from compressor.errors import EdgeForgeError, GateFailedError
+    from server.errors import failure_kind
+
+    try:
+        model = root / "input" / job["model"]
+        data = root / "input" / job["data"] if job.get("data") else None
+        channel.send("done", _build(job["spec"], model, data, root / "work" / "out", channel))
+    except GateFailedError as exc:
+        channel.send("error", str(exc), failure_kind(exc), summary_text(exc.report) if exc.report else "")
+    except EdgeForgeError as exc:
+        channel.send("error", str(exc), failure_kind(exc), "")
+    except MemoryError:
+        channel.send(
+            "error",
+            "the build ran out of memory (the server's per-job address-space limit); try a smaller model or data",
+            "INTERNAL",
+            "",
+        )
+    except BaseException as exc:  # noqa: BLE001 - a job's failure must reach the parent as a message
+        traceback.print_exc(file=sys.stderr)
+        channel.send(
+            "error",
+            f"internal error in the build ({type(exc).__name__}); the server's log has the details",
+            failure_kind(exc),
+            "",
+        )
+
+
+def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, channel: Channel) -> dict:
+    from compressor.progress import ProgressEvent
     from sdkgen.build import build
     from server.jobs.spec import from_dict, from_proto
 
     request = from_proto(from_dict(spec_dict))
 
     def progress(event: ProgressEvent) -> None:
-        conn.send(("progress", event.stage, event.done, event.total, event.message))
+        channel.send("progress", event.stage, event.done, event.total, event.message)
 
     result = build(
         model,
@@ -81,3 +121,7 @@ def _build(spec_dict: dict, model: Path, data: Path | None, out: Path, conn) -> 
         "cloud_file": cloud.get("file", ""),
         "tail": {k: tail[k] for k in ("model_name", "model_version", "file")} if tail else None,
     }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
