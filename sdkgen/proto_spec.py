@@ -7,6 +7,8 @@ wire names (package ``inference``, ``GRPCInferenceService/ModelInfer``) stay tho
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -83,20 +85,24 @@ class ProtoSpec:
         return tuple(m for m in self.messages if m.parent == parent)
 
 
+def run_protoc(args: list[str]) -> None:
+    """grpcio-tools' protoc with ``args`` (its own well-known-types include added), in a process of its own.
+
+    In-process ``grpc_tools.protoc.main`` was seen to crash (SIGSEGV) in a process that had loaded TensorFlow and
+    friends; a child process costs a fraction of a second and cannot take the caller down.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", *args], check=False, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"grpc_tools.protoc failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+
+
 def descriptor_set(proto: Path) -> bytes:
     """``proto`` (a file in a folder named after its package) compiled by protoc to a serialized FileDescriptorSet."""
-    from grpc_tools import protoc
-
     with tempfile.TemporaryDirectory() as work:
         out = Path(work) / "set.pb"
-        args = [
-            "protoc",
-            f"-I{proto.parent.parent}",
-            f"--descriptor_set_out={out}",
-            f"{proto.parent.name}/{proto.name}",
-        ]
-        if protoc.main(args) != 0:
-            raise RuntimeError(f"grpc_tools.protoc could not compile {proto}")
+        run_protoc([f"-I{proto.parent.parent}", f"--descriptor_set_out={out}", f"{proto.parent.name}/{proto.name}"])
         return out.read_bytes()
 
 

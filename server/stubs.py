@@ -26,22 +26,12 @@ def proto_files() -> list[Path]:
 
 def generate_into(dest: Path) -> Path:
     """Generate ``*_pb2.py``/``*_pb2_grpc.py``/``*.pyi`` for every proto as the package tree ``dest/server/gen``."""
-    import grpc_tools
-    from grpc_tools import protoc
+    from sdkgen.proto_spec import run_protoc
 
-    include = Path(grpc_tools.__file__).parent / "_proto"
     protos = [f"{_PACKAGE}/{p.relative_to(PROTO_DIR)}" for p in proto_files()]
-    args = [
-        "grpc_tools.protoc",
-        f"-I{_PACKAGE}={PROTO_DIR}",
-        f"-I{include}",
-        f"--python_out={dest}",
-        f"--grpc_python_out={dest}",
-        f"--pyi_out={dest}",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"grpc_tools.protoc failed on {protos}")
+    run_protoc(
+        [f"-I{_PACKAGE}={PROTO_DIR}", f"--python_out={dest}", f"--grpc_python_out={dest}", f"--pyi_out={dest}", *protos]
+    )
     built = dest / _PACKAGE
     for directory in [built, *[d for d in built.rglob("*") if d.is_dir()]]:
         (directory / "__init__.py").touch()

@@ -18,6 +18,8 @@ from compressor.options import CompressOptions
 from compressor.profiles import Precision
 from compressor.pruning import prune_unstructured
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 
 def _distinct_nonzero(module: torch.nn.Module) -> dict[str, int]:
     return {name: int(torch.unique(w[w != 0]).numel()) for name, w in weight_matrices(module)}

@@ -41,6 +41,7 @@ def host_build(digits_files, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_every_precision_and_format_runs_and_stays_close(host_build, digits_files):
     report = host_build.report
     assert {(a["format"], a["precision"]) for a in report["artifacts"]} == {
@@ -62,6 +63,7 @@ def test_every_precision_and_format_runs_and_stays_close(host_build, digits_file
         assert size[fmt, "int8-full"] < size[fmt, "fp16"]
 
 
+@pytest.mark.slow
 def test_report_contract(host_build):
     report = json.loads((host_build.out_dir / "report.json").read_text())
     assert report["profile"] == "host"
@@ -187,6 +189,7 @@ def test_liveness_peak_and_macs():
     assert torch_macs(torch.nn.Linear(16, 4), (torch.zeros(1, 16),)) == 64
 
 
+@pytest.mark.slow
 def test_onnx_figures_count_int8_activations_smaller(host_build):
     by = {(a["format"], a["precision"]): a for a in host_build.report["artifacts"]}
     fp32 = onnx_figures(host_build.out_dir / by["onnx", "fp32"]["path"])

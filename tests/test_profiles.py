@@ -66,6 +66,7 @@ def test_latency_estimate_follows_the_figures():
     assert fast < slow
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_profile_builds_and_selects_what_it_accepts(name, digits_files, tmp_path):
     profile = get_profile(name)

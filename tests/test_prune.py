@@ -144,6 +144,7 @@ def test_pruned_models_export_and_run_in_onnxruntime(tiny, tmp_path):
     np.testing.assert_allclose(runner.run(feeds)[0], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pt2", "torchscript"])
 def test_model_files_are_pruned_structurally_through_their_onnx_rebuild(kind, digits_files, digits_module, tmp_path):
     """A .pt2 or TorchScript file has no layers to prune; rebuilt with them (ONNX + onnx2torch) it loses channels,
@@ -199,6 +200,7 @@ def test_a_model_that_cannot_be_rebuilt_with_layers_gets_a_clear_refusal():
         layered(program, (torch.zeros(2, 2),))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pt2", "torchscript"])
 def test_model_files_are_pruned_unstructured_and_train(kind, digits_files, digits_module, tmp_path):
     path = digits_files / "model.pt2"
@@ -212,6 +214,7 @@ def test_model_files_are_pruned_unstructured_and_train(kind, digits_files, digit
     assert summary["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_distillation_beats_no_distillation_on_digits(digits_module, digits_split):
     """Same pruned student, same seed, same epochs: soft targets from the teacher beat hard labels alone."""
     from model import accuracy
@@ -265,6 +268,7 @@ def test_options_reject_nonsense(options, message):
         CompressOptions(**options)
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_pruning_options_without_traceback(digits_files, tmp_path, capsys):
     from sdkgen.cli import EXIT_BAD_INPUT, main
 
@@ -289,6 +293,7 @@ def _build(module, x, y, options, profile="jetson-orin-nano"):
     return run_build(source, data, profile, options)
 
 
+@pytest.mark.slow
 def test_pipeline_adds_pruned_and_distilled_candidates_to_the_report(tmp_path):
     x, y = labelled_data((3, 8, 8), count=160)
     model = fit(ResidualCNN(), x, y, epochs=8)
@@ -319,6 +324,7 @@ def test_pipeline_adds_pruned_and_distilled_candidates_to_the_report(tmp_path):
     json.dumps(report)
 
 
+@pytest.mark.slow
 def test_search_under_targets_tries_a_sparsity_ladder_and_meets_the_target(tmp_path):
     x, y = labelled_data((3, 8, 8), count=160)
     model = fit(ResidualCNN(width=24), x, y, epochs=8)

@@ -20,6 +20,8 @@ from compressor.profiles import Precision
 from compressor.pruning import count
 from compressor.runtimes import OnnxRunner
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 MODELS = {"residual-cnn": (ResidualCNN, (3, 8, 8), "blocks"), "transformer": (TinyTransformer, (6, 8), "layers")}
 QUICK = {"precisions": (Precision.FP32,), "max_accuracy_drop": 100, "latency_repeats": 5}
 

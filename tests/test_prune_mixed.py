@@ -14,6 +14,8 @@ from compressor.options import CompressOptions
 from compressor.profiles import Format, Precision
 from compressor.runtimes import open_artifact
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 
 @pytest.fixture(scope="module")
 def transformer_build(tmp_path_factory):

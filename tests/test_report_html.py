@@ -22,6 +22,8 @@ from sdkgen.build import build
 from sdkgen.cli import EXIT_BAD_INPUT, main
 from sdkgen.spec import SdkSpec, read_labels
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 GOLDEN = Path(__file__).parent / "golden" / "report" / "digits-structure.json"
 QUICK = {"latency_repeats": 5, "latency_warmup": 1}
 

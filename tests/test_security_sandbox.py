@@ -23,6 +23,8 @@ from support import require
 from server.config import SandboxConfig
 from server.jobs.sandbox import JobFolder, Sandbox, code_root
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 PROBE = textwrap.dedent(
     """
     import json, os, resource, socket, sys

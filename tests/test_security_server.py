@@ -32,6 +32,8 @@ from server.gen.inference import grpc_service_pb2_grpc as irpc
 from server.inference.repository import ModelRepository
 from server.jobs.spec import to_proto
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 SECRET = "hunter2-alice-build"
 TENANTS = (
     Tenant(name="alice", build_tokens=(SECRET,), inference_tokens=("alice-infer",), max_queued_jobs=3),

@@ -26,6 +26,8 @@ from server.gen.inference import grpc_service_pb2 as ipb
 from server.gen.inference import grpc_service_pb2_grpc as irpc
 from server.jobs.spec import to_proto
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 TENANTS = (
     Tenant(name="alice", build_tokens=("alice-build",), inference_tokens=("alice-infer",)),
     Tenant(name="bob", build_tokens=("bob-build",), inference_tokens=("bob-infer",)),

@@ -18,6 +18,8 @@ from server.client import CompressionClient
 from server.config import ServerConfig
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,6 +17,8 @@ from server.client import CompressionClient
 from server.config import ServerConfig
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:

@@ -95,6 +95,7 @@ def test_energy_objective_needs_power_figures(digits_module):
         network_for(get_profile("pixel-8"), 0.0)
 
 
+@pytest.mark.slow
 def test_transformer_head_and_tail_artifacts_pass_the_gate(tmp_path):
     """ONNX head (onnxruntime) -> int8 -> ONNX tail with the mask as side input, against the eager model."""
     from compressor.api import load_source
@@ -152,6 +153,7 @@ def split_build(digits_files, tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_split_build_writes_a_gated_split_section(split_build):
     from compressor.bundle.manifest import validate_manifest
     from compressor.runtimes import OnnxRunner, TFLiteRunner
@@ -199,6 +201,7 @@ for x in samples:
 """
 
 
+@pytest.mark.slow
 def test_python_sdk_split_mode_answers_like_edge_mode_through_the_real_server(split_build, tmp_path):
     from server.app import create_server
     from server.inference.repository import ModelRepository

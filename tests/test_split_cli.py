@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from sdkgen.cli import EXIT_BAD_INPUT, main
+
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
 
 CHOICE = re.compile(r"choice: (\S+) \((edge|split|cloud)\), estimated")
 

@@ -21,6 +21,8 @@ from server.config import ServerConfig, Tenant
 from server.gen.edgeforge.v1 import compression_pb2 as pb
 from server.jobs.spec import to_proto
 
+pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
+
 TENANTS = (
     Tenant(name="alice", build_tokens=("alice-build",), inference_tokens=("alice-infer",)),
     Tenant(name="bob", build_tokens=("bob-build",), inference_tokens=("bob-infer",)),

@@ -8,6 +8,15 @@ import sys
 import pytest
 
 SDK_NAME = "DigitsClassifier"
+
+
+def pytest_collection_modifyitems(items):
+    """Every SDK test builds or compiles real SDKs: none is part of ``make test-fast``."""
+    for item in items:
+        if "/tests/sdk/" in str(item.fspath):
+            item.add_marker(pytest.mark.slow)
+
+
 SDK_PACKAGE = "com.example.digits"
 
 
