@@ -28,7 +28,7 @@ import re
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from compressor.errors import UnsupportedModelError
 
@@ -517,9 +517,9 @@ def pickle_globals(body: bytes) -> list[str]:
             elif name == "MEMOIZE":
                 memo[len(memo)] = recent[-1] if recent else None
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = recent[-1] if recent else None
+                memo[int(cast(int, arg))] = recent[-1] if recent else None
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                recent.append(memo.get(int(arg)))
+                recent.append(memo.get(int(cast(int, arg))))
             else:
                 recent.append(None)
     except Exception as exc:  # noqa: BLE001 - a pickle pickletools cannot parse is not loaded either

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import grpc
 
@@ -70,7 +71,7 @@ def job_error(job) -> EdgeForgeError:
     return RemoteJobError(message)
 
 
-def _upload(spec, files: list[tuple[int, Path]]) -> Iterator:
+def _upload(spec, files: list[tuple[Any, Path]]) -> Iterator:
     yield pb.SubmitJobRequest(spec=spec)
     for role, path in files:
         yield pb.SubmitJobRequest(

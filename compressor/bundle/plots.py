@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 # One palette for the whole report: formats and the parts of a split.
 COLORS = {
@@ -42,7 +43,7 @@ class Chart:
     """One figure being drawn: its name (an HTML id), the matplotlib figure and the hover text of each mark."""
 
     name: str
-    figure: object
+    figure: Any  # matplotlib.figure.Figure
     titles: dict[str, str] = field(default_factory=dict)
     items: int = 0
 
@@ -71,7 +72,7 @@ def chart(name: str, width_in: float, height_in: float, ncols: int = 1, sharey: 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(cast(Any, _STYLE)):
         figure, axes = plt.subplots(1, ncols, figsize=(width_in, height_in), sharey=sharey, squeeze=False)
         try:
             yield Chart(name, figure), list(axes[0]) if ncols > 1 else axes[0][0]

@@ -12,7 +12,8 @@ _LEGEND = {"loc": "lower center", "bbox_to_anchor": (0.5, 1.0), "fontsize": 7, "
 
 
 def _fidelity(row: CandidateRow, labeled: bool) -> float:
-    return row.accuracy_drop if labeled and row.accuracy_drop is not None else row.cosine_mean
+    value = row.accuracy_drop if labeled and row.accuracy_drop is not None else row.cosine_mean
+    return float("nan") if value is None else value
 
 
 GROUP_COLORS = ("#1f77b4", "#2a9d8f", "#9b5de5", "#f4a261", "#577590", "#e76f51", "#43aa8b", "#b5838d")
@@ -32,12 +33,12 @@ def size_fidelity(rows: list[CandidateRow], gate: dict, labeled: bool) -> Svg:
     measured = [r for r in rows if r.measured]
     groups = list(dict.fromkeys(_group(r) for r in measured))
     slowest = max((r.device_ms or 0.0 for r in measured), default=0.0) or 1.0
-    by_size = sorted(range(len(measured)), key=lambda i: measured[i].size_bytes)
+    by_size = sorted(range(len(measured)), key=lambda i: measured[i].size_bytes or 0)
     above = {i: rank % 2 == 0 for rank, i in enumerate(by_size)}  # neighbours by size label on opposite sides
     with chart("size-fidelity", 5.6, 4.3) as (drawn, ax):
         for item, row in enumerate(measured):
             color = GROUP_COLORS[groups.index(_group(row)) % len(GROUP_COLORS)]
-            point = (row.size_bytes / KB, _fidelity(row, labeled))
+            point = ((row.size_bytes or 0) / KB, _fidelity(row, labeled))
             dot = ax.scatter(
                 [point[0]],
                 [point[1]],
@@ -69,7 +70,7 @@ def size_fidelity(rows: list[CandidateRow], gate: dict, labeled: bool) -> Svg:
             labeled,
         )
         _legend(ax, groups, _precisions(measured))
-        log_scale_if_wide(ax.set_xscale, [r.size_bytes for r in measured])
+        log_scale_if_wide(ax.set_xscale, [float(r.size_bytes or 0) for r in measured])
         ax.set_xlabel("artifact size (KB)")
         ax.set_ylabel("accuracy drop (points)" if labeled else "mean cosine with the original")
         ax.grid(True, alpha=0.3)
@@ -144,7 +145,10 @@ def layers(section: Layers) -> Svg:
 
     rows = section.charted
     labels = [f"{r.index}: {r.op} {r.name}"[:48] for r in rows]
-    panels = (("MACs", "macs", "#1f77b4"), ("weights (bytes)", "weight_bytes", "#2a9d8f"))
+    panels: tuple[tuple[str, str, str], ...] = (
+        ("MACs", "macs", "#1f77b4"),
+        ("weights (bytes)", "weight_bytes", "#2a9d8f"),
+    )
     panels += (("output activation (bytes)", "activation_bytes", "#e76f51"),)
     with chart("layers", 9.6, 0.9 + 0.26 * len(rows), ncols=3, sharey=True) as (drawn, axes):
         for ax, (title, attr, color) in zip(axes, panels):

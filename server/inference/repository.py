@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class ServedModel:
     path: Path
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    session: object = field(repr=False)
+    session: Any = field(repr=False)  # onnxruntime.InferenceSession
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         return self.session.run(outputs, feeds)

@@ -182,10 +182,12 @@ class RestServer:
     def __init__(self, app: Starlette, sock: socket.socket, config: ServerConfig) -> None:
         import uvicorn
 
-        ssl = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)} if config.tls_cert else {}
+        cert, key = (str(config.tls_cert), str(config.tls_key)) if config.tls_cert else (None, None)
         self.port = sock.getsockname()[1]
         self._socket = sock
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **ssl))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", ssl_certfile=cert, ssl_keyfile=key)
+        )
         self._thread = threading.Thread(target=self._serve, name="oip-rest", daemon=True)
 
     def _serve(self) -> None:
@@ -197,7 +199,7 @@ class RestServer:
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting requests, give in-flight ones ``grace_s``, then close the socket."""
         if self._thread.is_alive():
-            self._server.config.timeout_graceful_shutdown = grace_s
+            self._server.config.timeout_graceful_shutdown = max(1, round(grace_s))
             self._server.should_exit = True
             self._thread.join(grace_s + 5)
         self._socket.close()

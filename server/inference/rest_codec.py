@@ -90,7 +90,7 @@ def encode_response(model: ServedModel, request: InferRequest, arrays: list[np.n
     described, blobs = [], []
     for name, array in zip(request.outputs, arrays):
         array = np.ascontiguousarray(array)
-        out = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
+        out: dict[str, object] = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
         if name in request.binary:
             blob = array.tobytes()
             out["parameters"] = {"binary_data_size": len(blob)}
