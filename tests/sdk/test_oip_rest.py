@@ -388,3 +388,25 @@ def test_rest_socket_is_tcp_so_asyncio_turns_nagle_off():
         assert _http(f"127.0.0.1:{server.rest.port}", "/v2/health/live") == (200, {"live": True})
     finally:
         shutdown(server, 1)
+
+
+def test_rest_infer_is_held_to_the_same_row_and_element_limits_as_grpc(sdk_build):
+    """Rows and elements are checked from the declared shapes before anything is decoded (413, as over gRPC it is
+    RESOURCE_EXHAUSTED); a request within the limits still answers."""
+    cloud = sdk_build.manifest["cloud"]
+    repository = ModelRepository()
+    repository.register(cloud["model_name"], cloud["model_version"], sdk_build.out_dir / cloud["file"])
+    config = ServerConfig(http_port=0, max_request_rows=4, max_request_elements=64 * 8)
+    server, _ = create_server("127.0.0.1:0", config, repository)
+    url, path = f"127.0.0.1:{server.rest.port}", "/v2/models/digits_classifier/infer"
+    try:
+        rows = {**X, "shape": [5, 1, 8, 8], "data": [0.5] * 64 * 5}
+        status, body = _http(url, path, _infer_body([rows]), {"Content-Type": "application/json"})
+        assert status == 413 and "at most 4 per request" in body["error"], body
+        wrapped = {**X, "shape": [1, 1, 8, 2**62], "data": [0.5]}  # int64-wrapping dims: refused, not decoded
+        status, body = _http(url, path, _infer_body([wrapped]), {"Content-Type": "application/json"})
+        assert status in (400, 413), body
+        status, body = _http(url, path, _infer_body([{**X, "shape": [4, 1, 8, 8], "data": [0.5] * 256}]))
+        assert status == 200 and body["outputs"][0]["shape"] == [4, 10], body
+    finally:
+        shutdown(server, 1)
