@@ -70,16 +70,22 @@ def bench_model(name: str, model: Path, data: Path, repeats: int) -> list[str]:
     p50 = interleaved_p50(runners, sample, rounds=5, warmup=5, repeats=repeats // 5)
     rows = [
         f"{name}: source {source.size_bytes / 1024:.1f} KB, {source.params:,} params, {state.macs:,} MACs; "
-        f"eager fp32 {p50['eager']:.3f} ms, plain tflite {p50['plain tflite']:.3f} ms, plain onnx {p50['plain onnx']:.3f} ms"
+        f"eager fp32 {p50['eager']:.3f} ms, plain tflite {p50['plain tflite']:.3f} ms, "
+        f"plain onnx {p50['plain onnx']:.3f} ms"
     ]
-    header = f"{'artifact':<22}{'size KB':>9}{'size x':>8}{'acc %':>8}{'drop pt':>9}{'cos mean':>10}{'p50 ms':>9}{'vs eager':>10}{'vs plain':>10}"
+    header = (
+        f"{'artifact':<22}{'size KB':>9}{'size x':>8}{'acc %':>8}{'drop pt':>9}{'cos mean':>10}{'p50 ms':>9}"
+        f"{'vs eager':>10}{'vs plain':>10}"
+    )
     rows += [header, "-" * len(header)]
     for c in state.candidates:
         m = c.metrics
         plain = p50[f"plain {c.format.value}"]
         rows.append(
-            f"{c.name:<22}{c.size_bytes / 1024:>9.1f}{c.size_bytes / source.size_bytes:>8.3f}{100 * m['accuracy']:>8.2f}"
-            f"{m['accuracy_drop']:>9.2f}{m['cosine_mean']:>10.4f}{p50[c.name]:>9.3f}{p50[c.name] / p50['eager']:>10.2f}{p50[c.name] / plain:>10.2f}"
+            f"{c.name:<22}{c.size_bytes / 1024:>9.1f}{c.size_bytes / source.size_bytes:>8.3f}"
+            f"{100 * m['accuracy']:>8.2f}"
+            f"{m['accuracy_drop']:>9.2f}{m['cosine_mean']:>10.4f}{p50[c.name]:>9.3f}"
+            f"{p50[c.name] / p50['eager']:>10.2f}{p50[c.name] / plain:>10.2f}"
         )
     return rows
 

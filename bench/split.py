@@ -44,7 +44,8 @@ def main() -> None:
 def _table(name: str, harness, args) -> None:
     print(
         f"{name} (3x32x32, {sum(w.macs for w in harness.work) / 1e6:.0f} MMAC), device {args.profile} emulated "
-        f"(onnxruntime here: work stretched by the profile/host roofline ratio, host call {harness.invoke_ms * 1e3:.0f} us "
+        "(onnxruntime here: work stretched by the profile/host roofline ratio, "
+        f"host call {harness.invoke_ms * 1e3:.0f} us "
         f"-> device call {harness.profile.compute.invoke_overhead_us:.0f} us), server onnxruntime via gRPC "
         f"on loopback, measured RTT {harness.rtt_ms:.2f} ms, {len(harness.ways) - 2} cuts, median of {args.repeats}"
     )

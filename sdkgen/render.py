@@ -2,7 +2,8 @@
 
 Python builds a typed :class:`RenderContext`; the templates own every line and every
 output path (a template's path is itself a template).  Templates at a platform's top level whose
-name starts with ``_`` are partials (macros, dependency versions) that other templates import; they render to no file.  Each
+name starts with ``_`` are partials (macros, dependency versions) that other templates import; they render to no
+file.  Each
 platform's ``_files.j2`` renders to directives for files that are not text templates: ``copy ASSET DEST``
 copies a build asset (model, manifest, schema, proto) and ``descriptor-set DEST`` writes the inference
 proto as a serialized ``FileDescriptorSet`` (the Python SDK builds its messages from it in a private pool).

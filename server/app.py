@@ -111,7 +111,8 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
 
 
 def shutdown(server: grpc.Server, grace_s: float) -> None:
-    """Report NOT_SERVING, let in-flight RPCs finish for ``grace_s``, then stop running jobs (they fail as interrupted)."""
+    """Report NOT_SERVING, let in-flight RPCs finish for ``grace_s``, then stop running jobs (they fail as
+    interrupted)."""
     server.health.enter_graceful_shutdown()
     if server.rest is not None:
         server.rest.stop(grace_s)

@@ -123,7 +123,8 @@ class CompressionClient:
                 time.sleep(backoff(failures))  # the server restarts or the link drops: back off, resume
 
     def download(self, job, out: Path) -> Path:
-        """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``), atomically."""
+        """Download every artifact of a succeeded job into ``out`` (the layout of a local ``sdkgen build``),
+        atomically."""
         if job.state != pb.SUCCEEDED:
             raise job_error(job)
         with atomic_output_dir(out) as staging:

@@ -107,7 +107,8 @@ def test_mixed_precision_needs_a_tflite_profile_with_weight_quantization(digits_
 
 
 def test_mixed_integer_layers_run_integer_kernels(transformer_build):
-    """int4/int8 layers are dynamic-range (weights fed to the op as integers), not weight-only (dequantized to float)."""
+    """int4/int8 layers are dynamic-range (weights fed to the op as integers), not weight-only (dequantized to
+    float)."""
     from ai_edge_litert.interpreter import Interpreter
 
     mixed = next(c for c in transformer_build.candidates if c.name == "mixed.int8-dynamic.tflite")

@@ -1,6 +1,7 @@
 """``report.html``: the build's report for people, rendered from ``report.json`` (and the manifest, when present).
 
-Python gathers the facts and draws the charts (:mod:`compressor.bundle.report_context`, :mod:`compressor.bundle.report_sections`,
+Python gathers the facts and draws the charts (:mod:`compressor.bundle.report_context`,
+:mod:`compressor.bundle.report_sections`,
 :mod:`compressor.bundle.report_charts`); ``templates/report/`` owns every word and the layout, with ``StrictUndefined``.
 The page is one self-contained file: styles and SVG charts inline, no script, no external resource, so it opens
 from disk, offline, with JavaScript off.

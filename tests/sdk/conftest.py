@@ -1,4 +1,5 @@
-"""Session fixtures for the SDK tests: real `sdkgen build`s of the digits CNN (edge and split mode), real OIP servers."""
+"""Session fixtures for the SDK tests: real `sdkgen build`s of the digits CNN (edge and split mode), real OIP
+servers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`sdkgen build` input checks: bad names, packages, labels and platform/profile mismatches fail before anything is written."""
+"""`sdkgen build` input checks: bad names, packages, labels and platform/profile mismatches fail before anything is
+written."""
 
 from __future__ import annotations
 

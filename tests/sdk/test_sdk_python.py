@@ -1,4 +1,5 @@
-"""The generated Python SDK: real edge predictions, integrity, fallback vectors and the cloud path on the real server."""
+"""The generated Python SDK: real edge predictions, integrity, fallback vectors and the cloud path on the real
+server."""
 
 from __future__ import annotations
 
