@@ -1,0 +1,72 @@
+"""``sdkgen worker``: take jobs from the Redis queue and build them in the sandbox, on any machine.
+
+:func:`run` checks everything a job will need before taking one (the sandbox tools, the queue, the job store,
+the artifact store), holds a lock on its work folder (one worker per folder; leftovers of a killed worker are
+removed), then runs an RQ :class:`EdgeForgeWorker`: a ``SpawnWorker`` (each job in a fresh process, no fork of a
+process holding connections) with the JSON serializer, taking from every lane in turn, whose heartbeat TTL is
+two beats, so that a job whose worker was SIGKILLed is retried elsewhere within seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+
+from rq.worker import SpawnWorker
+
+from server.config import WorkerConfig
+from server.jobs import rq_queues
+from server.jobs.artifacts import ArtifactStore
+from server.jobs.rq_task import ENV
+from server.jobs.sandbox import Sandbox
+from server.jobs.store import open_store
+
+log = logging.getLogger("edgeforge.worker")
+LOCK = ".worker.lock"
+
+
+class EdgeForgeWorker(SpawnWorker):
+    """RQ's SpawnWorker, round-robin over the lanes, with a heartbeat TTL of two beats (RQ adds 60 s)."""
+
+    def get_heartbeat_ttl(self, job) -> int:
+        beat = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            return int(min(job.timeout - self.current_job_working_time, beat)) + beat
+        return 2 * beat
+
+    def reorder_queues(self, reference_queue) -> None:
+        position = self._ordered_queues.index(reference_queue)
+        self._ordered_queues = self._ordered_queues[position + 1 :] + self._ordered_queues[: position + 1]
+
+
+def run(config: WorkerConfig) -> int:
+    """Serve the queue until SIGTERM/SIGINT (warm: the running job finishes) or, with ``burst``, until it is empty."""
+    Sandbox(config.sandbox)  # SandboxUnavailableError now, not at the first job
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(config.work_dir / LOCK, "w")  # noqa: SIM115 - held for the worker's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        from compressor.errors import InvalidInputError
+
+        raise InvalidInputError(f"another worker uses {config.work_dir}; give each worker its own --work-dir") from None
+    shutil.rmtree(config.work_dir / "builds", ignore_errors=True)  # a killed worker's job folders
+    open_store(config.store_url, config.work_dir / "jobs.sqlite").close()  # reachable, tables created
+    ArtifactStore(config.artifacts_url, clean_stale=False)
+    connection = rq_queues.connect(config.queue_url)
+    os.environ[ENV] = config.model_dump_json()
+    worker = EdgeForgeWorker(
+        rq_queues.queues(connection),
+        connection=connection,
+        name=config.name,
+        serializer=rq_queues.SERIALIZER,
+        job_monitoring_interval=config.heartbeat_s,
+        maintenance_interval=config.heartbeat_s,
+        worker_ttl=config.heartbeat_s + 15,  # RQ blocks on the queue for worker_ttl - 15 s between maintenance runs
+    )
+    log.info("worker %s: taking jobs from %s", config.name, ", ".join(worker.queue_names()))
+    worker.work(burst=config.burst, logging_level="INFO", with_scheduler=False)
+    lock.close()
+    return 0
