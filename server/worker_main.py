@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import shutil
+from pathlib import Path
 
 from rq.worker import SpawnWorker
 
@@ -28,7 +29,16 @@ LOCK = ".worker.lock"
 
 
 class EdgeForgeWorker(SpawnWorker):
-    """RQ's SpawnWorker, round-robin over the lanes, with a heartbeat TTL of two beats (RQ adds 60 s)."""
+    """RQ's SpawnWorker, round-robin over the lanes, with a heartbeat TTL of two beats (RQ adds 60 s); it removes
+    a job's folder once its horse has ended, also when a stop-job command killed it."""
+
+    work_dir: Path
+
+    def execute_job(self, job, queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            shutil.rmtree(self.work_dir / "builds" / job.id, ignore_errors=True)
 
     def get_heartbeat_ttl(self, job) -> int:
         beat = self.job_monitoring_interval
@@ -39,6 +49,13 @@ class EdgeForgeWorker(SpawnWorker):
     def reorder_queues(self, reference_queue) -> None:
         position = self._ordered_queues.index(reference_queue)
         self._ordered_queues = self._ordered_queues[position + 1 :] + self._ordered_queues[: position + 1]
+
+
+class _QuietMaintenance(logging.Filter):
+    """Drop RQ's line per queue and heartbeat about cleaning registries (8 lanes: 8 lines a beat)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cleaning registries" not in record.getMessage()
 
 
 def run(config: WorkerConfig) -> int:
@@ -66,6 +83,8 @@ def run(config: WorkerConfig) -> int:
         maintenance_interval=config.heartbeat_s,
         worker_ttl=config.heartbeat_s + 15,  # RQ blocks on the queue for worker_ttl - 15 s between maintenance runs
     )
+    worker.work_dir = config.work_dir
+    logging.getLogger("rq.worker").addFilter(_QuietMaintenance())
     log.info("worker %s: taking jobs from %s", config.name, ", ".join(worker.queue_names()))
     worker.work(burst=config.burst, logging_level="INFO", with_scheduler=False)
     lock.close()
