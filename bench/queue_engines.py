@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 
 TASKS = textwrap.dedent(
-    '''
+    """
     import os, time
     def noop(x):
         return x
@@ -44,7 +44,7 @@ TASKS = textwrap.dedent(
             f.write(f"{os.getpid()}\\n")
         time.sleep(seconds)
         return "ok"
-    '''
+    """
 )
 
 
@@ -136,7 +136,7 @@ def bench_rq(work: Path, redis_url: str) -> dict:
         trips.append(time.monotonic() - t)
     marker = work / "rq-slow.txt"
     job = queue.enqueue("tasks.slow", str(marker), 3, retry=Retry(max=1), job_timeout=60)
-    wait(lambda: marker.exists())
+    wait(marker.exists)
     w1.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     w2 = worker("w2")
@@ -152,9 +152,9 @@ def bench_rq(work: Path, redis_url: str) -> dict:
 
 def bench_celery(work: Path, redis_url: str) -> dict:
     (work / "bench_celery_app.py").write_text(
-        TASKS.replace("def noop", "@app.task\ndef noop").replace(
-            "def slow", "@app.task(acks_late=True, reject_on_worker_lost=True)\ndef slow"
-        ).replace(
+        TASKS.replace("def noop", "@app.task\ndef noop")
+        .replace("def slow", "@app.task(acks_late=True, reject_on_worker_lost=True)\ndef slow")
+        .replace(
             "import os, time",
             "import os, time\nfrom celery import Celery\n"
             f"app = Celery('b', broker={redis_url!r}, backend={redis_url!r})\n"
@@ -185,14 +185,16 @@ def bench_celery(work: Path, redis_url: str) -> dict:
         trips.append(time.monotonic() - t)
     marker = work / "celery-slow.txt"
     result = capp.slow.delay(str(marker), 3)
-    wait(lambda: marker.exists())
+    wait(marker.exists)
     w1.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     w2 = worker("w2@bench")
     try:
         result.get(timeout=120)
-        outcome = f"re-run on w2 after the visibility timeout (5 s here, 1 h by default), {time.monotonic() - killed:.1f} s"
-    except Exception as exc:  # noqa: BLE001 - report what happened
+        outcome = (
+            f"re-run on w2 after the visibility timeout (5 s here, 1 h by default), {time.monotonic() - killed:.1f} s"
+        )
+    except Exception as exc:
         outcome = f"not re-run ({type(exc).__name__})"
     runs = len(marker.read_text().split())
     w2.terminate()
@@ -214,7 +216,9 @@ def bench_ray(work: Path) -> dict:
         check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        ray.init(address=f"127.0.0.1:{port}", runtime_env={"env_vars": {"PYTHONPATH": str(work)}}, logging_level="ERROR")
+        ray.init(
+            address=f"127.0.0.1:{port}", runtime_env={"env_vars": {"PYTHONPATH": str(work)}}, logging_level="ERROR"
+        )
         import bench_ray_tasks
 
         noop = ray.remote(bench_ray_tasks.noop)
@@ -231,7 +235,7 @@ def bench_ray(work: Path) -> dict:
             trips.append(time.monotonic() - t)
         marker = work / "ray-slow.txt"
         ref = slow.remote(str(marker), 3)
-        wait(lambda: marker.exists())
+        wait(marker.exists)
         os.kill(int(marker.read_text().split()[0]), signal.SIGKILL)
         killed = time.monotonic()
         ray.get(ref, timeout=120)
@@ -239,7 +243,12 @@ def bench_ray(work: Path) -> dict:
         runs = len(marker.read_text().split())
         ray.shutdown()
     finally:
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "stop", "--force"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return {"cold_s": cold, "idle_rss_mib": rss, "roundtrip_ms": statistics.median(trips) * 1000,
             "json_only": "no: task arguments and results always go through (cloud)pickle",
             "sigkill": f"{outcome}, {runs} runs"}  # fmt: skip
@@ -256,7 +265,11 @@ def main() -> int:
     url = f"redis://127.0.0.1:{port}/0"
     results = {}
     try:
-        wait(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG")
+        wait(
+            lambda: (
+                subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG"
+            )
+        )
         redis_rss = tree_rss([redis.pid])
         results["rq"] = {**bench_rq(work, url), "disk_mib": dist_size(["rq"]), "service_rss_mib": redis_rss}
         results["celery"] = {**bench_celery(work, url), "disk_mib": dist_size(["celery"]), "service_rss_mib": redis_rss}
@@ -268,7 +281,9 @@ def main() -> int:
     print(f"{'engine':8} {'disk MiB':>9} {'cold s':>7} {'idle RSS MiB':>13} {'round trip ms':>14}  JSON / SIGKILL")
     for name, r in results.items():
         rss = r["idle_rss_mib"] + r["service_rss_mib"]
-        print(f"{name:8} {r['disk_mib']:9.1f} {r['cold_s']:7.2f} {rss:13.0f} {r['roundtrip_ms']:14.1f}  {r['json_only']}")
+        print(
+            f"{name:8} {r['disk_mib']:9.1f} {r['cold_s']:7.2f} {rss:13.0f} {r['roundtrip_ms']:14.1f}  {r['json_only']}"
+        )
         print(f"{'':56}SIGKILL mid-task: {r['sigkill']}")
     print(json.dumps(results, indent=1), file=sys.stderr)
     return 0

@@ -56,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local: build jobs on this machine (default); rq: queue them in Redis for `sdkgen worker` processes",
     )
     parser.add_argument("--queue", help="with --executor rq: the Redis URL of the job queue, redis://HOST:6379/0")
-    parser.add_argument("--store", help="job store URL: postgresql://... for several nodes (default: SQLite in --data-dir)")
+    parser.add_argument(
+        "--store", help="job store URL: postgresql://... for several nodes (default: SQLite in --data-dir)"
+    )
     parser.add_argument("--artifacts", help="artifact store: a shared folder or fsspec URL (default: in --data-dir)")
     parser.add_argument("--job-retries", type=int, help="with --executor rq: runs again of a job whose worker died (2)")
 

@@ -157,7 +157,7 @@ def test_six_jobs_two_tenants_one_worker_killed(cluster, digits_files, local_bui
 
     def running_on_w1():
         for _, job_id in submitted:
-            worker, attempt, progressing = _worker_of(server, job_id)
+            worker, _attempt, progressing = _worker_of(server, job_id)
             if worker == "w1" and progressing:
                 return job_id
         return None
@@ -174,7 +174,9 @@ def test_six_jobs_two_tenants_one_worker_killed(cluster, digits_files, local_bui
     for (client, job_id), final in zip(submitted, finals):
         out = client.download(final, tmp_path / job_id)
         assert _tree(out) == _tree(local_build)
-        differ = [p for p in _tree(out) if p not in MEASURED and (out / p).read_bytes() != (local_build / p).read_bytes()]
+        differ = [
+            p for p in _tree(out) if p not in MEASURED and (out / p).read_bytes() != (local_build / p).read_bytes()
+        ]
         assert differ == [], job_id
     # nothing duplicated: one committed attempt per job, no uploads left behind
     artifacts = cluster["root"] / "artifacts"

@@ -11,6 +11,7 @@ artifacts a commit may hold *served* files (the cloud model and split tail the i
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -127,7 +128,7 @@ class ArtifactStore:
     def _at(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    def commit(self, key: str, build_dir: Path, served: dict[str, Path] | None = None) -> list[ArtifactInfo]:
+    def commit(self, key: str, build_dir: Path, served: dict[str, Path] | None = None) -> builtins.list[ArtifactInfo]:
         """Store a finished build's outputs (and the ``served`` files) under ``key``; returns what is downloadable."""
         self.discard(key)  # an earlier commit of this key that crashed before its index
         infos = []
@@ -184,7 +185,7 @@ class ArtifactStore:
         if self.fs.exists(self._at(key)):
             self.fs.rm(self._at(key), recursive=True)
 
-    def list(self, key: str) -> list[ArtifactInfo]:
+    def list(self, key: str) -> builtins.list[ArtifactInfo]:
         try:
             return [ArtifactInfo(**i) for i in json.loads(self.fs.cat_file(self._at(key, INDEX)))]
         except FileNotFoundError:
@@ -230,7 +231,7 @@ class ArtifactStore:
                 "the stored file is corrupt (rebuild the job)"
             )
 
-    def fetch_served(self, key: str, dest: Path) -> list[str]:
+    def fetch_served(self, key: str, dest: Path) -> builtins.list[str]:
         """Copy a commit's served files into ``dest`` (checked against their sha256); their names."""
         try:
             served = json.loads(self.fs.cat_file(self._at(key, SERVED)))

@@ -9,6 +9,7 @@ cancellation and serving finished models. A job's uploads are copied to the shar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -134,10 +135,9 @@ class RqExecutor(Executor):
         raise NotReadyError(f"job {job.id} has already ended ({self.store.get(job.id).state}); nothing to cancel")
 
     def _forget(self, job_id: str) -> None:
-        try:
+        # a worker taking it anyway finds it CANCELLED in the store and skips it
+        with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
             Job.fetch(job_id, connection=self.redis, serializer=rq_queues.SERIALIZER).cancel()
-        except (NoSuchJobError, InvalidJobOperation, RedisError):
-            pass  # a worker taking it finds it CANCELLED in the store and skips it
         self.artifacts.drop_upload(job_id)
 
     def _watch(self) -> None:

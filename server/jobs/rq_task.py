@@ -26,7 +26,7 @@ from server.jobs.artifacts import ArtifactStore, check_tree
 from server.jobs.execution import CLOUD_MODEL, crash_message, prepare_folder, run_build, served_files
 from server.jobs.sandbox import JobFolder, Sandbox
 from server.jobs.store import FAILED, QUEUED, RUNNING, SUCCEEDED, Store, open_store
-from server.jobs.worker import _die_with_parent
+from server.jobs.worker import die_with_parent
 
 log = logging.getLogger("edgeforge.worker")
 ENV = "EDGEFORGE_WORKER"  # the worker's settings (WorkerConfig as JSON), inherited by its work horses
@@ -50,7 +50,7 @@ def context() -> _Context:
 
 def run_job(job_id: str, timeout_s: float) -> dict:
     """Build one job (see the module docstring); a small JSON result for RQ."""
-    _die_with_parent()
+    die_with_parent()
     ctx = context()
     attempt = ctx.store.claim(job_id, ctx.config.name)
     if attempt is None:

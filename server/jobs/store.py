@@ -11,6 +11,7 @@ elsewhere can never overwrite the outcome of the attempt that replaced it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -92,7 +93,7 @@ class Store(ABC):
         self._changed = threading.Condition(self._lock)
 
     @abstractmethod
-    def _rows(self, query: str, args=()) -> list[tuple]:
+    def _rows(self, query: str, args=()) -> builtins.list[tuple]:
         """Run one statement; its rows. Errors surface as StoreUnavailableError."""
 
     @abstractmethod
@@ -125,7 +126,7 @@ class Store(ABC):
         job.last_event = ProgressEvent(*last[0]) if last else None
         return job
 
-    def list(self, tenant: str, state: str | None = None, limit: int = 100) -> list[JobRecord]:
+    def list(self, tenant: str, state: str | None = None, limit: int = 100) -> builtins.list[JobRecord]:
         limit = min(max(int(limit), 0), MAX_LIST) or 100  # 0 or less: the default, never "everything"
         query, args = f"SELECT {COLUMNS} FROM jobs WHERE tenant = ?", [tenant]
         if state:
@@ -142,12 +143,12 @@ class Store(ABC):
             )
         return int(rows[0][0])
 
-    def in_state(self, state: str) -> list[JobRecord]:
+    def in_state(self, state: str) -> builtins.list[JobRecord]:
         with self._lock:
             rows = self._rows(f"SELECT {COLUMNS} FROM jobs WHERE state = ? ORDER BY created_at", (state,))
         return [self._record(r) for r in rows]
 
-    def succeeded_since(self, stamp: str) -> list[JobRecord]:
+    def succeeded_since(self, stamp: str) -> builtins.list[JobRecord]:
         """Jobs that reached SUCCEEDED at ``stamp`` or later (how a server learns of builds done on other nodes)."""
         with self._lock:
             rows = self._rows(
@@ -194,7 +195,7 @@ class Store(ABC):
             )
             self._changed.notify_all()
 
-    def events(self, job_id: str, after_seq: int) -> list[tuple[int, ProgressEvent]]:
+    def events(self, job_id: str, after_seq: int) -> builtins.list[tuple[int, ProgressEvent]]:
         with self._lock:
             rows = self._rows(
                 "SELECT seq, stage, done, total, message FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
@@ -238,7 +239,7 @@ class JobStore(Store):
         except sqlite3.Error as exc:
             raise _unavailable(exc) from None
 
-    def _rows(self, query: str, args=()) -> list[tuple]:
+    def _rows(self, query: str, args=()) -> builtins.list[tuple]:
         with self._lock:
             cursor = self._cursor(query, args)
             try:

@@ -6,6 +6,8 @@ process, re-opened once when the server dropped it. Errors surface as :class:`St
 
 from __future__ import annotations
 
+import builtins
+
 import psycopg
 from psycopg import errors as pg_errors
 
@@ -61,7 +63,7 @@ class PostgresJobStore(Store):
                     raise _unavailable(exc) from None
         raise AssertionError("unreachable")
 
-    def _rows(self, query: str, args=()) -> list[tuple]:
+    def _rows(self, query: str, args=()) -> builtins.list[tuple]:
         rows = self._run(query, args, fetch=True)
         return rows if isinstance(rows, list) else []
 
