@@ -22,7 +22,7 @@ from server.jobs import rq_queues
 from server.jobs.artifacts import ArtifactStore
 from server.jobs.rq_task import ENV
 from server.jobs.sandbox import Sandbox
-from server.jobs.store import open_store
+from server.jobs.stores import open_store
 
 log = logging.getLogger("edgeforge.worker")
 LOCK = ".worker.lock"

@@ -14,7 +14,8 @@ from compressor.errors import InvalidInputError
 from compressor.progress import ProgressEvent
 from server.errors import ChecksumError, NotFoundError, QueueUnavailableError, StoreUnavailableError
 from server.jobs.artifacts import ArtifactStore
-from server.jobs.store import CANCELLED, QUEUED, RUNNING, SUCCEEDED, JobStore, open_store, redact
+from server.jobs.store import CANCELLED, QUEUED, RUNNING, SUCCEEDED, JobStore, redact
+from server.jobs.stores import open_store
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,7 @@ class RqExecutor(Executor):
         if self.store.update(
             job.id, only_from=(RUNNING,), state=CANCELLED, error="cancelled while running; the worker was stopped"
         ):
+            self.artifacts.drop_upload(job.id)  # the worker has its copy; a cancelled job never runs again
             try:
                 send_stop_job_command(self.redis, job.id, serializer=rq_queues.SERIALIZER)
             except (InvalidJobOperation, NoSuchJobError, RedisError) as exc:

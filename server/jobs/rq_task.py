@@ -25,7 +25,8 @@ from server.errors import BusyError, WorkerProtocolError
 from server.jobs.artifacts import ArtifactStore, check_tree
 from server.jobs.execution import CLOUD_MODEL, crash_message, prepare_folder, run_build, served_files
 from server.jobs.sandbox import JobFolder, Sandbox
-from server.jobs.store import FAILED, QUEUED, RUNNING, SUCCEEDED, Store, open_store
+from server.jobs.store import FAILED, QUEUED, RUNNING, SUCCEEDED, Store
+from server.jobs.stores import open_store
 from server.jobs.worker import die_with_parent
 
 log = logging.getLogger("edgeforge.worker")

@@ -19,7 +19,8 @@ from server.jobs.executor import Executor
 from server.jobs.runner import JobRunner
 from server.jobs.sandbox import Sandbox
 from server.jobs.spec import from_proto, to_dict
-from server.jobs.store import SUCCEEDED, JobRecord, Store, open_store
+from server.jobs.store import SUCCEEDED, JobRecord, Store
+from server.jobs.stores import open_store
 
 WATCH_POLL_S = 1.0
 

@@ -2,7 +2,7 @@
 
 :class:`Store` is the interface (and the SQL both implementations share); :class:`JobStore` keeps it in
 SQLite (the embedded default, one file), :class:`server.jobs.store_postgres.PostgresJobStore` in PostgreSQL
-(several nodes). :func:`open_store` picks one by URL.
+(several nodes). :func:`server.jobs.stores.open_store` picks one by URL.
 
 Every job has an ``attempt`` number: a worker that takes a job (:meth:`Store.claim`) raises it, and whatever it
 records afterwards is *fenced* by it (``update(..., fence=attempt)``), so a worker that lost its job to a retry
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from compressor.errors import InvalidInputError
 from compressor.progress import ProgressEvent
 from server.errors import NotFoundError, StoreUnavailableError
 
@@ -254,23 +253,6 @@ class JobStore(Store):
     def close(self) -> None:
         with self._lock:
             self.connection.close()
-
-
-def open_store(url: str | None, default: Path) -> Store:
-    """The store named by ``url``: None (SQLite at ``default``), ``sqlite:///PATH`` or ``postgresql://...``."""
-    if not url:
-        return JobStore(default)
-    scheme = url.partition("://")[0].lower()
-    if scheme == "sqlite":
-        return JobStore(Path(url.partition("://")[2]))
-    if scheme in ("postgresql", "postgres"):
-        from server.jobs.store_postgres import PostgresJobStore
-
-        return PostgresJobStore(url)
-    raise InvalidInputError(
-        f"job store URL {redact(url)!r} has scheme {scheme!r}; use sqlite:///PATH or "
-        "postgresql://USER@HOST:PORT/DB (a libpq URL)"
-    )
 
 
 def redact(url: str) -> str:
