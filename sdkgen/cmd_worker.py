@@ -48,6 +48,7 @@ def config_from(args: argparse.Namespace):
             work_dir=args.work_dir or Path(tempfile.mkdtemp(prefix="edgeforge-worker-")),
             name=args.name or f"{socket.gethostname()}-{os.getpid()}",
             burst=args.burst,
+            secret_paths=(args.config.resolve(),) if args.config else (),
         )
     except (OSError, tomllib.TOMLDecodeError, ValidationError, TypeError) as exc:
         raise InvalidInputError(f"worker settings are invalid: {exc}") from None

@@ -147,4 +147,5 @@ class WorkerConfig(BaseModel):
     heartbeat_s: int = Field(10, ge=1, le=300, description="how often the worker reports it is alive")
     min_free_disk_mb: int = Field(1024, ge=0, description="free space needed in work_dir to start a job")
     burst: bool = Field(False, description="stop once the queue is empty (tests, batch machines)")
+    secret_paths: tuple[Path, ...] = Field((), description="files jobs must never see (the worker's --config)")
     sandbox: SandboxConfig = SandboxConfig()

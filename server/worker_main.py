@@ -35,6 +35,10 @@ class EdgeForgeWorker(SpawnWorker):
     work_dir: Path
 
     def execute_job(self, job, queue) -> None:
+        if job.func_name not in rq_queues.ALLOWED:  # checked before a process is spawned for it
+            log.error("job %s names %r, not EdgeForge's task: refused, not run", job.id, job.func_name[:120])
+            self.handle_job_failure(job, queue=queue, exc_string="refused: not an EdgeForge job")
+            return
         try:
             super().execute_job(job, queue)
         finally:
@@ -79,6 +83,7 @@ def run(config: WorkerConfig) -> int:
         connection=connection,
         name=config.name,
         serializer=rq_queues.SERIALIZER,
+        job_class=rq_queues.EdgeForgeJob,
         job_monitoring_interval=config.heartbeat_s,
         maintenance_interval=config.heartbeat_s,
         worker_ttl=config.heartbeat_s + 15,  # RQ blocks on the queue for worker_ttl - 15 s between maintenance runs

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -198,8 +199,8 @@ def test_queue_holds_json_only_and_models_are_served(cluster):
     assert keys
     for key in keys:
         data = redis.hget(key, "data")
-        if data is not None:  # JSON, never a pickle: [function, instance, args, kwargs]
-            function, _, args, _ = json.loads(data)
+        if data is not None:  # zlib-compressed JSON, never a pickle: [function, instance, args, kwargs]
+            function, _, args, _ = json.loads(zlib.decompress(data))
             assert function == "server.jobs.rq_task.run_job" and isinstance(args[0], str)
     job = next(j for j in cluster["server"].jobs.store.list("bob") if j.state == "SUCCEEDED")
     import grpc
@@ -212,3 +213,21 @@ def test_queue_holds_json_only_and_models_are_served(cluster):
             request, metadata=(("authorization", "Bearer bob-infer"),)
         )
     assert np.frombuffer(reply.raw_output_contents[0], np.float32).shape == (10,)
+
+
+def test_a_worker_runs_only_edgeforge_jobs(cluster, tmp_path):
+    """RQ would import and call any function a job in Redis names: an EdgeForge worker refuses all but its task."""
+    from redis import Redis
+    from rq import Queue
+
+    from server.jobs import rq_queues
+
+    canary = tmp_path / "canary"
+    queue = Queue(
+        rq_queues.lane("mallory"), connection=Redis.from_url(cluster["queue"]), serializer=rq_queues.SERIALIZER
+    )
+    job = queue.enqueue("os.system", f"touch {canary}")
+    wait_for(lambda: job.get_status(refresh=True) == "failed", 120, "the worker to refuse the job")
+    assert not canary.exists()
+    with pytest.raises(rq_queues.NotOurJobError, match="refusing to run 'os.system' from the queue"):
+        rq_queues.EdgeForgeJob.fetch(job.id, connection=queue.connection, serializer=rq_queues.SERIALIZER).func

@@ -12,6 +12,7 @@ import zlib
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from compressor.errors import InvalidInputError
@@ -23,6 +24,41 @@ PREFIX = "edgeforge-jobs"
 SERIALIZER = JSONSerializer  # job specs, arguments and results are JSON; pickle is never configured
 TASK = "server.jobs.rq_task.run_job"
 ON_FAILURE = "server.jobs.rq_task.on_failure"
+ALLOWED = (TASK, ON_FAILURE)  # the only functions a worker imports and calls by a name read from Redis
+
+
+class NotOurJobError(RuntimeError):
+    """A job in the queue names a function other than EdgeForge's task (someone else wrote to this Redis)."""
+
+
+def _allowed(name: str | None) -> None:
+    if name and name not in ALLOWED:
+        raise NotOurJobError(f"refusing to run {name[:120]!r} from the queue: only {', '.join(ALLOWED)} are run")
+
+
+class EdgeForgeJob(Job):
+    """RQ's Job, which would import and call any ``module.function`` named in Redis, held to :data:`ALLOWED`:
+    the task and the callbacks are checked before they are resolved."""
+
+    @property
+    def func(self):
+        _allowed(self.func_name)
+        return super().func
+
+    @property
+    def success_callback(self):
+        _allowed(self._success_callback_name)
+        return super().success_callback
+
+    @property
+    def failure_callback(self):
+        _allowed(self._failure_callback_name)
+        return super().failure_callback
+
+    @property
+    def stopped_callback(self):
+        _allowed(self._stopped_callback_name)
+        return super().stopped_callback
 
 
 def connect(url: str) -> Redis:
@@ -44,4 +80,7 @@ def lane(tenant: str) -> str:
 
 def queues(connection: Redis) -> list[Queue]:
     """Every lane, for a worker (it takes from each in turn)."""
-    return [Queue(f"{PREFIX}-{i}", connection=connection, serializer=SERIALIZER) for i in range(LANES)]
+    return [
+        Queue(f"{PREFIX}-{i}", connection=connection, serializer=SERIALIZER, job_class=EdgeForgeJob)
+        for i in range(LANES)
+    ]

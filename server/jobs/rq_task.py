@@ -41,7 +41,7 @@ class _Context:
         self.config = WorkerConfig.model_validate_json(os.environ[ENV])
         self.store: Store = open_store(self.config.store_url, self.config.work_dir / "jobs.sqlite")
         self.artifacts = ArtifactStore(self.config.artifacts_url, clean_stale=False)
-        self.sandbox = Sandbox(self.config.sandbox, hidden=(self.config.work_dir,))
+        self.sandbox = Sandbox(self.config.sandbox, hidden=(self.config.work_dir, *self.config.secret_paths))
 
 
 @cache
