@@ -230,4 +230,4 @@ def test_a_worker_runs_only_edgeforge_jobs(cluster, tmp_path):
     wait_for(lambda: job.get_status(refresh=True) == "failed", 120, "the worker to refuse the job")
     assert not canary.exists()
     with pytest.raises(rq_queues.NotOurJobError, match="refusing to run 'os.system' from the queue"):
-        rq_queues.EdgeForgeJob.fetch(job.id, connection=queue.connection, serializer=rq_queues.SERIALIZER).func
+        _ = rq_queues.EdgeForgeJob.fetch(job.id, connection=queue.connection, serializer=rq_queues.SERIALIZER).func
