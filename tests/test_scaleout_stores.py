@@ -203,3 +203,26 @@ def test_one_worker_per_work_folder(tmp_path):
             run(config)
     with pytest.raises(InvalidInputError, match="worker settings are invalid"):
         cmd_worker.config_from(parser.parse_args([*args[:-1], "bad name!"]))
+
+
+def test_serve_flags_choose_the_executor_and_stores(tmp_path):
+    import argparse
+
+    from sdkgen import cmd_serve
+
+    parser = argparse.ArgumentParser()
+    cmd_serve.add_arguments(parser)
+    base = ["--data-dir", str(tmp_path)]
+    assert cmd_serve.config_from(parser.parse_args(base)).executor == "local"
+    flags = ["--executor", "rq", "--queue", "redis://q:6379/0", "--store", "postgresql://u@db/ef", "--artifacts",
+             "s3://bucket/ef", "--job-retries", "3"]  # fmt: skip
+    config = cmd_serve.config_from(parser.parse_args([*base, *flags]))
+    assert (config.executor, config.queue_url, config.store_url, config.artifacts_url, config.job_retries) == (
+        "rq",
+        "redis://q:6379/0",
+        "postgresql://u@db/ef",
+        "s3://bucket/ef",
+        3,
+    )
+    with pytest.raises(InvalidInputError, match=r"executor 'rq' needs queue_url \(--queue redis://HOST:6379/0\)"):
+        cmd_serve.config_from(parser.parse_args([*base, "--executor", "rq"]))
