@@ -13,7 +13,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
-import sdkgen.cmd_export_triton  # noqa: F401 - registration
+import sdkgen.cmd_export_triton
+import sdkgen.cmd_worker  # noqa: F401 - registration
 from compressor.errors import EdgeForgeError, GateFailedError
 from compressor.runtimes import quiet_native_logs
 from sdkgen import cmd_build, cmd_compress, cmd_plan, cmd_profiles, cmd_report, cmd_serve, cmd_submit  # noqa: F401

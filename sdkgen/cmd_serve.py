@@ -1,5 +1,8 @@
 """``sdkgen serve``: run the gRPC server (CompressionService + OIP v2 inference) in one process.
 
+Jobs are built on this machine by default; ``--executor rq --queue redis://... --store postgresql://...
+--artifacts DIR_OR_URL`` queues them for ``sdkgen worker`` processes on any number of machines instead.
+
 Safe by default: it listens on 127.0.0.1 unless ``--host`` says otherwise, refuses to listen beyond
 loopback without ``--auth`` (unless ``--insecure``), and runs every job in the sandbox.  ``--config``
 takes a TOML file of server settings (``server/config.py``: admission limits, a ``[sandbox]`` section);
@@ -47,6 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status-port", type=int, help="serve a read-only HTTP status page of the jobs on this port (default off)"
     )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "rq"),
+        help="local: build jobs on this machine (default); rq: queue them in Redis for `sdkgen worker` processes",
+    )
+    parser.add_argument("--queue", help="with --executor rq: the Redis URL of the job queue, redis://HOST:6379/0")
+    parser.add_argument(
+        "--store", help="job store URL: postgresql://... for several nodes (default: SQLite in --data-dir)"
+    )
+    parser.add_argument("--artifacts", help="artifact store: a shared folder or fsspec URL (default: in --data-dir)")
+    parser.add_argument("--job-retries", type=int, help="with --executor rq: runs again of a job whose worker died (2)")
 
 
 def is_loopback(host: str) -> bool:
@@ -77,6 +91,11 @@ _FLAGS = {  # flag -> (ServerConfig field, conversion)
     "max_message_mb": ("max_message_bytes", lambda v: int(v * (1 << 20))),
     "max_batch": ("max_batch", int),
     "batch_window_ms": ("batch_window_ms", float),
+    "executor": ("executor", str),
+    "queue": ("queue_url", str),
+    "store": ("store_url", str),
+    "artifacts": ("artifacts_url", str),
+    "job_retries": ("job_retries", int),
 }
 
 

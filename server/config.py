@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -102,6 +102,13 @@ class ServerConfig(BaseModel):
     secret_paths: tuple[Path, ...] = Field((), description="files jobs must never see (auth file, TLS key)")
     sandbox: SandboxConfig = SandboxConfig()
     grace_s: float = Field(10.0, ge=0, description="time given to in-flight RPCs on shutdown")
+    executor: Literal["local", "rq"] = Field(
+        "local", description="local: sandboxed workers in this process's machine; rq: a Redis queue of sdkgen workers"
+    )
+    queue_url: str | None = Field(None, description="with executor rq: the Redis URL, redis://host:6379/0")
+    store_url: str | None = Field(None, description="job store: sqlite:///PATH or postgresql://...; None: data_dir")
+    artifacts_url: str | None = Field(None, description="artifact store: a folder or fsspec URL; None: data_dir")
+    job_retries: int = Field(2, ge=0, description="with executor rq: times a job lost with its worker is run again")
 
     @model_validator(mode="after")
     def _streams_leave_threads(self) -> ServerConfig:
@@ -112,6 +119,12 @@ class ServerConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _queue_needs_its_url(self) -> ServerConfig:
+        if self.executor == "rq" and not self.queue_url:
+            raise ValueError("executor 'rq' needs queue_url (--queue redis://HOST:6379/0)")
+        return self
+
     @property
     def streams_limit(self) -> int:
         return self.max_streams or max(1, self.rpc_threads // 2)
@@ -119,3 +132,20 @@ class ServerConfig(BaseModel):
     def limits_for(self, model: str) -> tuple[int, int]:
         """(max rows, max elements) of one ModelInfer request to ``model``."""
         return self.model_limits.get(model, (self.max_request_rows, self.max_request_elements))
+
+
+class WorkerConfig(BaseModel):
+    """``sdkgen worker``: one queue worker's settings (handed to each job's process as JSON in its environment)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue_url: str = Field(description="the Redis URL of the queue, redis://host:6379/0")
+    store_url: str = Field(description="the job store the server uses: postgresql://... (or sqlite:///PATH)")
+    artifacts_url: str = Field(description="the artifact store the server uses: a folder or an fsspec URL")
+    work_dir: Path = Field(description="this worker's own scratch folder (job folders while they build)")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$", description="the worker's name, unique in the queue")
+    heartbeat_s: int = Field(10, ge=1, le=300, description="how often the worker reports it is alive")
+    min_free_disk_mb: int = Field(1024, ge=0, description="free space needed in work_dir to start a job")
+    burst: bool = Field(False, description="stop once the queue is empty (tests, batch machines)")
+    secret_paths: tuple[Path, ...] = Field((), description="files jobs must never see (the worker's --config)")
+    sandbox: SandboxConfig = SandboxConfig()

@@ -53,6 +53,10 @@ class StoreUnavailableError(EdgeForgeError, RuntimeError):
     """The job store cannot record anything right now (disk full, I/O error); nothing was changed."""
 
 
+class QueueUnavailableError(EdgeForgeError, RuntimeError):
+    """The job queue (Redis for ``--executor rq``) cannot be reached; the job was not queued."""
+
+
 class SandboxUnavailableError(EdgeForgeError, RuntimeError):
     """The job sandbox cannot be set up on this machine (bubblewrap missing or refused)."""
 
@@ -69,6 +73,7 @@ _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (BusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (QueueUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (ChecksumError, grpc.StatusCode.DATA_LOSS),
     (NotReadyError, grpc.StatusCode.FAILED_PRECONDITION),
     (GateFailedError, grpc.StatusCode.FAILED_PRECONDITION),

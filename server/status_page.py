@@ -116,7 +116,7 @@ class _Pages:
         name = request.path_params.get("name", REPORT)
         if name not in {a.name for a in self.jobs.artifact_list(job)}:
             return self.page("missing.html.j2", 404, tenant=tenant, job_id=job.id, artifact=name)
-        path, _info = self.jobs.artifacts.path(job.id, name)
+        path, _info = self.jobs.artifact_path(job, name)
         if "name" not in request.path_params:
             return FileResponse(path, media_type="text/html; charset=utf-8", headers=REPORT_HEADERS)
         return FileResponse(path, filename=name, media_type="application/octet-stream")

@@ -12,39 +12,34 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from compressor.progress import ProgressEvent
 from server.errors import BusyError, NotReadyError, WorkerProtocolError
-from server.jobs import messages
 from server.jobs.artifacts import ArtifactStore, check_tree
+from server.jobs.execution import TAIL_INFO, TAIL_MODEL, crash_message, prepare_folder, run_build
+from server.jobs.executor import Executor
 from server.jobs.sandbox import JobFolder, Sandbox
 from server.jobs.scheduler import STOP, FairQueue
-from server.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
-from server.jobs.worker import JOB_FILE
+from server.jobs.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, Store
 
 log = logging.getLogger("edgeforge.jobs")
-TAIL_MODEL, TAIL_INFO = "tail.onnx", "tail.json"  # a split build's tail, kept beside the job's cloud model
 INTERRUPTED = "interrupted: the server stopped while this job was running; submit it again"
 INTERNAL = "internal server error while running this job; the server's log has the details"
 UNRECORDED = "the server could not record this job's outcome (its job store failed); submit the job again"
-LOG_TAIL_BYTES = 4000
 RETRY_S = 5.0  # how often an idle runner thread retries recording outcomes its store refused
 
 
-class JobRunner:
-    """Jobs wait in a fair queue; ``concurrency`` threads each drive one sandboxed worker at a time."""
+class JobRunner(Executor):
+    """The local executor (``--executor local``): jobs wait in a fair queue; ``concurrency`` threads each drive one
+    sandboxed worker at a time, on this machine."""
 
     def __init__(
         self,
-        store: JobStore,
+        store: Store,
         artifacts: ArtifactStore,
         work_root: Path,
         *,
@@ -66,13 +61,6 @@ class JobRunner:
             threading.Thread(target=self._loop, name=f"job-runner-{i}", daemon=True) for i in range(concurrency)
         ]
 
-    @property
-    def uploads_root(self) -> Path:
-        return self.work_root / "uploads"
-
-    def upload_dir(self, job_id: str) -> Path:
-        return self.uploads_root / job_id
-
     def folder(self, job_id: str) -> JobFolder:
         return JobFolder(self.work_root / "builds" / job_id)
 
@@ -90,16 +78,6 @@ class JobRunner:
 
     def submit(self, job: JobRecord) -> None:
         self._queue.put(job.tenant, job.id)
-
-    def check_space(self) -> None:
-        """BusyError when the work folder's disk has less than the configured free space."""
-        self.work_root.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.work_root).free
-        if free < self.min_free_bytes:
-            raise BusyError(
-                f"the server is short of disk space ({free // (1 << 20)} MiB free, a job needs "
-                f"{self.min_free_bytes // (1 << 20)} MiB); submit the job again later"
-            )
 
     def worker_pid(self, job_id: str) -> int | None:
         """The pid of the process building ``job_id`` right now (None when it is not running)."""
@@ -167,81 +145,27 @@ class JobRunner:
 
     def _run(self, job_id: str) -> None:
         job = self.store.get(job_id)
-        folder = self._prepare(job)
-        receive, send = os.pipe()
-        argv = [sys.executable, "-m", "server.jobs.worker", "--job", self.sandbox.worker_path(folder, folder.root)]
-        command = self.sandbox.command(folder, [*argv, "--fd", str(send)])
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} if self.sandbox.enabled else self.sandbox.environment()
-        with open(folder.log, "ab") as worker_log:
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=worker_log,
-                    stderr=worker_log,
-                    pass_fds=(send,),
-                    env=env,
-                    start_new_session=True,
-                )
-            finally:
-                os.close(send)
-        self._workers[job_id] = process.pid
-        try:
-            outcome = self._supervise(job_id, process, messages.LineReader(receive), self._cancel[job_id])
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-            os.close(receive)
-            self._workers.pop(job_id, None)
-        if outcome[0] != "done":
-            self._log_tail(job_id, folder)
-        self._finish(job_id, outcome, process.returncode, folder.out)
-
-    def _prepare(self, job: JobRecord) -> JobFolder:
-        """Move the uploads into a fresh job folder, readable by the sandbox uid, with ``input/job.json``."""
         folder = self.folder(job.id)
-        shutil.rmtree(folder.root, ignore_errors=True)
-        folder.root.mkdir(parents=True)
-        os.replace(self.upload_dir(job.id), folder.input)
-        model = next(folder.input.glob("model-*"))
-        data = next(folder.input.glob("data-*"), None)
-        description = {"spec": job.spec, "model": model.name, "data": data.name if data else None}
-        (folder.input / JOB_FILE).write_text(json.dumps(description))
-        folder.input.chmod(0o755)
-        for path in folder.input.iterdir():
-            path.chmod(0o644)
-        self.sandbox.prepare(folder)
-        return folder
+        prepare_folder(folder, job.spec, self.upload_dir(job.id), self.sandbox)
+        cancel = self._cancel[job_id]
 
-    def _supervise(self, job_id: str, process, reader: messages.LineReader, cancel: threading.Event) -> tuple:
-        deadline, events = time.monotonic() + self.timeout_s, 0
-        while True:
-            if cancel.is_set():
-                process.kill()
-                return ("interrupted",) if self._stopping.is_set() else ("cancelled",)
-            if time.monotonic() > deadline:
-                process.kill()
-                return (
-                    "error",
-                    f"timed out after {self.timeout_s:g} s (the server's per-job limit); the worker was stopped",
-                    "TIMED_OUT",
-                    "",
-                )
-            try:
-                for line in reader.poll(0.2):
-                    message = messages.parse(line)
-                    if message[0] != "progress":
-                        return message
-                    events += 1
-                    if events <= messages.MAX_PROGRESS_EVENTS:
-                        self._progress(job_id, ProgressEvent(*message[1:]))
-            except WorkerProtocolError as exc:
-                process.kill()
-                log.warning("job %s: %s", job_id, exc)
-                return ("error", f"{exc}; the job was stopped", "INTERNAL", "")
-            if reader.closed and process.poll() is not None:
-                return ("crashed",)
+        def stop() -> str | None:
+            if not cancel.is_set():
+                return None
+            return "interrupted" if self._stopping.is_set() else "cancelled"
+
+        try:
+            outcome, returncode = run_build(
+                folder,
+                self.sandbox,
+                self.timeout_s,
+                stop=stop,
+                progress=lambda event: self._progress(job_id, event),
+                started=lambda pid: self._workers.__setitem__(job_id, pid),
+            )
+        finally:
+            self._workers.pop(job_id, None)
+        self._finish(job_id, outcome, returncode, folder.out)
 
     def _progress(self, job_id: str, event: ProgressEvent) -> None:
         try:
@@ -260,17 +184,7 @@ class JobRunner:
         elif kind == "error":
             self._fail(job_id, outcome[2], outcome[1], summary=outcome[3])
         else:
-            self._fail(job_id, "WORKER_CRASHED", self._crash_message(returncode))
-
-    def _crash_message(self, returncode: int | None) -> str:
-        signal_number = -returncode if returncode and returncode < 0 else 0
-        if not signal_number and self.sandbox.enabled and returncode and returncode > 128:
-            signal_number = returncode - 128  # bubblewrap reports a child killed by signal N as 128 + N
-        how = f"was killed by signal {signal_number}" if signal_number else f"exited with code {returncode}"
-        return (
-            f"the worker process {how} without a result (a converter crash, running out of memory or "
-            "past a sandbox limit); the server is unaffected"
-        )
+            self._fail(job_id, "WORKER_CRASHED", crash_message(returncode, self.sandbox.enabled))
 
     def _succeed(self, job_id: str, result: dict, out: Path) -> None:
         check_tree(out)
@@ -314,17 +228,6 @@ class JobRunner:
         (dest / TAIL_INFO).write_text(
             json.dumps({"model_name": tail["model_name"], "model_version": tail["model_version"]})
         )
-
-    def _log_tail(self, job_id: str, folder: JobFolder) -> None:
-        """The end of a failed worker's output (tracebacks, converter logs) goes to the server log only."""
-        try:
-            with open(folder.log, "rb") as f:
-                f.seek(max(0, folder.log.stat().st_size - LOG_TAIL_BYTES))
-                tail = f.read().decode("utf-8", "replace").strip()
-        except OSError:
-            return
-        if tail:
-            log.warning("job %s: worker output (last %d bytes):\n%s", job_id, LOG_TAIL_BYTES, tail)
 
     def _cleanup(self, job_id: str) -> None:
         shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)

@@ -14,23 +14,48 @@ from server.errors import BusyError, NotReadyError
 from server.inference.repository import ModelRepository
 from server.jobs import uploads
 from server.jobs.artifacts import ArtifactInfo, ArtifactStore
-from server.jobs.runner import TAIL_INFO, TAIL_MODEL, JobRunner
+from server.jobs.execution import CLOUD_MODEL, TAIL_INFO, TAIL_MODEL
+from server.jobs.executor import Executor
+from server.jobs.runner import JobRunner
 from server.jobs.sandbox import Sandbox
 from server.jobs.spec import from_proto, to_dict
-from server.jobs.store import SUCCEEDED, JobRecord, JobStore
+from server.jobs.store import SUCCEEDED, JobRecord, Store
+from server.jobs.stores import open_store
 
 WATCH_POLL_S = 1.0
 
 
 class JobService:
+    """The jobs of one server: its job store and artifact store (local or shared by URL) and its executor."""
+
     def __init__(self, data_dir: Path, config: ServerConfig, repository: ModelRepository) -> None:
-        self.config, self.repository = config, repository
+        self.config, self.repository, self.data_dir = config, repository, data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         data_dir.chmod(0o700)  # the store, uploads and artifacts: the server's alone
         self.quotas = {t.name: t.max_queued_jobs for t in config.tenants if t.max_queued_jobs is not None}
-        self.store = JobStore(data_dir / "jobs.sqlite")
-        self.artifacts = ArtifactStore(data_dir / "artifacts")
-        self.runner = JobRunner(
+        self.store: Store = open_store(config.store_url, data_dir / "jobs.sqlite")
+        self.artifacts = ArtifactStore(
+            config.artifacts_url or data_dir / "artifacts", clean_stale=config.executor == "local"
+        )
+        self.runner = self._executor(data_dir)
+
+    def _executor(self, data_dir: Path) -> Executor:
+        """The executor ``config.executor`` names (see :mod:`server.jobs.executor`)."""
+        config = self.config
+        if config.executor == "rq":
+            from server.jobs.rq_executor import RqExecutor
+
+            return RqExecutor(
+                self.store,
+                self.artifacts,
+                data_dir / "work",
+                queue_url=str(config.queue_url),
+                timeout_s=config.job_timeout_s,
+                retries=config.job_retries,
+                on_success=self.serve_model,
+                min_free_bytes=config.min_free_disk_mb * MiB,
+            )
+        return JobRunner(
             self.store,
             self.artifacts,
             data_dir / "work",
@@ -54,8 +79,13 @@ class JobService:
     def serve_model(self, job: JobRecord) -> None:
         """Serve a finished job's cloud model and, for a split build, its tail under the manifest's tail name."""
         if job.cloud_model and job.model_name:
-            self.repository.register(job.model_name, job.model_version, job.cloud_model, tenant=job.tenant)
-            folder = Path(job.cloud_model).parent
+            model = Path(job.cloud_model)
+            if not model.is_absolute():  # built by a queue worker: the served files are in the artifact store
+                model = self.data_dir / "models" / job.id / CLOUD_MODEL
+                if not model.is_file():
+                    self.artifacts.fetch_served(job.artifacts_key, model.parent)
+            self.repository.register(job.model_name, job.model_version, model, tenant=job.tenant)
+            folder = model.parent
             if (folder / TAIL_INFO).is_file():
                 tail = json.loads((folder / TAIL_INFO).read_text())
                 self.repository.register(
@@ -101,7 +131,11 @@ class JobService:
         return self.store.get(job_id, tenant)
 
     def artifact_list(self, job: JobRecord) -> list[ArtifactInfo]:
-        return self.artifacts.list(job.id) if job.state == SUCCEEDED else []
+        return self.artifacts.list(job.artifacts_key) if job.state == SUCCEEDED else []
+
+    def artifact_path(self, job: JobRecord, name: str) -> tuple[Path, ArtifactInfo]:
+        """A local file with a succeeded job's artifact (for the status page) and its info."""
+        return self.artifacts.path(job.artifacts_key, name, self.data_dir / "cache")
 
     def watch(self, tenant: str, job_id: str, after_seq: int, active) -> Iterator[tuple[int, object, JobRecord | None]]:
         """Yield (seq, ProgressEvent, None) from ``after_seq`` on, then (seq, None, job) once the job has ended."""
@@ -120,4 +154,4 @@ class JobService:
         job = self.store.get(job_id, tenant)
         if job.state != SUCCEEDED:
             raise NotReadyError(f"job {job_id} is {job.state}; artifacts can be downloaded once it has SUCCEEDED")
-        yield from self.artifacts.read_chunks(job_id, name, offset, self.config.chunk_bytes)
+        yield from self.artifacts.read_chunks(job.artifacts_key, name, offset, self.config.chunk_bytes)

@@ -22,7 +22,7 @@ from pathlib import Path
 JOB_FILE = "job.json"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: have the kernel kill this worker if its parent dies (no orphaned builds after a crash)."""
     try:
         import ctypes
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", type=Path, required=True)
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     channel = Channel(args.fd)
     try:
         job = json.loads((args.job / "input" / JOB_FILE).read_text())
