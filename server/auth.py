@@ -40,7 +40,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
             for scope, hashed in (("build", t.build_token_sha256), ("inference", t.inference_token_sha256)):
                 self._digests += [(bytes.fromhex(h), (t.name, scope)) for h in hashed]
 
-    def _lookup(self, token: str) -> tuple[str, str] | None:
+    def lookup(self, token: str) -> tuple[str, str] | None:
+        """``(tenant, scope)`` of ``token``, or None when the server does not know it."""
         presented, found = token_digest(token), None
         for digest, who in self._digests:  # no early exit: the time taken says nothing about which one matched
             if hmac.compare_digest(presented, digest) and found is None:
@@ -69,7 +70,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 "this server needs a bearer token: send metadata 'authorization: Bearer <token>' "
                 "(sdkgen submit --token T)"
             )
-        found = self._lookup(header[7:].strip())
+        found = self.lookup(header[7:].strip())
         if found is None:
             return UnauthenticatedError("the bearer token is not known to this server; check the token you were given")
         if found[1] != scope:

@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from sdkgen.render import TEMPLATES as SDK_TEMPLATES
-from server.auth import DEFAULT_TENANT
+from server.auth import DEFAULT_TENANT, AuthInterceptor
 from server.config import ServerConfig, Tenant
 from server.errors import NotFoundError
 from server.jobs.service import JobService
@@ -44,8 +44,7 @@ class _Tenants:
 
     def __init__(self, tenants: tuple[Tenant, ...]) -> None:
         self.enabled = bool(tenants)
-        self._build = {tok: t.name for t in tenants for tok in t.build_tokens}
-        self._inference = {tok for t in tenants for tok in t.inference_tokens}
+        self._tokens = AuthInterceptor(tenants)  # the gRPC side's digests and constant-time comparison
 
     def of(self, request: Request) -> tuple[str | None, str]:
         """``(tenant, problem)``: the caller's tenant, or ``None`` and why it has none."""
@@ -55,9 +54,10 @@ class _Tenants:
         token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
         if not token:
             return None, "missing"
-        if token in self._build:
-            return self._build[token], ""
-        return None, "inference" if token in self._inference else "unknown"
+        found = self._tokens.lookup(token)
+        if found is not None and found[1] == "build":
+            return found[0], ""
+        return None, "inference" if found is not None else "unknown"
 
 
 class _Pages:
