@@ -185,15 +185,22 @@ def _append(path: Path, row: dict) -> None:
 # --------------------------------------------------------------------------------------------- the driver
 
 
-def run_matrix(names: list[str], profiles: tuple[str, ...], cache: Path, out: Path) -> list[dict]:
-    """One worker process per model; rich progress over the cases; returns every case's row."""
+def run_matrix(names: list[str], profiles: tuple[str, ...], cache: Path, out: Path, resume: bool = False) -> list[dict]:
+    """One worker process per model; rich progress over the cases; returns every case's row.
+
+    ``resume`` keeps the rows of an earlier run in ``out`` and runs only the cases they lack."""
     from model_zoo import build
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out.mkdir(parents=True, exist_ok=True)
     lines = out / "results.jsonl"
-    lines.unlink(missing_ok=True)
-    planned = {n: profiles_for(build(n, cache).model, profiles) for n in names}
+    if not resume:
+        lines.unlink(missing_ok=True)
+    done_before = {(r["model"], r["profile"]) for r in _read(lines) if "status" in r}
+    planned = {
+        n: [p for p in profiles_for(build(n, cache).model, profiles) if (n, p) not in done_before] for n in names
+    }
+    planned = {n: cases for n, cases in planned.items() if cases}
     rows: list[dict] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("coverage", total=sum(len(p) for p in planned.values()))
@@ -225,7 +232,14 @@ def run_matrix(names: list[str], profiles: tuple[str, ...], cache: Path, out: Pa
                         },
                     )
                     progress.advance(task)
-    rows = [r for r in _read(lines) if "status" in r]
+    order = {n: i for i, n in enumerate(names)}
+    rows = sorted(
+        (r for r in _read(lines) if "status" in r),
+        key=lambda r: (
+            order.get(r["model"], len(order)),
+            PROFILES.index(r["profile"]) if r["profile"] in PROFILES else 9,
+        ),
+    )
     (out / "results.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
     return rows
 
@@ -290,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="zoo build cache (default build/zoo)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default build/coverage)")
-    parser.add_argument("--table", type=Path, help="print the table of a finished results.json and exit")
+    parser.add_argument("--table", type=Path, help="print the table of a finished results.json(l) and exit")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the others")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -311,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.models.split(",") if args.models else names(args.group, False if args.light else None)
         if not args.models:  # light models first, so that a partial run already covers the most
             chosen = sorted(chosen, key=lambda n: ENTRIES[n].heavy)
-        rows = run_matrix(chosen, profiles, args.cache, args.out)
+        rows = run_matrix(chosen, profiles, args.cache, args.out, args.resume)
     table = markdown(rows)
     if not args.table:
         (args.out / "matrix.md").write_text(table)

@@ -6,8 +6,9 @@ implemented``). :func:`register` adds both, once per process, after which ``onnx
 graphs; each module computes what onnxruntime computes (tests/test_onnx_normalize.py compares them).
 
 - ``LSTM`` (opsets 7 and 14): ``torch.nn.LSTM`` with the ONNX weights regrouped (ONNX gates i, o, f, c;
-  PyTorch i, f, c, o), forward, reverse or bidirectional, layout 0 or 1, optional initial states. Peepholes,
-  ``clip``, ``input_forget``, custom activations and ``sequence_lens`` are refused (``NotImplementedError``, as
+  PyTorch i, f, c, o), forward or bidirectional, optional initial states. ``layout=1`` (batch first: onnxruntime
+  itself refuses it, so nothing could check it), reverse, peepholes, ``clip``, ``input_forget``, custom
+  activations and ``sequence_lens`` are refused (``NotImplementedError``, as
   onnx2torch refuses what it lacks).
 - ``AveragePool`` with asymmetric explicit pads: zero padding, then the pool; with ``count_include_pad=0`` the
   sum is divided by the number of real (unpadded) elements in each window, as ONNX specifies.
@@ -207,6 +208,8 @@ def _convert_lstm(node, graph):
         refused.append("sequence_lens")
     if inputs[7]:
         refused.append("peepholes (P)")
+    if attributes.get("layout", 0):
+        refused.append("layout=1")
     if refused:
         raise NotImplementedError(f"LSTM with {', '.join(refused)} is not implemented")
     hidden = int(attributes["hidden_size"])

@@ -243,8 +243,8 @@ def _explicit_pads(model) -> int:
                 max(0, s * (i - 1) + e + (k - 1) * d + 1 - i * s)
                 for i, k, s, d, e in zip(spatial, kernel, strides, dilations, extra)
             ]
-            # ConvTranspose: SAME_UPPER puts the larger half at the start (onnx spec, ConvTranspose)
-            begin = [t - t // 2 if mode == "SAME_UPPER" else t // 2 for t in totals]
+            # as for Conv, SAME_UPPER puts the odd pixel at the end: what onnxruntime computes (checked on odd sizes)
+            begin = [t // 2 if mode == "SAME_UPPER" else t - t // 2 for t in totals]
             pads = begin + [t - b for t, b in zip(totals, begin)]
         else:
             totals = [

@@ -41,6 +41,7 @@ FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "immunohistochemistry", "retina")
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 SAMPLES = 16  # per model: enough to calibrate int8 and compare, small enough for a 2-core CI
+ZOO_VERSION = 2  # bump when a builder changes: cached models of another version are rebuilt
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,14 @@ def build(name: str, cache: Path) -> ZooModel:
         raise KeyError(f"unknown zoo model {name!r}; known: {', '.join(ENTRIES)}")
     folder = Path(cache) / name
     meta_path = folder / "meta.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("zoo_version") != ZOO_VERSION:
+        meta_path.unlink()
     if not meta_path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         meta = ENTRIES[name].builder(folder)
         meta["build_seconds"] = round(time.perf_counter() - start, 2)
+        meta["zoo_version"] = ZOO_VERSION
         meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
     meta = json.loads(meta_path.read_text())
     meta["folder"] = str(folder)
@@ -350,6 +354,34 @@ HF_VISION = {
 }
 
 
+def trained_like(model, *args) -> None:
+    """Give a randomly initialised torch model the activation scales of a trained one, in place.
+
+    transformers' default initialisation (normal, std 0.02) makes deep convolutional stacks vanish: a random
+    MobileNetV2's logits are ~1e-26 and MobileViT's exactly 0, the same for every input, which no fidelity
+    figure can judge. Convolutions and linear layers get He-normal weights (fan-in of one group) and small
+    random biases; BatchNorm running statistics are then measured on ``args`` (the zoo's real inputs), as
+    training would have left them.
+    """
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.05)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+                module.momentum = None  # a cumulative average: one pass over the data sets the statistics
+        model.train()
+        model(*args)
+    model.eval()
+
+
 def _export(module, args: tuple, folder: Path, dynamic: bool) -> str:
     """``torch.export`` as users do (``dynamic=False``: the batch fixed at the sample's 1) or with a batch Dim."""
     import torch
@@ -371,13 +403,15 @@ def _hf_vision_builder(key: str, dynamic: bool):
         torch.manual_seed(0)
         model = _hf_vision(config_name, model_name, **config).eval()
         x = photos(64)
+        trained_like(model, torch.from_numpy(x))
         export = _export(model, (torch.from_numpy(x[: 2 if dynamic else 1]),), folder, dynamic)
         np.savez(folder / "data.npz", pixel_values=x)
         return {
             "file": "model.pt2",
             "task": "classification",
             "export": export,
-            "origin": f"transformers {model_name} from a small {config_name} (random weights, seed 0), Apache-2.0",
+            "origin": f"transformers {model_name} from a small {config_name} (He-normal random weights, BatchNorm "
+            "statistics from the photos, seed 0), Apache-2.0",
         }
 
     return builder
@@ -451,6 +485,7 @@ def _whisper_builder(dynamic: bool):
         encoder = transformers.WhisperModel(cfg).get_encoder().eval()
         audio, _ = speech_like(18.0)
         features = log_mel(audio)[:SAMPLES]
+        trained_like(encoder, torch.from_numpy(features))
         export = _export(encoder, (torch.from_numpy(features[: 2 if dynamic else 1]),), folder, dynamic)
         np.savez(folder / "data.npz", input_features=features)
         return {
@@ -719,14 +754,44 @@ def _keras_mobilenet(folder: Path) -> dict:
 
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+    x = photos(96, layout="NHWC", normalize="tf")
+    _keras_trained_like(model, x)
     model.save(folder / "model.keras")
-    np.savez(folder / "data.npz", x=photos(96, layout="NHWC", normalize="tf"))
+    np.savez(folder / "data.npz", x=x)
     return {
         "file": "model.keras",
         "task": "classification",
         "export": "Keras model.save (.keras), input 96x96x3",
-        "origin": "keras.applications.MobileNetV2(weights=None, alpha=0.35), random weights, Apache-2.0",
+        "origin": "keras.applications.MobileNetV2(weights=None, alpha=0.35), He-normal random weights and "
+        "BatchNorm statistics from the photos, Apache-2.0",
     }
+
+
+def _keras_trained_like(model, x: np.ndarray) -> None:
+    """:func:`trained_like` for Keras: He-normal kernels, then each BatchNorm's moving statistics measured on ``x``
+    in order (each after the ones before it are set), as Keras' random init otherwise gives the same logits for
+    every input."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kernel = layer.kernel  # [kh, kw, channels, multiplier]
+            fan_in = kernel.shape[0] * kernel.shape[1]
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = layer.kernel
+            fan_in = int(np.prod(kernel.shape[:-1]))
+        else:
+            continue
+        kernel.assign(rng.standard_normal(kernel.shape).astype(np.float32) * np.sqrt(2 / fan_in))
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.standard_normal(layer.bias.shape).astype(np.float32) * 0.05)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            activations = np.asarray(keras.Model(model.inputs, layer.input)(x, training=False))
+            axes = tuple(range(activations.ndim - 1))
+            layer.moving_mean.assign(activations.mean(axes))
+            layer.moving_variance.assign(activations.var(axes))
 
 
 # ------------------------------------------------------------------------------------------ task metrics
@@ -823,6 +888,7 @@ def reference_outputs(zoo_model: ZooModel) -> list[np.ndarray]:
     else:
         import torch
 
+        import_output_types()
         module = (
             torch.export.load(str(zoo_model.model)).module()
             if suffix == ".pt2"
@@ -838,6 +904,13 @@ def reference_outputs(zoo_model: ZooModel) -> list[np.ndarray]:
                 result = module(*args)
                 rows.append([t.float().numpy() for t in _flatten(result)])
     return [np.concatenate([np.atleast_1d(np.asarray(r[j])) for r in rows]) for j in range(len(rows[0]))]
+
+
+def import_output_types() -> None:
+    """Register transformers' ModelOutput classes as pytree nodes: ``torch.export.load`` of a program that
+    returns one fails until they are (``Deserializing transformers.modeling_outputs.X in pytree is not
+    registered``); a Python user who exported in the same process has them already."""
+    import transformers.modeling_outputs  # noqa: F401
 
 
 def one_sample(array: np.ndarray, index: int, rank: int) -> np.ndarray:
