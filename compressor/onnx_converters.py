@@ -12,6 +12,8 @@ graphs; each module computes what onnxruntime computes (tests/test_onnx_normaliz
   onnx2torch refuses what it lacks).
 - ``AveragePool`` with asymmetric explicit pads: zero padding, then the pool; with ``count_include_pad=0`` the
   sum is divided by the number of real (unpadded) elements in each window, as ONNX specifies.
+- ``ConvTranspose`` with asymmetric pads (what ``auto_pad=SAME_*`` becomes on odd sizes): the transposed
+  convolution unpadded, then the output cropped by the pads, which is what ONNX's pads mean there.
 - ``Reshape`` to a constant shape: the shape as a Python list. onnx2torch's module keeps it as a tensor and
   asks ``torch.any(shape == 0)`` at every call, a data-dependent branch that ``torch.export`` (and so
   litert-torch) refuses: ``GuardOnDataDependentSymNode: Could not guard on data-dependent expression Eq(u0, 1)``.
@@ -45,6 +47,9 @@ def register() -> None:
     for version in (7, 10, 11, 19):
         key = registry.OperationDescription("", "AveragePool", version)
         table[key] = _with_asymmetric_pads(table.get(key))
+    for version in (1, 11):
+        key = registry.OperationDescription("", "ConvTranspose", version)
+        table[key] = _with_cropped_transpose(table.get(key))
     for version in (11, 13):
         key = registry.OperationDescription("", "Pad", version)
         table[key] = _with_static_pads(table.get(key))
@@ -192,7 +197,32 @@ def _modules():
                 x = torch.unsqueeze(x, axis)
             return x
 
-    return OnnxLSTM, AsymmetricAvgPool, StaticPad, StaticReshape, StaticSlice, StaticResize, StaticAxes
+    class CroppedConvTranspose(nn.Module, OnnxToTorchModule):
+        """A transposed convolution without padding, cropped by ONNX's (asymmetric) pads."""
+
+        def __init__(self, conv, pads: list[int]) -> None:
+            super().__init__()
+            self.conv, self.pads = conv, pads
+
+        def forward(self, x):
+            y = self.conv(x)
+            rank = len(self.pads) // 2
+            index = [slice(None), slice(None)]
+            for axis in range(rank):
+                begin, end = self.pads[axis], self.pads[rank + axis]
+                index.append(slice(begin, y.shape[2 + axis] - end))
+            return y[tuple(index)]
+
+    return (
+        OnnxLSTM,
+        AsymmetricAvgPool,
+        StaticPad,
+        StaticReshape,
+        StaticSlice,
+        StaticResize,
+        StaticAxes,
+        CroppedConvTranspose,
+    )
 
 
 def _convert_lstm(node, graph):
@@ -397,6 +427,47 @@ def _with_static_axes(original):
         if axes is not None and not isinstance(axes, list):
             axes = [axes]
         module = _modules()[6](node.operation_type, axes)
+        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+
+    convert.edgeforge = True
+    return convert
+
+
+def _with_cropped_transpose(original):
+    """onnx2torch's Conv/ConvTranspose converter; asymmetric ConvTranspose pads become a crop after the layer."""
+    if getattr(original, "edgeforge", False):
+        return original
+
+    def convert(node, graph):
+        import torch
+        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
+
+        attributes = node.attributes
+        pads = list(attributes.get("pads", []))
+        rank = len(pads) // 2
+        if node.operation_type != "ConvTranspose" or not pads or pads[:rank] == pads[rank:]:
+            return original(node, graph)
+        if attributes.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET") or "output_shape" in attributes:
+            return original(node, graph)
+        inputs = list(node.input_values)
+        weight = graph.initializers[inputs[1]].to_torch()
+        bias = graph.initializers[inputs[2]].to_torch() if len(inputs) > 2 and inputs[2] else None
+        groups = attributes.get("group", 1)
+        layer = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}[rank](
+            weight.shape[0],
+            weight.shape[1] * groups,
+            kernel_size=tuple(weight.shape[2:]),
+            stride=attributes.get("strides", 1),
+            dilation=attributes.get("dilations", 1),
+            output_padding=attributes.get("output_padding", 0),
+            groups=groups,
+            bias=bias is not None,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            if bias is not None:
+                layer.bias.copy_(bias)
+        module = _modules()[7](layer, pads)
         return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
 
     convert.edgeforge = True
