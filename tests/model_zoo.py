@@ -422,6 +422,28 @@ for _key in HF_VISION:
     _entry(f"{_key}-dyn", "transformers")(_hf_vision_builder(_key, dynamic=True))
 
 
+@_entry("resnet-onnx", "transformers")
+def _resnet_onnx(folder: Path) -> dict:
+    """The small ResNet exported as users export to ONNX: ``torch.onnx.export(..., dynamo=True)``, dynamic batch."""
+    import torch
+
+    config_name, model_name, config = HF_VISION["resnet"]
+    torch.manual_seed(0)
+    model = _hf_vision(config_name, model_name, **config).eval()
+    x = photos(64)
+    trained_like(model, torch.from_numpy(x))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.onnx.export(model, (torch.from_numpy(x[:2]),), dynamo=True, dynamic_shapes=({0: batch},))
+    program.save(str(folder / "model.onnx"))
+    np.savez(folder / "data.npz", pixel_values=x)
+    return {
+        "file": "model.onnx",
+        "task": "classification",
+        "export": "ONNX (torch.onnx.export dynamo, opset 18, dynamic batch)",
+        "origin": f"transformers {model_name} as in 'resnet', Apache-2.0",
+    }
+
+
 def _bert_builder(dynamic: bool):
     def builder(folder: Path) -> dict:
         import torch
