@@ -72,6 +72,9 @@ def normalize(
     model = _step("shape inference", _infer_shapes, model)
     report["auto_pad_made_explicit"] = _explicit_pads(model)
     report["outputs_given_identity"] = _own_output_nodes(model)
+    # inferred intermediate types would go stale in later rewrites (onnxruntime's fp16 converter keeps some
+    # tensors float and leaves value_info claiming otherwise); inputs and outputs keep their static shapes
+    del model.graph.value_info[:]
     report["nodes_after"] = len(model.graph.node)
     report["op_types"] = sorted({n.op_type for n in model.graph.node})
     try:
