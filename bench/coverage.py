@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -313,6 +314,54 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join([head, *body]) + "\n"
 
 
+# failure reason -> the class in docs/coverage-findings.md (first match wins)
+FINDINGS = (
+    (r"Guard failed: \w+\.size\(\)\[0\] == 1", "F1 batch fixed at 1"),
+    (r"in pytree is not registered|not a readable ExportedProgram", "F2 ModelOutput pytree"),
+    (r"^KeyError", "F3 Constant weights (raw KeyError)"),
+    (r"GuardOnDataDependentSymNode", "F4 onnx2torch Reshape/Slice in torch.export"),
+    (r"no_integer_overflow_from_quantization", "F5 builtin kernel refuses a candidate"),
+    (r"ops outside the allow-list: PADV2", "F7 PADV2 on Edge TPU"),
+    (r"ops outside the allow-list", "F12 ops outside the Edge TPU allow-list"),
+    (r"state|does not match model input", "F8 state/scalar inputs in --data"),
+    (r"TS2EPConverter", "F9 TorchScript control flow"),
+    (r"INT64 but expected type INT32", "F15 int64 calibration data"),
+    (r"num_scales must be 1", "F16 per-channel scales LiteRT refuses"),
+    (r"elem type differs", "F17 fp16 ONNX value_info"),
+    (r"LSTM", "onnx2torch has no LSTM (F8)"),
+    (r"Keras models reach TFLite only", "F11 Keras has no ONNX route"),
+    (r"failed the gate with cosine", "F6/F14 int8-full below the cosine gate"),
+)
+
+
+def finding(reason: str) -> str:
+    return next((label for pattern, label in FINDINGS if re.search(pattern, reason)), reason[:80])
+
+
+def pivot(rows: list[dict]) -> str:
+    """One row per model, one column per profile: what was shipped, or the failure's class (README table)."""
+    profiles = [p for p in PROFILES if any(r["profile"] == p for r in rows)]
+    cells: dict[str, dict[str, str]] = {}
+    exports: dict[str, str] = {}
+    for r in rows:
+        exports[r["model"]] = _short_export(r)
+        if r["status"] == "built":
+            parts = []
+            for sel in r.get("selected", {}).values():
+                text = f"{sel['artifact']} cos {_fmt(sel['cosine_mean'], '.4f')}"
+                if r.get("metric_name") and sel.get("task_metric") is not None:
+                    original = r.get("original_metric")
+                    text += f", {r['metric_name']} {_fmt(original, '.1f')}→{_fmt(sel['task_metric'], '.1f')}"
+                parts.append(text)
+            cells.setdefault(r["model"], {})[r["profile"]] = "✅ " + "; ".join(parts)
+        else:
+            cells.setdefault(r["model"], {})[r["profile"]] = "❌ " + finding(r.get("reason", ""))
+    head = "| model | export | " + " | ".join(profiles) + " |\n|---|---|" + "---|" * len(profiles)
+    body = [f"| {m} | {exports[m]} | " + " | ".join(cells[m].get(p, "–") for p in profiles) + " |" for m in cells]
+    built = sum(r["status"] == "built" for r in rows)
+    return "\n".join([head, *body]) + f"\n\n{built} of {len(rows)} cases built.\n"
+
+
 def _short_export(row: dict) -> str:
     export = row.get("export") or ""
     if "batch fixed" in export:
@@ -337,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default build/coverage)")
     parser.add_argument("--table", type=Path, help="print the table of a finished results.json(l) and exit")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the others")
+    parser.add_argument("--pivot", action="store_true", help="print one row per model (the README table)")
     parser.add_argument(
         "--preview-onnx-fix",
         action="store_true",
@@ -364,9 +414,11 @@ def main(argv: list[str] | None = None) -> int:
             chosen = sorted(chosen, key=lambda n: ENTRIES[n].heavy)
         rows = run_matrix(chosen, profiles, args.cache, args.out, args.resume, args.preview_onnx_fix)
     table = markdown(rows)
+    short = pivot(rows)
     if not args.table:
         (args.out / "matrix.md").write_text(table)
-    print(table)
+        (args.out / "pivot.md").write_text(short)
+    print(short if args.pivot else table)
     print(summary(rows))
     return 0
 

@@ -154,7 +154,7 @@ def measure(name: str, cache: Path, tflite: bool) -> dict:
             if "ConstantOfShape" in zoo_model.meta.get("export", ""):  # one constant per weight: try random ones
                 shuffled = _randomized(normalised)
                 row[stage]["random_weights_max_abs_diff_ort"] = _torch_diff(convert(shuffled).eval(), shuffled, samples)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             row[stage] = _reason(exc)
             module = None
     if module is not None and tflite:

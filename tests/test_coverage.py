@@ -14,7 +14,8 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from model_zoo import build, feeds_for, import_output_types, reference_outputs
+from model_zoo import FONT_DIR, build, feeds_for, import_output_types, reference_outputs
+from support import require
 
 import compressor
 from compressor.runtimes import open_artifact
@@ -56,6 +57,11 @@ def zoo(tmp_path_factory):
     return tmp_path_factory.mktemp("zoo")
 
 
+@pytest.fixture
+def fonts():
+    require(FONT_DIR.is_dir(), f"DejaVu fonts in {FONT_DIR} (Debian fonts-dejavu-core) render the OCR zoo's text")
+
+
 def _compress(zoo_model, profile, tmp_path, **options):
     from compressor import CompressOptions
 
@@ -93,7 +99,7 @@ def test_batch_fixed_at_1_resnet_builds_for_an_onnx_profile(zoo, tmp_path):
 
 @pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
 @pytest.mark.parametrize("name", ["ppocr-cls", "onnx-squeezenet"])
-def test_onnx_sources_with_constant_weights_build_for_the_onnx_profile(zoo, tmp_path, name):
+def test_onnx_sources_with_constant_weights_build_for_the_onnx_profile(zoo, fonts, tmp_path, name):
     result = _compress(build(name, zoo), "jetson-orin-nano", tmp_path)
     assert _selected(result, "onnx")["metrics"]["cosine_mean"] >= 0.99
 
@@ -120,7 +126,7 @@ def test_host_ships_onnx_when_the_tflite_route_fails(zoo, tmp_path):
 
 
 @pytest.mark.xfail(reason=RAW_TRACEBACK, strict=True)
-def test_a_failing_case_ends_in_a_message_not_a_traceback(zoo, tmp_path):
+def test_a_failing_case_ends_in_a_message_not_a_traceback(zoo, fonts, tmp_path):
     from sdkgen.cli import main
 
     zoo_model = build("ppocr-cls", zoo)
@@ -171,7 +177,7 @@ def test_transformers_models_build_for_pixel_8_exported_either_way(zoo, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
-def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, tmp_path):
+def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, tmp_path):
     zoo_model = build("ppocr-rec", zoo)
     result = _compress(zoo_model, "pixel-8", tmp_path)
     feeds = feeds_for(zoo_model)
@@ -189,7 +195,7 @@ def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, tmp_path
         pytest.param("resnet-dyn", marks=_xfail(PADV2)),
     ],
 )
-def test_coral_builds_fully_integer(zoo, tmp_path, name):
+def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
     result = _compress(build(name, zoo), "coral-edgetpu", tmp_path)
     chosen = _selected(result, "tflite")
     tensors = chosen["io"]["inputs"] + chosen["io"]["outputs"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from model_zoo import LIGHT, build, feeds_for, one_sample
+from model_zoo import FONT_DIR, LIGHT, build, feeds_for, one_sample
 from onnx import TensorProto, helper, numpy_helper
+from support import require
 
 from compressor.errors import ConversionError, InvalidInputError
 from compressor.onnx_converters import register
@@ -21,6 +22,11 @@ from compressor.onnx_normalize import TARGET_OPSET, compare_in_onnxruntime, norm
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture
+def fonts():
+    require(FONT_DIR.is_dir(), f"DejaVu fonts in {FONT_DIR} (Debian fonts-dejavu-core) render the OCR zoo's text")
 
 
 def _convert(model):
@@ -73,7 +79,7 @@ def _random_weights(model, seed=0):
 
 
 @pytest.mark.parametrize("name", ["ppocr-cls", "ppocr-rec", "ppocr-det"])
-def test_ppocr_graphs_reach_pytorch_after_normalisation(zoo, name):
+def test_ppocr_graphs_reach_pytorch_after_normalisation(zoo, fonts, name):
     zoo_model = build(name, zoo)
     original = onnx.load(str(zoo_model.model))
     feeds = feeds_for(zoo_model)
@@ -150,7 +156,7 @@ def test_explicit_shapes_win_and_missing_ones_are_named():
         normalize(model, None, {"x": (1, 3, 32)})
 
 
-def test_a_graph_that_computes_differently_is_refused(zoo):
+def test_a_graph_that_computes_differently_is_refused(zoo, fonts):
     zoo_model = build("ppocr-cls", zoo)
     feeds = feeds_for(zoo_model)
     original = onnx.load(str(zoo_model.model))
@@ -223,7 +229,7 @@ def test_lstm_converter_refuses_what_it_cannot_check():
         _convert(model)
 
 
-def test_converted_ppocr_recogniser_exports_with_torch_export(zoo):
+def test_converted_ppocr_recogniser_exports_with_torch_export(zoo, fonts):
     """onnx2torch's own Reshape/Slice/Squeeze modules branch on their shape tensors, which torch.export (and so
     litert-torch) refuses; the static ones registered here do not."""
     import torch
