@@ -364,6 +364,8 @@ def pivot(rows: list[dict]) -> str:
 
 def _short_export(row: dict) -> str:
     export = row.get("export") or ""
+    if export.startswith(("ONNX", "TorchScript", "Keras")):
+        return export.split(" (")[0].replace(" model.save", "") + (" + normalize" if "onnx_normalize" in export else "")
     if "batch fixed" in export:
         return "pt2 batch 1"
     if "dynamic batch" in export:
