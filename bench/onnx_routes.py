@@ -162,6 +162,10 @@ def measure(name: str, cache: Path, tflite: bool) -> dict:
             try:
                 diff, seconds = _tflite_diff(module, normalised, samples, Path(work))
                 row["litert_torch_fp32"] = {"max_abs_diff_ort": diff, "seconds": round(seconds, 1)}
+                if "ConstantOfShape" in zoo_model.meta.get("export", ""):
+                    shuffled = _randomized(normalised)
+                    diff, _ = _tflite_diff(convert(shuffled).eval(), shuffled, samples, Path(work))
+                    row["litert_torch_fp32"]["random_weights_max_abs_diff_ort"] = diff
             except Exception as exc:
                 row["litert_torch_fp32"] = _reason(exc)
     return row
