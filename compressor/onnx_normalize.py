@@ -12,14 +12,19 @@ weights in ``Constant`` / ``ConstantOfShape`` nodes (onnx2torch wants initialize
    fills are materialised (onnxscript keeps them by default to save bytes; here they must become tensors), and
    every ``Constant`` is lifted to an initializer; initializers listed as graph inputs (IR < 4) are unlisted;
 4. infer shapes (``onnx.shape_inference``, with data propagation) and make ``auto_pad`` pads explicit from the
-   inferred input sizes (no library does this one: it is the ONNX spec's formula, a few lines);
+   inferred input sizes (onnxscript's rewriter already does it for ``Conv``; pools and ``ConvTranspose`` here,
+   with onnxruntime's convention, a few lines);
 5. run the original and the normalised graph in onnxruntime on the feeds and raise
    :class:`~compressor.errors.ConversionError` when they differ.
 
-Why onnxscript's optimizer: it is installed already (torch.onnx's own optimizer), folds with onnxruntime-free
-reference evaluation, lifts constants and removes initializer inputs as IR passes, and, measured on the PP-OCRv4
-det/rec, PP-OCR cls and the nine ``onnx`` wheel light graphs, leaves graphs onnx2torch converts and that match
-onnxruntime to 2e-6 (see docs/coverage-findings.md for the comparison with onnx's own tools and onnx-simplifier).
+Why onnxscript's optimizer, by measurement (docs/coverage-findings.md has the table): on the PP-OCRv4 det/rec,
+PP-OCR cls, the nine ``onnx`` wheel light graphs and silero-vad it leaves graphs onnx2torch converts that match
+onnxruntime to 3e-5, in 0.1-13 s a graph on a loaded 2-core host. onnx-simplifier 0.4.36 gives the same
+results (a few nodes fewer) but has no opset conversion and, installed beside onnx2tf in an isolated venv,
+resolved to onnx 1.19 / onnxruntime 1.23; onnx itself has no constant folding. onnxscript is already a
+dependency (torch.onnx's own optimizer) and its IR passes compose: freeze inputs -> fold -> fix shapes -> fold.
+The graph outputs of multi-output nodes get an ``Identity`` each (onnx2torch returns the node's whole tuple
+for them), and intermediate ``value_info`` is dropped from the result.
 """
 
 from __future__ import annotations
