@@ -40,6 +40,7 @@ from compressor.errors import ConversionError, InvalidInputError
 TARGET_OPSET = 17  # the newest opset onnx2torch 1.5 converts (compressor.loaders.ONNX2TORCH_OPSET)
 ATOL, RTOL = 1e-4, 1e-3  # against each output's own scale: max |a - b| <= ATOL + RTOL * max |a|
 POOLS = ("MaxPool", "AveragePool", "LpPool")
+DEFAULT_ZERO = ("noop_with_empty_axes",)  # attributes newer opsets added with a default of 0
 
 
 def normalize(
@@ -179,11 +180,28 @@ def _dims_text(dims) -> str:
 
 
 def _convert_opset(model, target: int):
-    from onnx import version_converter
+    """``onnx.version_converter`` to ``target``, then attributes the target opset's schema lacks removed where
+    they held their default (going down from 18, the converter moves ``ReduceMean``'s axes back into an attribute
+    but leaves ``noop_with_empty_axes=0``, which the checker refuses; torch.onnx writes opset 18)."""
+    from onnx import defs, version_converter
 
     if _opset(model) == target:
         return model
-    return version_converter.convert_version(model, target)
+    converted = version_converter.convert_version(model, target)
+    for node in converted.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        known = set(defs.get_schema(node.op_type, target, "").attributes)
+        stale = [a for a in node.attribute if a.name not in known]
+        for attribute in stale:
+            if attribute.name in DEFAULT_ZERO and attribute.i == 0:
+                node.attribute.remove(attribute)
+            else:
+                raise ConversionError(
+                    f"{node.op_type} node {node.name!r} uses attribute {attribute.name!r}, which opset {target} "
+                    f"does not have; onnx2torch reads opsets up to {target}"
+                )
+    return converted
 
 
 def _fold(model):

@@ -239,3 +239,17 @@ def test_converted_ppocr_recogniser_exports_with_torch_export(zoo, fonts):
     normalised, _ = normalize(onnx.load(str(zoo_model.model)), feeds)
     program = torch.export.export(_convert(normalised), (torch.from_numpy(feeds["x"][:1]),))
     assert program.module()(torch.from_numpy(feeds["x"][:1])).shape == (1, 40, 6625)
+
+
+def test_a_torch_onnx_export_goes_down_to_opset_17_and_through_torch_export(zoo):
+    """torch.onnx writes opset 20 (ReduceMean with axes as an input and noop_with_empty_axes); going down to 17
+    must leave a valid graph, and the static converters one that torch.export (litert-torch) takes."""
+    import torch
+
+    zoo_model = build("resnet-onnx", zoo)
+    feeds = feeds_for(zoo_model)
+    normalised, report = normalize(onnx.load(str(zoo_model.model)), feeds)
+    assert report["opset_before"] > TARGET_OPSET == report["opset"]
+    assert _torch_vs_ort(normalised, _samples(normalised, feeds, count=2)) < 1e-4
+    x = torch.from_numpy(feeds["pixel_values"][:1])
+    assert torch.export.export(_convert(normalised), (x,)).module()(x).shape == (1, 10)
