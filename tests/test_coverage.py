@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Root causes (docs/coverage-findings.md has the traces and the fixes).
 STATIC_BATCH = (
     "F1: the reference runs 256-sample chunks (runtimes.TorchRunner.run -> in_chunks) through a program whose batch "
-    "torch.export fixed at 1: AssertionError 'Guard failed: pixel_values.size()[0] == 1' from validate_artifacts_pass"
+    "torch.export fixed at 1: AssertionError 'Guard failed: <input>.size()[0] == 1' from validate_artifacts_pass"
 )
 ONNX_CONSTANT_WEIGHTS = (
     "F3: weights in Constant/ConstantOfShape nodes; measure_source_pass turns every ONNX source into PyTorch "
