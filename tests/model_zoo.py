@@ -285,7 +285,7 @@ def _resnet_onnx(folder: Path) -> dict:
     return {
         "file": "model.onnx",
         "task": "classification",
-        "export": "ONNX (torch.onnx.export dynamo, opset 18, dynamic batch)",
+        "export": "ONNX (torch.onnx.export dynamo, its default opset 20, dynamic batch)",
         "origin": f"transformers {model_name} as in 'resnet', Apache-2.0",
     }
 
@@ -397,9 +397,11 @@ def _light_builder(graph: str):
 
 
 for _graph in LIGHT:
-    _entry(f"onnx-{_graph.replace('_', '-')}", "onnx-light", heavy=_graph in ("densenet121", "inception_v2", "vgg19"))(
-        _light_builder(_graph)
-    )
+    _entry(
+        f"onnx-{_graph.replace('_', '-')}",
+        "onnx-light",
+        heavy=_graph in ("densenet121", "inception_v2", "vgg19", "bvlc_alexnet", "zfnet512"),
+    )(_light_builder(_graph))
 
 
 # ------------------------------------------------------------------------------------- pretrained models
