@@ -1,0 +1,235 @@
+"""Model coverage (issue 12): real third-party models, exported the way users export them, through the user path.
+
+A representative slice of tests/model_zoo.py x profiles, asserting the issue's done-when criteria. Cases that
+fail today because of the pipeline are ``xfail(strict=True)`` with their root cause (details and fixes in
+docs/coverage-findings.md), so each flips loudly once fixed. The full matrix is ``bench/coverage.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from contextlib import redirect_stderr, redirect_stdout
+
+import numpy as np
+import pytest
+from model_zoo import FONT_DIR, build, feeds_for, import_output_types, reference_outputs
+from support import require
+
+import compressor
+from compressor.runtimes import open_artifact
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Root causes (docs/coverage-findings.md has the traces and the fixes).
+STATIC_BATCH = (
+    "F1: the reference runs 256-sample chunks (runtimes.TorchRunner.run -> in_chunks) through a program whose batch "
+    "torch.export fixed at 1: AssertionError 'Guard failed: <input>.size()[0] == 1' from validate_artifacts_pass"
+)
+ONNX_CONSTANT_WEIGHTS = (
+    "F3: weights in Constant/ConstantOfShape nodes; measure_source_pass turns every ONNX source into PyTorch "
+    "(onnx_to_torch) and onnx2torch raises a raw KeyError on the first Conv, even for ONNX-only profiles"
+)
+ONNX_TFLITE_RESHAPE = (
+    "F4: onnx2torch's Reshape keeps its target shape as a tensor and branches on it (torch.any(shape == 0)); "
+    "litert-torch's torch.export refuses: GuardOnDataDependentSymNode, and host fails whole instead of shipping ONNX"
+)
+INT8_MOBILENET = (
+    "F6: int8-full MobileNetV2 (depthwise + ReLU6) comes out of ai-edge-quantizer at mean cosine 0.84 (HF) / "
+    "0.977 (Keras) against fp32 on the zoo photos, under the 0.99 gate"
+)
+PADV2 = "F7: litert-torch lowers a padded MaxPool to PADV2 + MAX_POOL_2D; PADV2 is outside the Edge TPU allow-list"
+STATE_DATA = (
+    "F8: the --data contract puts samples on an input's first axis; silero's state [2, N, 128] and scalar sr "
+    "cannot be expressed (DataMismatchError from compressor/data.py _match_one)"
+)
+RAW_TRACEBACK = "F3/F1: raw KeyError / AssertionError escape compressor.compress and sdkgen's main()"
+PRUNED_ONNX = (
+    "F10: convert_variants_pass makes a dataclasses.replace view whose source.family stays 'onnx', so "
+    "convert_onnx_pass.export_fp32 copies source.path: the unstructured50 ONNX artifacts have 0% zero weights"
+)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    import_output_types()  # a Python user who exported in this process has them registered (finding F2)
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture
+def fonts():
+    require(FONT_DIR.is_dir(), f"DejaVu fonts in {FONT_DIR} (Debian fonts-dejavu-core) render the OCR zoo's text")
+
+
+def _compress(zoo_model, profile, tmp_path, **options):
+    from compressor import CompressOptions
+
+    return compressor.compress(
+        zoo_model.model,
+        profile,
+        tmp_path / "out",
+        data=zoo_model.data,
+        options=CompressOptions(latency_repeats=3, latency_warmup=1, **options),
+    )
+
+
+def _selected(result, fmt):
+    report = result.report
+    return report["artifacts"][report["selected_by_format"][fmt]]
+
+
+def _xfail(reason):
+    return pytest.mark.xfail(reason=reason, strict=True)
+
+
+# --------------------------------------------------------------------------------- the CI slice (minutes)
+
+
+def test_dynamic_batch_resnet_builds_for_pixel_8(zoo, tmp_path):
+    result = _compress(build("resnet-dyn", zoo), "pixel-8", tmp_path)
+    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+
+
+@pytest.mark.xfail(reason=STATIC_BATCH, strict=True)
+def test_batch_fixed_at_1_resnet_builds_for_an_onnx_profile(zoo, tmp_path):
+    result = _compress(build("resnet", zoo), "jetson-orin-nano", tmp_path)
+    assert _selected(result, "onnx")["metrics"]["cosine_mean"] >= 0.99
+
+
+@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
+@pytest.mark.parametrize("name", ["ppocr-cls", "onnx-squeezenet"])
+def test_onnx_sources_with_constant_weights_build_for_the_onnx_profile(zoo, fonts, tmp_path, name):
+    result = _compress(build(name, zoo), "jetson-orin-nano", tmp_path)
+    assert _selected(result, "onnx")["metrics"]["cosine_mean"] >= 0.99
+
+
+def test_silero_vad_sequence_builds_for_the_onnx_profile(zoo, tmp_path):
+    zoo_model = build("silero-vad-sequence", zoo)
+    result = _compress(zoo_model, "jetson-orin-nano", tmp_path)
+    chosen = _selected(result, "onnx")
+    assert chosen["metrics"]["cosine_mean"] >= 0.99
+    feeds = feeds_for(zoo_model)
+    outputs = open_artifact(result.out_dir / chosen["path"], "onnx").run(feeds)
+    assert zoo_model.task_metric(outputs, feeds) >= zoo_model.task_metric(reference_outputs(zoo_model), feeds) - 1
+
+
+def test_keras_mobilenet_v2_builds_for_pixel_8(zoo, tmp_path):
+    result = _compress(build("keras-mobilenet-v2", zoo), "pixel-8", tmp_path)
+    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+
+
+@pytest.mark.xfail(reason=ONNX_TFLITE_RESHAPE, strict=True)
+def test_host_ships_onnx_when_the_tflite_route_fails(zoo, tmp_path):
+    result = _compress(build("resnet-onnx", zoo), "host", tmp_path)
+    assert "onnx" in result.report["outputs"]
+
+
+@pytest.mark.xfail(reason=RAW_TRACEBACK, strict=True)
+def test_a_failing_case_ends_in_a_message_not_a_traceback(zoo, fonts, tmp_path):
+    from sdkgen.cli import main
+
+    zoo_model = build("ppocr-cls", zoo)
+    argv = ["compress", str(zoo_model.model), "--profile", "jetson-orin-nano", "--data", str(zoo_model.data)]
+    buffer = io.StringIO()
+    with redirect_stdout(buffer), redirect_stderr(buffer):
+        try:
+            status = main([*argv, "--out", str(tmp_path / "out")])
+        except Exception as exc:  # what a user sees: the interpreter prints the traceback
+            status, _ = 1, buffer.write(f"Traceback (most recent call last):\n{type(exc).__name__}: {exc}")
+    assert "Traceback" not in buffer.getvalue()
+    assert status == 0 or re.search(r"error: .+", buffer.getvalue())
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=PRUNED_ONNX, strict=True)
+def test_pruning_an_onnx_source_for_an_onnx_profile_ships_the_pruned_graph(zoo, tmp_path):
+    """The issue's regression test: the pruned variant's ONNX artifact must hold the pruned weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    options = {"prune": "unstructured", "sparsity": 0.5, "finetune_epochs": 1}
+    result = _compress(build("resnet-onnx", zoo), "jetson-orin-nano", tmp_path, **options)
+    pruned = [a for a in result.report["artifacts"] if a["variant"] and a["precision"] == "fp32" and a["path"]]
+    assert pruned
+    graph = onnx.load(str(result.out_dir / pruned[0]["path"])).graph
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if len(t.dims) > 1]
+    assert np.mean(np.concatenate([w.ravel() == 0 for w in weights])) >= 0.4
+
+
+# ---------------------------------------------------------------------------- the done-when criteria (slow)
+
+VISION = ["mobilenet_v2", "resnet", "deit", "vit", "mobilevit", "convnext"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(pytest.param(n, marks=_xfail(STATIC_BATCH)) for n in [*VISION, "bert", "whisper-encoder"]),
+        *(f"{n}-dyn" for n in VISION),
+    ],
+)
+def test_transformers_models_build_for_pixel_8_exported_either_way(zoo, tmp_path, name):
+    result = _compress(build(name, zoo), "pixel-8", tmp_path)
+    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
+def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, tmp_path):
+    zoo_model = build("ppocr-rec", zoo)
+    result = _compress(zoo_model, "pixel-8", tmp_path)
+    feeds = feeds_for(zoo_model)
+    outputs = open_artifact(result.out_dir / result.report["outputs"]["tflite"], "tflite").run(feeds)
+    original = zoo_model.task_metric(reference_outputs(zoo_model), feeds)
+    assert zoo_model.task_metric(outputs, feeds) <= original + 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("mobilenet_v2-dyn", marks=_xfail(INT8_MOBILENET)),
+        pytest.param("ppocr-rec", marks=_xfail(ONNX_CONSTANT_WEIGHTS)),
+        pytest.param("resnet-dyn", marks=_xfail(PADV2)),
+    ],
+)
+def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
+    result = _compress(build(name, zoo), "coral-edgetpu", tmp_path)
+    chosen = _selected(result, "tflite")
+    tensors = chosen["io"]["inputs"] + chosen["io"]["outputs"]
+    assert all(np.issubdtype(np.dtype(t["dtype"]), np.integer) for t in tensors) and not chosen["fit_problems"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
+@pytest.mark.parametrize("name", ["onnx-resnet50", "onnx-shufflenet", "onnx-inception-v1", "onnx-densenet121"])
+def test_onnx_reference_graphs_build_for_the_onnx_profile(zoo, tmp_path, name):
+    result = _compress(build(name, zoo), "jetson-orin-nano", tmp_path)
+    assert "onnx" in result.report["outputs"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=STATE_DATA, strict=True)
+def test_silero_vad_onnx_builds_for_the_onnx_profile(zoo, tmp_path):
+    result = _compress(build("silero-vad-onnx", zoo), "jetson-orin-nano", tmp_path)
+    assert "onnx" in result.report["outputs"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=INT8_MOBILENET, strict=True)
+def test_keras_mobilenet_v2_builds_for_coral(zoo, tmp_path):
+    result = _compress(build("keras-mobilenet-v2", zoo), "coral-edgetpu", tmp_path)
+    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=STATIC_BATCH, strict=True)
+def test_minilm_as_users_export_it_builds_for_pixel_8(zoo, tmp_path):
+    zoo_model = build("minilm", zoo)
+    result = _compress(zoo_model, "pixel-8", tmp_path)
+    feeds = feeds_for(zoo_model)
+    outputs = open_artifact(result.out_dir / result.report["outputs"]["tflite"], "tflite").run(feeds)
+    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+    assert zoo_model.task_metric(outputs, feeds) >= zoo_model.task_metric(reference_outputs(zoo_model), feeds) - 1
