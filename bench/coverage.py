@@ -150,9 +150,9 @@ def normalised_source(zoo_model):
     import onnx
     from model_zoo import feeds_for
 
-    from compressor.loaders import _torchvision_stand_in
     from compressor.onnx_converters import register
     from compressor.onnx_normalize import normalize
+    from compressor.onnx_torch import _torchvision_stand_in
 
     with _torchvision_stand_in():
         import onnx2torch  # noqa: F401 - the registry register() extends

@@ -35,7 +35,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _onnx2torch():
-    from compressor.loaders import _torchvision_stand_in
+    from compressor.onnx_torch import _torchvision_stand_in
 
     with _torchvision_stand_in():
         from onnx2torch import convert

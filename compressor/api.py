@@ -87,9 +87,13 @@ def load_source(
             )
         source = from_module(model, example_inputs)
     if arrays is None:
-        return source, synthetic_data(source)
+        samples = synthetic_data(source)
+        source.use_samples(samples.inputs)
+        return source, samples
     label = f"data file {data}" if isinstance(data, (str, Path)) else "sample data"
-    return source, match_inputs(arrays, source.inputs, label)
+    samples = match_inputs(arrays, source.inputs, label)
+    source.use_samples(samples.inputs)
+    return source, samples
 
 
 def synthetic_data(source: Source, count: int = SYNTHETIC_SAMPLES) -> SampleData:

@@ -84,7 +84,7 @@ def rebuilt_with_layers(
             path = Path(work) / "model.onnx"
             with captured(Path(work) / "export.log"):
                 export_torch(module, example_args, path, dynamic_batch=True)
-            rebuilt = onnx_to_torch(onnx.load(str(path)), None)
+            rebuilt = onnx_to_torch(onnx.load(str(path)), None, normalise=False)
         _flatten_constant_reshapes(rebuilt, example_args)
     except TechniqueNotApplicableError as exc:
         raise TechniqueNotApplicableError(refusal.format(why=str(exc).split(";")[0])) from None

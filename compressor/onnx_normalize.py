@@ -37,7 +37,7 @@ import numpy as np
 
 from compressor.errors import ConversionError, InvalidInputError
 
-TARGET_OPSET = 17  # the newest opset onnx2torch 1.5 converts (compressor.loaders.ONNX2TORCH_OPSET)
+TARGET_OPSET = 17  # the newest opset onnx2torch 1.5 converts (compressor.onnx_torch.ONNX2TORCH_OPSET)
 ATOL, RTOL = 1e-4, 1e-3  # against each output's own scale: max |a - b| <= ATOL + RTOL * max |a|
 POOLS = ("MaxPool", "AveragePool", "LpPool")
 DEFAULT_ZERO = ("noop_with_empty_axes",)  # attributes newer opsets added with a default of 0

@@ -15,19 +15,45 @@ from compressor.errors import TechniqueNotApplicableError
 ONNX2TORCH_OPSET = 17
 
 
-def onnx_to_torch(model, path: Path | None):
-    """Turn an ONNX graph into an eager ``torch.nn.Module`` with onnx2torch."""
+def onnx_to_torch(model, path: Path | None, feeds: dict | None = None, normalise: bool = True):
+    """Turn an ONNX graph into an eager ``torch.nn.Module`` with onnx2torch.
+
+    With ``normalise`` (the default) the graph first goes through :func:`compressor.onnx_normalize.normalize`:
+    shapes fixed from ``feeds`` (the user's samples), opset converted, constants folded and lifted to initializers,
+    ``auto_pad`` made explicit, and the result checked against the original in onnxruntime on the samples.  The
+    extra converters of :mod:`compressor.onnx_converters` (LSTM, asymmetric pads, constant-operand
+    Pad/Reshape/Slice/Resize/Squeeze) are registered with onnx2torch.  Graphs exported by PyTorch itself (the
+    layered rebuild) skip normalisation (``normalise=False``): their dynamic batch must stay dynamic.
+    """
     from onnx import version_converter
+
+    from compressor.errors import ConversionError, InvalidInputError
+    from compressor.onnx_converters import register
+    from compressor.onnx_normalize import normalize
 
     with _torchvision_stand_in():
         from onnx2torch import convert
 
+        register()
+    if normalise:
+        try:
+            model, _report = normalize(model, feeds)
+        except (ConversionError, InvalidInputError) as exc:
+            raise TechniqueNotApplicableError(
+                f"ONNX model {path or ''} could not be normalised for onnx2torch ({exc}); it can still target ONNX "
+                "profiles"
+            ) from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), ONNX2TORCH_OPSET)
     if opset > ONNX2TORCH_OPSET:
         model = version_converter.convert_version(model, ONNX2TORCH_OPSET)
     _relax_reshape_allowzero(model)
     try:
         return convert(model).eval()
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise TechniqueNotApplicableError(
+            f"ONNX model {path or ''} could not be read by onnx2torch ({type(exc).__name__}: {str(exc)[:160]}); it can "
+            "still target ONNX profiles"
+        ) from None
     except NotImplementedError as exc:
         raise TechniqueNotApplicableError(
             f"ONNX model {path or ''} uses an operator onnx2torch cannot turn into PyTorch ({exc}); it can still "

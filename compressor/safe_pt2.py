@@ -250,6 +250,37 @@ def load(path: str | Path):
             raise _not_pt2(path, f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
 
+# Packages whose output classes (e.g. transformers' ModelOutput dataclasses) a program may return: importing the
+# module that defines one registers it with torch's pytree, as it is when the model is exported in that process.
+OUTPUT_TYPE_PACKAGES = ("transformers", "diffusers")
+_TYPE_NAME = re.compile(r"((?:" + "|".join(OUTPUT_TYPE_PACKAGES) + r")(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def register_output_types(document: dict) -> list[str]:
+    """Import the modules of allow-listed packages whose classes the program's input/output specs name.
+
+    Only modules inside an installed allow-listed package are imported (never a module the file could choose
+    freely); one that does not exist is skipped, and deserializing then says which class it lacks.
+    """
+    import importlib
+    import importlib.util
+
+    specs = json.dumps(document.get("graph_module", {}).get("module_call_graph", []))
+    imported = []
+    for name in sorted(set(_TYPE_NAME.findall(specs))):
+        module = name.rpartition(".")[0]
+        if module.split(".")[0] not in OUTPUT_TYPE_PACKAGES or module in imported:
+            continue
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+            importlib.import_module(module)
+        except (ImportError, ValueError):
+            continue
+        imported.append(module)
+    return imported
+
+
 def _not_pt2(path: Path, why: str) -> UnsupportedModelError:
     return UnsupportedModelError(
         f"model file {path} is not a readable ExportedProgram ({why}); write it with torch.export.save. "
@@ -315,6 +346,7 @@ class _Reader:
             check_pickled_tensors(self.path, sample, self.read(sample))
         document = self.json(c.MODELS_FILENAME_FORMAT.format("model"))
         check_program(self.path, document)
+        register_output_types(document)
         serialized = _dict_to_dataclass(schema.ExportedProgram, document)
         return ExportedProgramDeserializer().deserialize(serialized, weights, constants, None)
 

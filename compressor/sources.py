@@ -75,6 +75,10 @@ class Source(ABC):
         """Why this model cannot reach artifact format ``fmt`` here (None: it can)."""
         return None
 
+    def route(self, fmt: str) -> str:
+        """The converters that take this model to artifact format ``fmt``, for the report."""
+        return "litert-torch" if fmt == "tflite" else "torch.onnx.export (dynamo)"
+
     def teacher(self, sample_args: tuple):
         """The original model as a module that takes batches of any size: soft targets, counting, sensitivity."""
         return batchable(self.to_torch(), sample_args)
@@ -100,6 +104,9 @@ class Source(ABC):
         if self.path is None:
             raise ValueError(f"this {self.format} model was not loaded from a file")
         return self.path
+
+    def use_samples(self, inputs: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook, most need none
+        """The user's samples, for sources whose conversion needs to see data (ONNX normalisation)."""
 
     def sample_args(self, batch: int = 1) -> tuple:
         """Zero tensors of this model's input shapes (batch ``batch``; dynamic dimensions need data instead)."""
@@ -167,19 +174,31 @@ class OnnxSource(Source):
 
     format = "onnx"
 
+    NORMALISE_SAMPLES = 8  # samples that fix dynamic dimensions and check the normalised graph
+
     def __init__(self, inputs: tuple[TensorSpec, ...], params: int, handle: Any) -> None:
         super().__init__(inputs, params, handle)
         self._torch = None
+        self._samples: dict[str, np.ndarray] | None = None
 
     def reference_runner(self) -> Runner:
         return OnnxRunner(self.file())
 
+    def use_samples(self, inputs: dict[str, np.ndarray]) -> None:
+        self._samples = {k: v[: self.NORMALISE_SAMPLES] for k, v in inputs.items()}
+
     def to_torch(self):
+        """The graph, normalised and checked on the user's samples, in PyTorch through onnx2torch."""
         if self._torch is None:
             from compressor.onnx_torch import onnx_to_torch
 
-            self._torch = onnx_to_torch(self.handle, self.path)
+            self._torch = onnx_to_torch(self.handle, self.path, self._samples)
         return self._torch
+
+    def route(self, fmt: str) -> str:
+        if fmt == "onnx":
+            return "the submitted ONNX graph"
+        return "ONNX graph normalised (onnxscript, checked in onnxruntime) -> onnx2torch -> litert-torch"
 
     def macs(self, sample_args: tuple) -> int | None:
         from compressor.analysis import onnx_macs
@@ -225,6 +244,9 @@ class KerasSource(Source):
             "Keras models reach TFLite only here; convert the model to ONNX first (e.g. with tf2onnx) and submit "
             "the .onnx file"
         )
+
+    def route(self, fmt: str) -> str:
+        return "Keras SavedModel export -> tf.lite.TFLiteConverter"
 
     def export_onnx(self, out: Path, sample_args: tuple, dynamic_batch: bool) -> None:
         raise TechniqueNotApplicableError(self.route_refusal("onnx"))

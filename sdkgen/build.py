@@ -15,8 +15,7 @@ import numpy as np
 
 from compressor.api import load_source, run_build, write_bundle
 from compressor.bundle.manifest import MANIFEST_FILE, SCHEMA_PATH, check_labels
-from compressor.bundle.report_html import write_report_html
-from compressor.bundle.writer import write_cloud_model, write_manifest_for
+from compressor.bundle.writer import write_cloud_model, write_html_or_note, write_manifest_for
 from compressor.errors import InvalidInputError
 from compressor.options import CompressOptions
 from compressor.outdir import atomic_output_dir
@@ -85,7 +84,7 @@ def build(
             assets["head"] = staging / manifest["split"]["head"]["file"]
         for platform in spec.platforms:
             render_platform(platform, ctx, assets, staging / platform)
-        write_report_html(report, staging, manifest)
+        write_html_or_note(report, staging, manifest)
     out = Path(out).resolve()
     return SdkBuildResult(out, report, manifest, {p: out / p for p in spec.platforms})
 

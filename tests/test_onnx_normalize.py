@@ -30,7 +30,7 @@ def fonts():
 
 
 def _convert(model):
-    from compressor.loaders import _torchvision_stand_in
+    from compressor.onnx_torch import _torchvision_stand_in
 
     with _torchvision_stand_in():
         from onnx2torch import convert

@@ -23,9 +23,9 @@ def main(name: str) -> None:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer.utils import validation_utils
+    from compressor.passes.convert_tflite_pass import _recipe
     from model_zoo import build, feeds_for, import_output_types
 
-    from compressor.passes.convert_tflite_pass import _recipe
     from compressor.profiles import Precision
 
     import_output_types()

@@ -65,6 +65,8 @@ def readable_name(tensor_name: str) -> str:
 
 
 def _macs(kind: str, out_shape, weight_shape, first_shape) -> int:
+    """Multiply-accumulates of one operator from its shapes (``first_shape``: its first input's; arrays or tuples)."""
+    first_shape = None if first_shape is None or len(first_shape) == 0 else tuple(int(d) for d in first_shape)
     out = int(np.prod(out_shape)) if len(out_shape) else 1
     if kind in ("conv", "depthwise") and weight_shape is not None:
         reduced = int(np.prod(weight_shape[1:-1])) * (int(weight_shape[-1]) if kind == "conv" else 1)

@@ -3,6 +3,7 @@ builds, the cloud model, the split files and ``model-manifest.json``."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -43,8 +44,22 @@ def write_bundle(inputs: BuildInputs, results: BuildResults, dest: Path, html: b
     (dest / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (dest / "summary.txt").write_text(summary_text(report))
     if html:
-        write_report_html(report, dest)
+        write_html_or_note(report, dest)
     return report
+
+
+def write_html_or_note(report: dict, dest: Path, manifest: dict | None = None) -> None:
+    """``report.html`` for the bundle; a report that cannot be rendered never fails the build it describes: the
+    page then says why, and ``report.json`` is complete either way."""
+    try:
+        write_report_html(report, dest, manifest)
+    except Exception as exc:  # noqa: BLE001 - the bundle is already whole; the HTML is a view of report.json
+        reason = html.escape(f"{type(exc).__name__}: {exc}")
+        (dest / "report.html").write_text(
+            '<!DOCTYPE html><html lang="en"><meta charset="utf-8"><title>EdgeForge report</title>'
+            f"<p>The HTML report could not be rendered ({reason}); report.json holds every figure. "
+            "Run <code>sdkgen report DIR</code> after upgrading to try again.</p></html>\n"
+        )
 
 
 def write_cloud_model(inputs: BuildInputs, results: BuildResults, dest: Path) -> Path:

@@ -58,7 +58,7 @@ class Conversion:
 class Converter(Protocol):
     format: Format
     precisions: tuple[Precision, ...]  # the precisions this converter can derive
-    route: str  # which tools it uses, for the report
+    route: str  # the tool that derives the precisions from the fp32 base, for the report
 
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         """Write the plain fp32 artifact of ``inp.source`` to ``out``."""

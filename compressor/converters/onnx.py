@@ -21,7 +21,7 @@ from compressor.profiles import Format, Precision
 class OnnxConverter:
     format = Format.ONNX
     precisions = tuple(Precision)
-    route = "torch.onnx.export (PyTorch) or the submitted graph (ONNX), then onnxruntime.quantization"
+    route = "onnxruntime.quantization"  # what derives the precisions; the fp32 graph is the source's own route
 
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.export_onnx(out, inp.sample_args, inp.dynamic_batch)

@@ -23,7 +23,7 @@ from compressor.profiles import Format, Precision
 class TFLiteConverter:
     format = Format.TFLITE
     precisions = tuple(Precision)
-    route = "litert-torch (PyTorch; ONNX via onnx2torch) or TFLiteConverter (Keras), then ai-edge-quantizer"
+    route = "ai-edge-quantizer"  # what derives the precisions; the fp32 flatbuffer is the source's own route
 
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.convert_tflite(out, inp.sample_args, inp.workdir)

@@ -43,7 +43,11 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 results.bases[(label, fmt)] = conversion.base
             for artifact in conversion.artifacts:
                 candidate = Candidate(
-                    artifact.format, artifact.precision, artifact.path, artifact.error, route=converter.route
+                    artifact.format,
+                    artifact.precision,
+                    artifact.path,
+                    artifact.error,
+                    route=_route(source, fmt, artifact.precision, converter.route),
                 )
                 if variant is not None:
                     candidate.variant, candidate.technique = variant.label, variant.technique
@@ -54,3 +58,9 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
 
 def _progress(stage: Stage, label: str) -> Callable[[str], None]:
     return lambda step: stage.advance(f"{label}: {step}")
+
+
+def _route(source: Source, fmt, precision, quantizer: str) -> str:
+    """Which tools made an artifact: the source's own route to ``fmt``, then the quantizer (fp32 needs none)."""
+    own = source.route(fmt.value)
+    return own if precision.value == "fp32" else f"{own} -> {quantizer}"
