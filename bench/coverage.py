@@ -142,28 +142,7 @@ def _figures(zoo_model, result, reference: list | None) -> dict:
     return figures
 
 
-def normalised_source(zoo_model):
-    """``zoo_model`` with its ONNX file replaced by ``compressor.onnx_normalize``'s output on its data, and the
-    extra onnx2torch converters registered: a preview of the pipeline once it normalises ONNX sources."""
-    import dataclasses
-
-    import onnx
-    from model_zoo import feeds_for
-
-    from compressor.onnx_converters import register
-    from compressor.onnx_normalize import normalize
-    from compressor.onnx_torch import _torchvision_stand_in
-
-    with _torchvision_stand_in():
-        import onnx2torch  # noqa: F401 - the registry register() extends
-    register()
-    normalised, _report = normalize(onnx.load(str(zoo_model.model)), feeds_for(zoo_model))
-    path = zoo_model.model.with_name("normalized.onnx")
-    onnx.save(normalised, str(path))
-    return dataclasses.replace(zoo_model, model=path, export=zoo_model.export + " + onnx_normalize")
-
-
-def worker(names: list[str], profiles: tuple[str, ...], cache: Path, results: Path, preview: bool = False) -> None:
+def worker(names: list[str], profiles: tuple[str, ...], cache: Path, results: Path) -> None:
     """Build each zoo model and run its cases, appending one JSON line per case to ``results``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -175,18 +154,6 @@ def worker(names: list[str], profiles: tuple[str, ...], cache: Path, results: Pa
         except Exception as exc:
             _append(results, {"model": name, "profile": "*", "status": "zoo-failed", "reason": _one_line(exc)})
             continue
-        if preview and zoo_model.model.suffix == ".onnx":
-            try:
-                zoo_model = normalised_source(zoo_model)
-            except Exception as exc:
-                for profile in profiles_for(zoo_model.model, profiles):
-                    _append(results, {"model": name, "profile": profile, "status": "failed", "reason": _one_line(exc)})
-                continue
-        if zoo_model.model.suffix == ".pt2":
-            # the programs of transformers models return ModelOutput classes, which torch.export.load can rebuild
-            # only once transformers.modeling_outputs has registered them as pytree nodes: a Python API user who exported in the
-            # same process has it imported; `sdkgen compress` does not (see docs/coverage-findings.md)
-            import transformers.modeling_outputs  # noqa: F401
         reference, original_metric = None, None
         if zoo_model.metric_name:
             try:
@@ -215,7 +182,7 @@ def _append(path: Path, row: dict) -> None:
 
 
 def run_matrix(
-    names: list[str], profiles: tuple[str, ...], cache: Path, out: Path, resume: bool = False, preview: bool = False
+    names: list[str], profiles: tuple[str, ...], cache: Path, out: Path, resume: bool = False
 ) -> list[dict]:
     """One worker process per model; rich progress over the cases; returns every case's row.
 
@@ -239,7 +206,6 @@ def run_matrix(
             log = open(out / f"{name}.log", "w")  # noqa: SIM115 - closed below, after the worker ends
             seen = len(_read(lines))
             command = [sys.executable, __file__, "--worker", name, "--profiles", ",".join(cases), "--cache", str(cache)]
-            command += ["--preview-onnx-fix"] if preview else []
             process = subprocess.Popen([*command, "--results", str(lines)], stdout=log, stderr=subprocess.STDOUT)
             while process.poll() is None:
                 time.sleep(1)
@@ -391,17 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, help="print the table of a finished results.json(l) and exit")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --out, run the others")
     parser.add_argument("--pivot", action="store_true", help="print one row per model (the README table)")
-    parser.add_argument(
-        "--preview-onnx-fix",
-        action="store_true",
-        help="normalise ONNX sources first (compressor.onnx_normalize + onnx_converters): the matrix once wired in",
-    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--results", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     profiles = tuple(p for p in args.profiles.split(",") if p)
     if args.worker:
-        worker(args.worker.split(","), profiles, args.cache, args.results, args.preview_onnx_fix)
+        worker(args.worker.split(","), profiles, args.cache, args.results)
         return 0
     if args.table:
         text = args.table.read_text()
@@ -416,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.models.split(",") if args.models else names(args.group, False if args.light else None)
         if not args.models:  # light models first, so that a partial run already covers the most
             chosen = sorted(chosen, key=lambda n: ENTRIES[n].heavy)
-        rows = run_matrix(chosen, profiles, args.cache, args.out, args.resume, args.preview_onnx_fix)
+        rows = run_matrix(chosen, profiles, args.cache, args.out, args.resume)
     table = markdown(rows)
     short = pivot(rows)
     if not args.table:

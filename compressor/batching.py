@@ -14,12 +14,16 @@ from compressor.tensors import TensorSpec
 
 
 def fixed_batch(inputs: Sequence[TensorSpec]) -> int | None:
-    """The batch every input is fixed at (``None``: the batch axis is dynamic)."""
-    sizes = {spec.shape[0] for spec in inputs if spec.shape}
-    if len(sizes) != 1:
+    """The batch the model accepts when any input fixes its first axis (``None``: every batch axis is dynamic).
+
+    Inputs that disagree (a state fixed at 1 beside a dynamic input, two different sizes) leave one sample at a
+    time as the only safe batch.
+    """
+    sizes = {int(spec.shape[0]) for spec in inputs if spec.shape and spec.shape[0] is not None}
+    if not sizes:
         return None
-    size = next(iter(sizes))
-    return None if size is None else int(size)
+    dynamic = any(spec.shape and spec.shape[0] is None for spec in inputs)
+    return next(iter(sizes)) if len(sizes) == 1 and not dynamic else 1
 
 
 def describe_batch(inputs: Sequence[TensorSpec]) -> str:

@@ -91,13 +91,11 @@ def test_dynamic_batch_resnet_builds_for_pixel_8(zoo, tmp_path):
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
 
 
-@pytest.mark.xfail(reason=STATIC_BATCH, strict=True)
 def test_batch_fixed_at_1_resnet_builds_for_an_onnx_profile(zoo, tmp_path):
     result = _compress(build("resnet", zoo), "jetson-orin-nano", tmp_path)
     assert _selected(result, "onnx")["metrics"]["cosine_mean"] >= 0.99
 
 
-@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
 @pytest.mark.parametrize("name", ["ppocr-cls", "onnx-squeezenet"])
 def test_onnx_sources_with_constant_weights_build_for_the_onnx_profile(zoo, fonts, tmp_path, name):
     result = _compress(build(name, zoo), "jetson-orin-nano", tmp_path)
@@ -119,13 +117,11 @@ def test_keras_mobilenet_v2_builds_for_pixel_8(zoo, tmp_path):
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
 
 
-@pytest.mark.xfail(reason=ONNX_TFLITE_RESHAPE, strict=True)
 def test_host_ships_onnx_when_the_tflite_route_fails(zoo, tmp_path):
     result = _compress(build("resnet-onnx", zoo), "host", tmp_path)
     assert "onnx" in result.report["outputs"]
 
 
-@pytest.mark.xfail(reason=RAW_TRACEBACK, strict=True)
 def test_a_failing_case_ends_in_a_message_not_a_traceback(zoo, fonts, tmp_path):
     from sdkgen.cli import main
 
@@ -142,7 +138,6 @@ def test_a_failing_case_ends_in_a_message_not_a_traceback(zoo, fonts, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=PRUNED_ONNX, strict=True)
 def test_pruning_an_onnx_source_for_an_onnx_profile_ships_the_pruned_graph(zoo, tmp_path):
     """The issue's regression test: the pruned variant's ONNX artifact must hold the pruned weights."""
     import onnx
@@ -166,7 +161,7 @@ VISION = ["mobilenet_v2", "resnet", "deit", "vit", "mobilevit", "convnext"]
 @pytest.mark.parametrize(
     "name",
     [
-        *(pytest.param(n, marks=_xfail(STATIC_BATCH)) for n in [*VISION, "bert", "whisper-encoder"]),
+        *[*VISION, "bert", "whisper-encoder"],
         *(f"{n}-dyn" for n in VISION),
     ],
 )
@@ -176,7 +171,6 @@ def test_transformers_models_build_for_pixel_8_exported_either_way(zoo, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
 def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, tmp_path):
     zoo_model = build("ppocr-rec", zoo)
     result = _compress(zoo_model, "pixel-8", tmp_path)
@@ -191,7 +185,7 @@ def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, t
     "name",
     [
         pytest.param("mobilenet_v2-dyn", marks=_xfail(INT8_MOBILENET)),
-        pytest.param("ppocr-rec", marks=_xfail(ONNX_CONSTANT_WEIGHTS)),
+        "ppocr-rec",
         pytest.param("resnet-dyn", marks=_xfail(PADV2)),
     ],
 )
@@ -203,7 +197,6 @@ def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=ONNX_CONSTANT_WEIGHTS, strict=True)
 @pytest.mark.parametrize("name", ["onnx-resnet50", "onnx-shufflenet", "onnx-inception-v1", "onnx-densenet121"])
 def test_onnx_reference_graphs_build_for_the_onnx_profile(zoo, tmp_path, name):
     result = _compress(build(name, zoo), "jetson-orin-nano", tmp_path)
@@ -225,7 +218,6 @@ def test_keras_mobilenet_v2_builds_for_coral(zoo, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=STATIC_BATCH, strict=True)
 def test_minilm_as_users_export_it_builds_for_pixel_8(zoo, tmp_path):
     zoo_model = build("minilm", zoo)
     result = _compress(zoo_model, "pixel-8", tmp_path)
