@@ -181,9 +181,7 @@ def _append(path: Path, row: dict) -> None:
 # --------------------------------------------------------------------------------------------- the driver
 
 
-def run_matrix(
-    names: list[str], profiles: tuple[str, ...], cache: Path, out: Path, resume: bool = False
-) -> list[dict]:
+def run_matrix(names: list[str], profiles: tuple[str, ...], cache: Path, out: Path, resume: bool = False) -> list[dict]:
     """One worker process per model; rich progress over the cases; returns every case's row.
 
     ``resume`` keeps the rows of an earlier run in ``out`` and runs only the cases they lack."""

@@ -119,6 +119,7 @@ def _fix_input_shapes(model, feeds: Mapping[str, np.ndarray], shapes: Mapping[st
     fixed = {}
     for value in _graph_inputs(model):
         dims = value.type.tensor_type.shape.dim
+        wanted: list
         if value.name in shapes:
             wanted = [int(d) for d in shapes[value.name]]
         elif value.name in feeds:

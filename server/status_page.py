@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import jinja2
@@ -157,7 +158,7 @@ class StatusPage:
         self.app = create_app(jobs, tenants)
         self.tls = tls  # (certificate chain, private key): serve HTTPS, as the gRPC port does
         self.port = 0
-        self._server = None
+        self._server: Any = None  # uvicorn.Server once started
         self._thread: threading.Thread | None = None
 
     def start(self, address: str, timeout_s: float = 10.0) -> StatusPage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -130,7 +131,7 @@ class JobService:
         self.runner.cancel(self.store.get(job_id, tenant))
         return self.store.get(job_id, tenant)
 
-    def artifact_list(self, job: JobRecord) -> list[ArtifactInfo]:
+    def artifact_list(self, job: JobRecord) -> builtins.list[ArtifactInfo]:
         return self.artifacts.list(job.artifacts_key) if job.state == SUCCEEDED else []
 
     def artifact_path(self, job: JobRecord, name: str) -> tuple[Path, ArtifactInfo]:

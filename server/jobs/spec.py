@@ -95,9 +95,9 @@ def options_to_proto(options: CompressOptions) -> pb.CompressOptions:
     """The options that were asked for (``model_fields_set``), field by field; raises for a local-only one."""
     message = pb.CompressOptions()
     for name in sorted(options.model_fields_set):
-        extra = CompressOptions.model_fields[name].json_schema_extra or {}
+        extra = CompressOptions.model_fields[name].json_schema_extra
         value = getattr(options, name)
-        if not extra.get("wire", True):
+        if isinstance(extra, dict) and not extra.get("wire", True):
             if value is not None:
                 raise InvalidInputError(
                     f"{name} names a file on your machine, which a server cannot read; a remote job trains on the "

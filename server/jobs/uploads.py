@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compressor.errors import InvalidInputError
 from server.errors import ChecksumError, IncompleteUploadError, TooLargeError
@@ -65,7 +66,7 @@ class _File:
         return self.path
 
 
-def receive(parts: Iterator[tuple[str, object]], directory: Path, max_bytes: int) -> dict[str, Path]:
+def receive(parts: Iterator[tuple[str, Any]], directory: Path, max_bytes: int) -> dict[str, Path]:
     """Write uploaded files into ``directory``; ``parts`` yields ("file", Header) or ("chunk", bytes).
 
     Returns {role: path}; raises on a missing model, a repeated role, oversize, short or corrupt files.
