@@ -225,3 +225,44 @@ def test_minilm_as_users_export_it_builds_for_pixel_8(zoo, tmp_path):
     outputs = open_artifact(result.out_dir / result.report["outputs"]["tflite"], "tflite").run(feeds)
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
     assert zoo_model.task_metric(outputs, feeds) >= zoo_model.task_metric(reference_outputs(zoo_model), feeds) - 1
+
+
+def test_a_transformers_program_with_its_batch_fixed_builds_through_the_cli(zoo, tmp_path):
+    """The ordinary export (``torch.export.export(m, (x,))``, batch fixed at 1) of a transformers ResNet, through
+    ``sdkgen compress`` in a fresh process that never imported transformers: the program's output classes are
+    registered from the allow-list, the model runs one sample at a time, and the report says so."""
+    import json
+    import subprocess
+    import sys
+
+    zoo_model = build("resnet", zoo)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sdkgen.cli",
+            "compress",
+            str(zoo_model.model),
+            "--profile",
+            "pixel-8",
+            "--data",
+            str(zoo_model.data),
+            "--precision",
+            "fp32",
+            "--precision",
+            "int8-dynamic",
+            "--latency-repeats",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["source"]["constraints"]["batch"] == "fixed at 1"
+    assert report["artifacts"][report["selected_by_format"]["tflite"]]["metrics"]["cosine_mean"] >= 0.99
