@@ -51,6 +51,14 @@ class CompressOptions(BaseModel):
 
     max_accuracy_drop: float = _option(1.0, "allowed top-1 accuracy drop, percentage points", GATE, ge=0, le=100)
     min_cosine: float = _option(0.99, "gate for unlabeled data: minimum mean cosine similarity", GATE, ge=-1, le=1)
+    min_top1_agreement: float = _option(
+        0.99,
+        "gate for unlabeled classifier outputs: least share of samples (of positions, for sequence outputs) "
+        "whose top-1 class the artifact keeps; not applied to synthetic inputs",
+        GATE,
+        ge=0,
+        le=1,
+    )
     precisions: tuple[Precision, ...] | None = _option(
         None, "only try these precisions (repeatable)", MEASURE, flag="--precision"
     )
@@ -135,7 +143,7 @@ class CompressOptions(BaseModel):
     @property
     def gate(self) -> Gate:
         """The accuracy gate these options set."""
-        return Gate(self.max_accuracy_drop, self.min_cosine)
+        return Gate(self.max_accuracy_drop, self.min_cosine, self.min_top1_agreement)
 
     @property
     def searching(self) -> bool:

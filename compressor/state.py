@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compressor.data import SampleData
+from compressor.metrics import Gate
 from compressor.options import CompressOptions
 from compressor.profiles import Format, Precision, Profile
 from compressor.progress import Progress
@@ -71,6 +72,12 @@ class BuildInputs:
         import torch
 
         return tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in self.sample().values())
+
+    @property
+    def gate(self) -> Gate:
+        """The options' gate; top-1 agreement is not gated on synthetic inputs (their top-1 means nothing)."""
+        gate = self.options.gate
+        return Gate(gate.max_accuracy_drop, gate.min_cosine, None) if self.data.synthetic else gate
 
     @property
     def log(self) -> Path:

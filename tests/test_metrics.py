@@ -34,3 +34,18 @@ def test_the_gate_still_fails_a_wrong_model():
     reference = np.random.default_rng(1).standard_normal((6, 5)).astype(np.float32)
     metrics = compare([reference], [-reference], None)
     assert metrics["cosine_mean"] < -0.99 and not GATE.passes(metrics)
+
+
+def test_sequence_outputs_are_gated_by_per_position_top1_agreement():
+    """A recogniser's [N, T, C] scores: cosine can stay high while characters flip; the gate counts the flips."""
+    rng = np.random.default_rng(2)
+    reference = rng.standard_normal((4, 25, 40)).astype(np.float32)
+    flipped = reference.copy()
+    top = reference.argmax(-1)
+    for n in range(4):  # swap the two best classes at 2 of 25 positions of every sample: 8% of characters change
+        for t in (3, 17):
+            second = np.argsort(reference[n, t])[-2]
+            flipped[n, t, [top[n, t], second]] = flipped[n, t, [second, top[n, t]]]
+    metrics = compare([reference], [flipped], None)
+    assert metrics["top1_agreement"] == 0.92 and metrics["cosine_mean"] > 0.97
+    assert not Gate(1.0, 0.9, 0.99).passes(metrics) and Gate(1.0, 0.9, None).passes(metrics)

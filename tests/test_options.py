@@ -17,6 +17,7 @@ from server.jobs.spec import options_from_proto, options_to_proto
 EVERYTHING = CompressOptions(
     max_accuracy_drop=2.5,
     min_cosine=0.98,
+    min_top1_agreement=0.95,
     precisions=(Precision.FP16, Precision.INT8_FULL),
     calibration_samples=64,
     latency_warmup=2,

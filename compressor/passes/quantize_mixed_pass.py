@@ -30,7 +30,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         results.reference_outputs = inputs.source.reference_runner().run(inputs.data.validation.inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     search = mixed_precision.Search(
-        base, inputs.data.validation, results.reference_outputs, inputs.options.gate, out.parent, inputs.progress
+        base, inputs.data.validation, results.reference_outputs, inputs.gate, out.parent, inputs.progress
     )
     plan = search.best_plan()
     search.quantize(plan, out)

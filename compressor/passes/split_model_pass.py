@@ -54,7 +54,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 precision,
                 inputs.data.validation,
                 results.reference_outputs,
-                inputs.options.gate,
+                inputs.gate,
                 inputs.options.calibration_samples,
                 not inputs.profile.accepts.static_shapes,
                 inputs.workdir / "split",

@@ -25,5 +25,5 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
             candidate.error = failure_reason("runtime", exc)
             stage.advance(f"{candidate.name} failed")
             continue
-        candidate.passed_gate = inputs.options.gate.passes(candidate.metrics)
+        candidate.passed_gate = inputs.gate.passes(candidate.metrics)
         stage.advance(candidate.name)
