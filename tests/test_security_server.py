@@ -461,9 +461,9 @@ def test_hashed_tokens_authenticate(world):
     from server.auth import AuthInterceptor
 
     interceptor = AuthInterceptor((digest_only, *TENANTS))
-    assert interceptor._lookup("carol-token") == ("carol", "build")
-    assert interceptor._lookup(SECRET) == ("alice", "build")
-    assert interceptor._lookup("carol-token ") is None
+    assert interceptor.lookup("carol-token") == ("carol", "build")
+    assert interceptor.lookup(SECRET) == ("alice", "build")
+    assert interceptor.lookup("carol-token ") is None
 
 
 def test_client_refuses_artifact_names_leaving_its_folder(tmp_path):
