@@ -1,4 +1,5 @@
-"""Select, per format the profile ships, the smallest artifact that passes the gate and fits the profile.
+"""Select, per format the profile ships, the artifact that passes the gate, fits the profile and is best for the
+objective (``--select``, else the profile's; :mod:`compressor.selection`), and say why.
 
 A format with no usable candidate is recorded as unshipped with the reason (the build ships what it can); only
 when no format has one does the build fail with :class:`GateFailedError`, naming the closest candidate.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from compressor.errors import GateFailedError
 from compressor.passes.contract import build_pass
+from compressor.selection import explain, ranked
 from compressor.state import BuildInputs, BuildResults, Candidate
 
 
-@build_pass(reads=("candidates",), writes=("selected", "unshipped"))
+@build_pass(reads=("candidates",), writes=("selected", "selection", "unshipped"))
 def run(inputs: BuildInputs, results: BuildResults) -> None:
     stage = inputs.progress.stage("select", 1)
     for fmt in inputs.profile.accepts.formats:
@@ -20,8 +22,10 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         if not usable:
             results.unshipped[fmt] = _failure_message(inputs, [c for _, c in indexed], fmt.value)
             continue
-        best, _ = min(usable, key=lambda ic: (ic[1].size_bytes, (ic[1].host_latency_ms or {})["p50"]))
-        results.selected[fmt] = best
+        order = ranked([c for _, c in usable], inputs.objective)
+        results.selected[fmt] = usable[order[0]][0]
+        source = "--select" if inputs.options.select else f"profile {inputs.profile.name}"
+        results.selection[fmt] = explain([c for _, c in usable], order, inputs.objective, source).to_json()
     if not results.selected:
         raise GateFailedError(" ".join(results.unshipped.values()))
     chosen = ", ".join(results.candidates[i].name for i in results.selected.values())
