@@ -15,6 +15,7 @@ import numpy as np
 
 from compressor.converters.base import ConvertInput
 from compressor.data import SampleData
+from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
 
 
@@ -26,18 +27,18 @@ class OnnxConverter:
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.export_onnx(out, inp.sample_args, inp.dynamic_batch)
 
-    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         import onnx
 
         if precision is Precision.FP32:
             shutil.copyfile(base, out)
-            return
+            return None
         if precision is Precision.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             onnx.save(convert_float_to_float16(onnx.load(str(base)), keep_io_types=True), str(out))
-            return
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+            return None
+        from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         prepared = inp.workdir / "fp32-prepared.onnx"
@@ -46,19 +47,71 @@ class OnnxConverter:
         per_channel = inp.weight_granularity == "channel"
         if precision is Precision.INT8_DYNAMIC:
             quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
-            return
-        graph = onnx.load(str(prepared)).graph
-        weights = {i.name for i in graph.initializer}
-        names = [i.name for i in graph.input if i.name not in weights]
-        quantize_static(
-            str(prepared),
-            str(out),
-            _Calibration(names, inp.calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
+            return None
+        method = "minmax" if inp.calibration_method == "default" else inp.calibration_method
+        if method != "auto":
+            _quantize_static(prepared, out, inp, method)
+            return {"calibration": {"method": method, "samples": len(inp.calibration)}}
+        return {"calibration": {**_choose(prepared, out, inp), "samples": len(inp.calibration)}}
+
+
+# calibration method -> onnxruntime's CalibrationMethod name and extra options
+ORT_METHODS = {
+    "minmax": ("MinMax", {}),
+    "moving-average": ("MinMax", {"CalibMovingAverage": True}),
+    "percentile": ("Percentile", {"CalibPercentile": 99.99}),
+    "entropy": ("Entropy", {}),
+}
+AUTO_METHODS = ("minmax", "percentile")  # what auto tries (entropy is offered; it is slow on large models)
+
+
+def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in ORT_METHODS:
+        raise ConversionError(
+            f"onnxruntime has no {method} calibration; choose one of {', '.join(ORT_METHODS)} (or auto) for ONNX"
         )
+    name, extra = ORT_METHODS[method]
+    graph = onnx.load(str(prepared)).graph
+    weights = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in weights]
+    quantize_static(
+        str(prepared),
+        str(out),
+        _Calibration(names, inp.calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=inp.weight_granularity == "channel",
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=getattr(CalibrationMethod, name),
+        extra_options=dict(extra),
+    )
+
+
+def _choose(prepared: Path, out: Path, inp: ConvertInput) -> dict:
+    """Quantize with each of :data:`AUTO_METHODS`, keep the one closest to the fp32 graph on the calibration
+    samples (top-1 agreement, then mean cosine) at ``out``; say what was tried."""
+    from compressor.calibration import AUTO_SAMPLES
+    from compressor.metrics import compare
+    from compressor.runtimes import open_artifact
+
+    sample = inp.calibration.take(0, min(len(inp.calibration), AUTO_SAMPLES))
+    reference = open_artifact(prepared, "onnx").run(sample.inputs)
+    tried, best, best_score = {}, "", (-1.0, -2.0)
+    for method in AUTO_METHODS:
+        trial = inp.workdir / f"calibration-{method}.onnx"
+        _quantize_static(prepared, trial, inp, method)
+        metrics = compare(reference, open_artifact(trial, "onnx").run(sample.inputs), None)
+        agreement = metrics["top1_agreement"]
+        score = (agreement if agreement is not None else 0.0, metrics["cosine_mean"])
+        tried[method] = {"top1_agreement": agreement, "cosine_mean": round(metrics["cosine_mean"], 6)}
+        if score > best_score:
+            best, best_score = method, score
+            shutil.copyfile(trial, out)
+        trial.unlink()
+    return {"method": best, "scored_on": len(sample), "tried": tried}
 
 
 class _Calibration:
