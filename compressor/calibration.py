@@ -7,7 +7,7 @@ back to the converter as its own range statistics (ai-edge-quantizer's QSVs):
 
 - ``minmax``: the smallest and largest value over all calibration samples;
 - ``percentile``: the 0.01th and 99.99th percentiles (zero kept inside the range);
-- ``mse``: the range, shrunk from min/max, whose int8 rounding and clipping error (mean squared) is least;
+- ``mse``: the range, each end shrunk from min/max, whose int8 rounding and clipping error (mean squared) is least;
 - ``entropy``: the range whose int8 histogram is closest (KL divergence) to the float one.
 
 Bias correction (Nagel et al. 2019, "Data-Free Quantization", with measured input means): an int8 weight tensor
@@ -30,7 +30,7 @@ PERCENTILE = 99.99
 VALUES_PER_SAMPLE = 2048  # values kept per tensor and sample for percentile/mse/entropy ranges
 BIAS_SAMPLES = 64
 INT8_LEVELS = 255
-_SHRINK = np.linspace(0.2, 1.0, 41)  # range scales tried by mse and entropy
+_SHRINK = np.geomspace(0.02, 1.0, 48)  # scales of each end of the range tried by mse and entropy
 
 
 @dataclass
@@ -121,9 +121,15 @@ def _range(stat: _Stats, method: str) -> tuple[float, float]:
     if method == "percentile":
         lo, hi = np.percentile(values, [100 - PERCENTILE, PERCENTILE])
         return min(float(lo), 0.0), max(float(hi), 0.0)
-    errors = [_error(values, s * low, s * high, method) for s in _SHRINK]
-    best = _SHRINK[int(np.argmin(errors))]
-    return float(best * low), float(best * high)
+    for _ in range(2):  # coordinate descent: the upper end given the lower, then the lower given the upper
+        high = _best(values, [(low, s * high) for s in _SHRINK], method)[1] if high > 0 else high
+        low = _best(values, [(s * low, high) for s in _SHRINK], method)[0] if low < 0 else low
+    return float(low), float(high)
+
+
+def _best(values: np.ndarray, options: list[tuple[float, float]], method: str) -> tuple[float, float]:
+    errors = [_error(values, lo, hi, method) for lo, hi in options]
+    return options[int(np.argmin(errors))]
 
 
 def fake_quantize(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -134,14 +140,33 @@ def fake_quantize(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def _error(values: np.ndarray, low: float, high: float, method: str) -> float:
-    quantized = fake_quantize(values, low, high)
     if method == "mse":
-        return float(np.mean((values - quantized) ** 2))
-    edges = np.linspace(values.min(), values.max(), 2049)  # entropy: KL(float histogram || int8 histogram)
-    p = np.histogram(values, edges)[0].astype(np.float64) + 1e-9
-    q = np.histogram(quantized, edges)[0].astype(np.float64) + 1e-9
-    p, q = p / p.sum(), q / q.sum()
-    return float(np.sum(p * np.log(p / q)))
+        return float(np.mean((values - fake_quantize(values, low, high)) ** 2))
+    return _kl(values, low, high)
+
+
+def _kl(values: np.ndarray, low: float, high: float, bins: int = 8192) -> float:
+    """TensorRT's entropy calibration, for an asymmetric range: KL(P || Q) where P is the histogram of ``values``
+    (fixed bins over their whole span) inside [low, high], with the mass outside folded into the edge bins, and Q
+    is P merged into int8's 255 steps and spread back over the bins each step covers.  Ranges of fewer bins than
+    steps are not compared."""
+    edges = np.linspace(values.min(), values.max(), bins + 1)
+    histogram = np.histogram(values, edges)[0].astype(np.float64)
+    first = int(np.clip(np.searchsorted(edges, low, side="right") - 1, 0, bins - 1))
+    last = int(np.clip(np.searchsorted(edges, high, side="left"), first + 1, bins))
+    if last - first < INT8_LEVELS:
+        return float("inf")  # narrower than int8's steps: every bin its own level, nothing to compare (as TensorRT)
+    p = histogram[first:last].copy()
+    p[0] += histogram[:first].sum()
+    p[-1] += histogram[last:].sum()
+    q = np.zeros_like(p)
+    for group in np.array_split(np.arange(len(p)), min(INT8_LEVELS, len(p))):
+        filled = group[p[group] > 0]
+        if len(filled):
+            q[filled] = p[group].sum() / len(filled)
+    p, q = p / p.sum(), q / max(q.sum(), 1e-30)
+    inside = p > 0
+    return float(np.sum(p[inside] * np.log(p[inside] / np.maximum(q[inside], 1e-30))))
 
 
 # --- bias correction ---------------------------------------------------------------------------------------

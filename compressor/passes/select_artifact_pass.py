@@ -54,6 +54,10 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
     if m["accuracy_drop"] is not None:
         figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
+    lost = ((best.technique or {}).get("int8") or {}).get("loss_by_layer")
+    if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
+        layers = ", ".join(f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3])
+        figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
         f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop, provide more representative "
