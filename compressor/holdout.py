@@ -31,11 +31,15 @@ def holdout(data: SampleData, fraction: float, seed: int) -> tuple[np.ndarray, n
     if count < 2:
         raise ValueError(f"{count} sample cannot be split into fitting and validation parts")
     rng = np.random.default_rng(seed)
-    groups = [np.arange(count)] if data.labels is None else [np.flatnonzero(data.labels == c) for c in np.unique(data.labels)]
+    groups = (
+        [np.arange(count)]
+        if data.labels is None
+        else [np.flatnonzero(data.labels == c) for c in np.unique(data.labels)]
+    )
     fit, held = [], []
     for rows in groups:
         rows = rng.permutation(rows)
-        take = int(round(fraction * len(rows)))
+        take = round(fraction * len(rows))
         if len(rows) >= 2:
             take = min(max(take, 1), len(rows) - 1)
         held.append(rows[:take])
@@ -43,7 +47,7 @@ def holdout(data: SampleData, fraction: float, seed: int) -> tuple[np.ndarray, n
     fit_rows, held_rows = np.concatenate(fit), np.concatenate(held)
     if len(held_rows) == 0 or len(fit_rows) == 0:  # every class a singleton: split the samples themselves
         rows = rng.permutation(count)
-        take = min(max(int(round(fraction * count)), 1), count - 1)
+        take = min(max(round(fraction * count), 1), count - 1)
         held_rows, fit_rows = rows[:take], rows[take:]
     return rng.permutation(fit_rows), rng.permutation(held_rows)
 

@@ -48,7 +48,9 @@ class Fallback:
     def technique(self) -> dict:
         ranked = sorted(self.sensitivity.items(), key=lambda item: -item[1])
         return {
-            "float_layers": [{"scope": layer.scope, "op": layer.op, "shape": list(layer.shape)} for layer in self.floated],
+            "float_layers": [
+                {"scope": layer.scope, "op": layer.op, "shape": list(layer.shape)} for layer in self.floated
+            ],
             "passed_on_calibration": self.passed,
             "most_sensitive": [
                 {"scope": layer.scope, "op": layer.op, "cosine_loss_removed": round(loss, 6)}
@@ -88,7 +90,7 @@ class Int8Model:
             return self.original
         out = self.workdir / "fp32-bias-corrected.tflite"
         calibration.correct_biases(
-            self.original, out, per_tensor=self.per_tensor, means=self.means, skip=frozenset(l.scope for l in floated)
+            self.original, out, per_tensor=self.per_tensor, means=self.means, skip=frozenset(layer.scope for layer in floated)
         )
         return out
 

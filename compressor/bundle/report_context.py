@@ -123,7 +123,9 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
         after = [r for r in usable if r.index != index]
         choice = ((report.get("selection") or {}).get("by_format") or {}).get(fmt) or {}
         if choice.get("runner_up"):
-            after = [r for r in after if r.name == choice["runner_up"]] + [r for r in after if r.name != choice["runner_up"]]
+            after = [r for r in after if r.name == choice["runner_up"]] + [
+                r for r in after if r.name != choice["runner_up"]
+            ]
         out.append(
             Selection(
                 fmt,

@@ -56,7 +56,7 @@ class OnnxConverter:
 
 
 # calibration method -> onnxruntime's CalibrationMethod name and extra options
-ORT_METHODS = {
+ORT_METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "minmax": ("MinMax", {}),
     "moving-average": ("MinMax", {"CalibMovingAverage": True}),
     "percentile": ("Percentile", {"CalibPercentile": 99.99}),

@@ -56,7 +56,9 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
     lost = ((best.technique or {}).get("int8") or {}).get("loss_by_layer")
     if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
-        layers = ", ".join(f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3])
+        layers = ", ".join(
+            f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3]
+        )
         figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
