@@ -1,4 +1,5 @@
-"""Accuracy-aware int8 fallback: a ``mixed-int8`` candidate for each full-integer TFLite one that missed the gate.
+"""Accuracy-aware int8 fallback: a ``mixed-int8`` candidate for each full-integer TFLite one that missed the gate
+where full-integer quantization is what lost (the variant's float artifact passes, or none was built).
 
 The search is :mod:`compressor.int8_fallback`, on the calibration samples with the original model's outputs on
 them; the candidate it plans is validated and measured like any other by the passes after this one.  Profiles that
@@ -19,6 +20,9 @@ VARIANT = "mixed-int8"
 
 @build_pass(reads=("bases",), writes=("candidates", "reference_outputs"))
 def run(inputs: BuildInputs, results: BuildResults) -> None:
+    floats_pass = {  # variants whose float artifact passes: there, int8 is what lost the accuracy
+        c.variant for c in results.candidates if c.precision in (Precision.FP32, Precision.FP16) and c.passed_gate
+    }
     missed = [
         c
         for c in results.candidates
@@ -28,6 +32,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         and c.metrics is not None
         and not c.passed_gate
         and not c.variant.endswith(VARIANT)
+        and (c.variant in floats_pass or not _has_float(results, c.variant))
     ]
     if not missed:
         return
@@ -68,3 +73,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
             "int8": {**notes, "fallback": found.technique()},
         }
         results.candidates.append(fallback)
+
+
+def _has_float(results: BuildResults, variant: str) -> bool:
+    return any(c.variant == variant and c.precision in (Precision.FP32, Precision.FP16) for c in results.candidates)
