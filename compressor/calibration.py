@@ -260,6 +260,10 @@ def correct_biases(
         means = input_means(base, inputs or {})
     model = fb.read_model(base)
     subgraph, corrected = model.subgraphs[0], 0
+    users: dict[int, int] = {}
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
     for target in _targets(model):
         mean = means.get(target.input_name)
         if mean is None or target.scope in skip:
@@ -274,9 +278,12 @@ def correct_biases(
         shift = _shift(target.op, quantize_weights(weights, axis) - weights, mean)
         if shift.shape != bias.shape:
             continue
-        new = (bias - shift).astype(np.float32)
-        model.buffers.append(schema.BufferT(data=np.frombuffer(new.tobytes(), dtype=np.uint8)))
-        bias_tensor.buffer = len(model.buffers) - 1  # a buffer of its own: constant buffers can be shared
+        data = np.frombuffer((bias - shift).astype(np.float32).tobytes(), dtype=np.uint8)
+        if users.get(bias_tensor.buffer, 0) == 1:
+            model.buffers[bias_tensor.buffer].data = data
+        else:  # a constant buffer shared with other tensors: this bias gets one of its own
+            model.buffers.append(schema.BufferT(data=data))
+            bias_tensor.buffer = len(model.buffers) - 1
         corrected += 1
     flatbuffer_utils.write_model(model, str(out))
     return corrected
@@ -286,6 +293,7 @@ def correct_biases(
 
 AUTO_METHODS = ("moving-average", "minmax", "percentile", "mse")  # entropy: offered, not tried by auto (slow)
 AUTO_SAMPLES = 64
+COSINE_TIE = 2e-5  # auto: mean cosines this close to the best are as good (then the smaller file wins)
 
 
 def choose_ranges(

@@ -91,27 +91,37 @@ def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) 
 
 
 def _choose(prepared: Path, out: Path, inp: ConvertInput) -> dict:
-    """Quantize with each of :data:`AUTO_METHODS`, keep the one closest to the fp32 graph on the calibration
-    samples (top-1 agreement, then mean cosine) at ``out``; say what was tried."""
-    from compressor.calibration import AUTO_SAMPLES
+    """Quantize with each of :data:`AUTO_METHODS`, with weights per channel and (unless the input asks for one
+    scale per tensor already) per tensor; keep at ``out`` the smallest whose agreement with the fp32 graph on the
+    calibration samples is as good as the best's (top-1 agreement, then mean cosine within :data:`COSINE_TIE`);
+    say what was tried."""
+    from dataclasses import replace
+
+    from compressor.calibration import AUTO_SAMPLES, COSINE_TIE
     from compressor.metrics import compare
     from compressor.runtimes import open_artifact
 
     sample = inp.calibration.take(0, min(len(inp.calibration), AUTO_SAMPLES))
     reference = open_artifact(prepared, "onnx").run(sample.inputs)
-    tried, best, best_score = {}, "", (-1.0, -2.0)
+    granularities = ("channel", "tensor") if inp.weight_granularity == "channel" else ("tensor",)
+    trials = []
     for method in AUTO_METHODS:
-        trial = inp.workdir / f"calibration-{method}.onnx"
-        _quantize_static(prepared, trial, inp, method)
-        metrics = compare(reference, open_artifact(trial, "onnx").run(sample.inputs), None)
-        agreement = metrics["top1_agreement"]
-        score = (agreement if agreement is not None else 0.0, metrics["cosine_mean"])
-        tried[method] = {"top1_agreement": agreement, "cosine_mean": round(metrics["cosine_mean"], 6)}
-        if score > best_score:
-            best, best_score = method, score
-            shutil.copyfile(trial, out)
-        trial.unlink()
-    return {"method": best, "scored_on": len(sample), "tried": tried}
+        for granularity in granularities:
+            trial = inp.workdir / f"calibration-{method}-{granularity}.onnx"
+            _quantize_static(prepared, trial, replace(inp, weight_granularity=granularity), method)  # type: ignore[arg-type]
+            metrics = compare(reference, open_artifact(trial, "onnx").run(sample.inputs), None)
+            agreement = metrics["top1_agreement"] if metrics["top1_agreement"] is not None else 0.0
+            trials.append((f"{method}/{granularity}", trial, agreement, metrics["cosine_mean"], trial.stat().st_size))
+    best_agreement = max(t[2] for t in trials)
+    best_cosine = max(t[3] for t in trials if t[2] == best_agreement)
+    good = [t for t in trials if t[2] == best_agreement and t[3] >= best_cosine - COSINE_TIE]
+    chosen = min(good, key=lambda t: (t[4], -t[3]))
+    shutil.copyfile(chosen[1], out)
+    for t in trials:
+        t[1].unlink()
+    method, granularity = chosen[0].split("/")
+    tried = {t[0]: {"top1_agreement": t[2], "cosine_mean": round(t[3], 6), "bytes": t[4]} for t in trials}
+    return {"method": method, "weights": f"per {granularity}", "scored_on": len(sample), "tried": tried}
 
 
 class _Calibration:
