@@ -45,14 +45,17 @@ class OnnxConverter:
         if not prepared.exists():
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         per_channel = inp.weight_granularity == "channel"
+        notes: dict = {}
         if precision is Precision.INT8_DYNAMIC:
-            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
-            return None
+            source = _corrected(prepared, inp, inp.weight_granularity, notes)
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+            return notes or None
         method = "minmax" if inp.calibration_method == "default" else inp.calibration_method
         if method != "auto":
-            _quantize_static(prepared, out, inp, method)
-            return {"calibration": {"method": method, "samples": len(inp.calibration)}}
-        return {"calibration": {**_choose(prepared, out, inp), "samples": len(inp.calibration)}}
+            _quantize_static(_corrected(prepared, inp, inp.weight_granularity, notes), out, inp, method)
+            return {**notes, "calibration": {"method": method, "samples": len(inp.calibration)}}
+        chosen = _choose(prepared, out, inp, notes)
+        return {**notes, "calibration": {**chosen, "samples": len(inp.calibration)}}
 
 
 # calibration method -> onnxruntime's CalibrationMethod name and extra options
@@ -63,6 +66,22 @@ ORT_METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "entropy": ("Entropy", {}),
 }
 AUTO_METHODS = ("minmax", "percentile")  # what auto tries (entropy is offered; it is slow on large models)
+
+
+def _corrected(prepared: Path, inp: ConvertInput, granularity: str, notes: dict) -> Path:
+    """The graph to quantize: ``prepared`` with biases corrected for int8 weights of ``granularity`` when the input
+    asks for bias correction (made once per granularity), else ``prepared`` itself."""
+    if not inp.bias_correction:
+        return prepared
+    from compressor import onnx_bias
+
+    out = inp.workdir / f"fp32-prepared-bias-corrected-{granularity}.onnx"
+    count_file = out.with_suffix(".layers")
+    if not out.exists():
+        count = onnx_bias.correct_biases(prepared, out, inp.calibration.inputs, per_channel=granularity == "channel")
+        count_file.write_text(str(count))
+    notes["bias_correction"] = {"layers": int(count_file.read_text())}
+    return out
 
 
 def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) -> None:
@@ -90,7 +109,7 @@ def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) 
     )
 
 
-def _choose(prepared: Path, out: Path, inp: ConvertInput) -> dict:
+def _choose(prepared: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
     """Quantize with each of :data:`AUTO_METHODS`, with weights per channel and (unless the input asks for one
     scale per tensor already) per tensor; keep at ``out`` the smallest whose agreement with the fp32 graph on the
     calibration samples is as good as the best's (top-1 agreement, then mean cosine within :data:`COSINE_TIE`);
@@ -108,7 +127,8 @@ def _choose(prepared: Path, out: Path, inp: ConvertInput) -> dict:
     for method in AUTO_METHODS:
         for granularity in granularities:
             trial = inp.workdir / f"calibration-{method}-{granularity}.onnx"
-            _quantize_static(prepared, trial, replace(inp, weight_granularity=granularity), method)  # type: ignore[arg-type]
+            source = _corrected(prepared, inp, granularity, notes)
+            _quantize_static(source, trial, replace(inp, weight_granularity=granularity), method)  # type: ignore[arg-type]
             metrics = compare(reference, open_artifact(trial, "onnx").run(sample.inputs), None)
             agreement = metrics["top1_agreement"] if metrics["top1_agreement"] is not None else 0.0
             trials.append((f"{method}/{granularity}", trial, agreement, metrics["cosine_mean"], trial.stat().st_size))
