@@ -128,3 +128,32 @@ def test_integer_only_profiles_say_what_was_lost_where(digits_files, tmp_path):
     int8 = next(a for a in report["artifacts"] if a["precision"] == "int8-full")
     assert int8["technique"]["int8"]["loss_by_layer"]
     assert not any(a["variant"] for a in report["artifacts"])  # no float layers for an integer-only target
+
+
+def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path):
+    """A layer fed inputs with a large mean: its int8 weights' rounding error shifts every output, and the
+    corrected bias takes the shift out (onnxruntime's int8, one weight scale per tensor)."""
+    import torch
+
+    from compressor.converters import ConvertInput, convert
+    from compressor.profiles import Format
+    from compressor.sources import from_module
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8)).eval()
+    rng = np.random.default_rng(0)
+    x = (4.0 + 0.2 * rng.standard_normal((256, 64))).astype(np.float32)
+    source = from_module(layer, (torch.from_numpy(x[:1]),))
+    with torch.no_grad():
+        expected = layer(torch.from_numpy(x[128:])).numpy()
+    shifts = {}
+    for corrected in (False, True):
+        job = ConvertInput(source, (torch.from_numpy(x[:1]),), SampleData({"x": x[:128]}), tmp_path / str(corrected),
+                           (Precision.INT8_FULL,), weight_granularity="tensor", calibration_method="minmax",
+                           bias_correction=corrected)  # fmt: skip
+        (artifact,) = convert(Format.ONNX, job).artifacts
+        assert artifact.error is None, artifact.error
+        assert ("bias_correction" in (artifact.notes or {})) is corrected
+        got = open_artifact(artifact.path, "onnx").run({"x": x[128:]})[0]
+        shifts[corrected] = float(np.abs((got - expected).mean(axis=0)).mean())
+    assert shifts[True] < 0.5 * shifts[False], shifts
