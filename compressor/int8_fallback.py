@@ -90,7 +90,11 @@ class Int8Model:
             return self.original
         out = self.workdir / "fp32-bias-corrected.tflite"
         calibration.correct_biases(
-            self.original, out, per_tensor=self.per_tensor, means=self.means, skip=frozenset(layer.scope for layer in floated)
+            self.original,
+            out,
+            per_tensor=self.per_tensor,
+            means=self.means,
+            skip=frozenset(layer.scope for layer in floated),
         )
         return out
 

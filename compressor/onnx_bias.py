@@ -98,7 +98,11 @@ def correct_biases(path: Path, out: Path, inputs: Mapping[str, np.ndarray], per_
         mean = means.get(target.source)
         weights = numpy_helper.to_array(initializers[target.weight]).astype(np.float64)
         bias = numpy_helper.to_array(initializers[target.bias]).astype(np.float64)
-        if mean is None or uses.get(target.bias, 0) != 1 or initializers[target.bias].data_type != onnx.TensorProto.FLOAT:
+        if (
+            mean is None
+            or uses.get(target.bias, 0) != 1
+            or initializers[target.bias].data_type != onnx.TensorProto.FLOAT
+        ):
             continue
         axis = (1 if target.kind == "matmul" else 0) if per_channel else None
         error = quantize_weights(weights, axis) - weights
