@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from compressor.data import SampleData
+from compressor.metrics import Gate
 
 
 def select(data: SampleData, rows: np.ndarray) -> SampleData:
@@ -68,3 +69,12 @@ def fingerprints(data: SampleData) -> set[str]:
 def overlap(a: SampleData, b: SampleData) -> int:
     """How many distinct samples ``a`` and ``b`` both hold."""
     return len(fingerprints(a) & fingerprints(b))
+
+
+FIT_MARGIN = 0.25  # share of the accuracy budget a search fitted on the calibration samples keeps in reserve
+
+
+def fitting_gate(gate: Gate) -> Gate:
+    """The gate a search fitted on the calibration samples aims at: ``gate`` with :data:`FIT_MARGIN` of its budget
+    held back, so that what passes there still passes on validation samples it never saw."""
+    return Gate(gate.max_accuracy_drop * (1 - FIT_MARGIN), 1 - (1 - gate.min_cosine) * (1 - FIT_MARGIN))

@@ -5,7 +5,8 @@ Everything is measured on the calibration samples, never on the validation ones:
 as it was made (the same fp32 flatbuffer, bias-corrected or not, the same activation ranges), then each weighted
 layer (convolution, depthwise convolution, fully connected, embedding lookup) is kept in float alone, with all else
 int8, and the loss of mean cosine similarity it removes is its sensitivity.  Layers are then floated most sensitive
-first, and a binary search finds the fewest that pass the gate (about log2 of the layer count further trials).  The
+first, and a binary search finds the fewest that pass the gate (the caller's fitting gate: the build's gate with a
+margin, ``compressor.holdout.fitting_gate``) (about log2 of the layer count further trials).  The
 result is a ``mixed-int8`` model: int8 weights and activations everywhere but those layers, which ai-edge-quantizer
 wraps in DEQUANTIZE/QUANTIZE.  Integer-only targets cannot run float layers; for them :func:`sensitivities` alone
 says what was lost where.

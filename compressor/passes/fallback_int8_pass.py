@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from compressor import int8_fallback
 from compressor.converters import failure_reason
+from compressor.holdout import fitting_gate
 from compressor.passes.contract import build_pass
 from compressor.profiles import Format, Precision
 from compressor.state import BuildInputs, BuildResults, Candidate
@@ -55,7 +56,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 base, calibration, notes, work, per_tensor=bool((candidate.technique or {}).get("clusters"))
             )
             found = int8_fallback.search(
-                model, calibration, reference, inputs.options.gate, out, stage, measure_only=integer_only
+                model, calibration, reference, fitting_gate(inputs.options.gate), out, stage, measure_only=integer_only
             )
         except Exception as exc:  # noqa: BLE001 - a failed search is a failed candidate, not a failed build
             if not integer_only:

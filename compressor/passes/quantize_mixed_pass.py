@@ -9,6 +9,7 @@ plans.
 from __future__ import annotations
 
 from compressor import mixed_precision
+from compressor.holdout import fitting_gate
 from compressor.passes.contract import build_pass
 from compressor.profiles import Format
 from compressor.state import BuildInputs, BuildResults, Candidate
@@ -30,7 +31,8 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
     fitting = inputs.data.calibration
     reference = inputs.source.reference_runner().run(fitting.inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    search = mixed_precision.Search(base, fitting, reference, inputs.options.gate, out.parent, inputs.progress)
+    gate = fitting_gate(inputs.options.gate)  # fitted here, judged on validation samples it never saw
+    search = mixed_precision.Search(base, fitting, reference, gate, out.parent, inputs.progress)
     plan = search.best_plan()
     search.quantize(plan, out)
     candidate.technique = {"mixed_precision": mixed_precision.technique(search, plan)}
