@@ -157,3 +157,15 @@ def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path)
         got = open_artifact(artifact.path, "onnx").run({"x": x[128:]})[0]
         shifts[corrected] = float(np.abs((got - expected).mean(axis=0)).mean())
     assert shifts[True] < 0.5 * shifts[False], shifts
+
+
+def test_a_method_the_target_format_lacks_is_refused_before_any_work(digits_files):
+    from compressor import load_source
+    from compressor.checks import check_request
+    from compressor.errors import InvalidInputError
+    from compressor.profiles import get_profile
+
+    source, data = load_source(digits_files / "model.pt2", data=digits_files / "data.npz")
+    with pytest.raises(InvalidInputError, match="ships ONNX only, and onnxruntime calibrates with minmax"):
+        check_request(source, data, get_profile("jetson-orin-nano"), CompressOptions(calibration="mse"))
+    check_request(source, data, get_profile("pixel-8"), CompressOptions(calibration="mse"))
