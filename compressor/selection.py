@@ -6,7 +6,7 @@ Three objectives, the default a profile field (``selection.objective``), overrid
 - ``latency``: the fastest on the device; among those within :data:`LATENCY_TIE` of it (host timing noise), the
   smallest.
 - ``balanced``: the least size x latency, each relative to the best of the candidates: halving one is worth doubling
-  the other.
+  the other; products within :data:`LATENCY_TIE` of the least are as good, and the smallest of them wins.
 
 Latency is the profile's estimate for the device, which is the host's measured p50 scaled by the profile's compute
 figures (``compressor.measure.estimate_device_latency``); without an estimate, the host p50.  :func:`explain` says
@@ -49,7 +49,12 @@ def ranked(candidates: Sequence[Candidate], objective: str) -> list[int]:
             return (0, sizes[i]) if latencies[i] <= fastest * (1 + LATENCY_TIE) else (1, latencies[i])
         return ((sizes[i] / smallest) * (latencies[i] / fastest), sizes[i])
 
-    return sorted(range(len(candidates)), key=key)
+    order = sorted(range(len(candidates)), key=key)
+    if objective == "balanced":  # products within the latency noise of the best: the smaller file first
+        best = key(order[0])[0]
+        tied = sorted((i for i in order if key(i)[0] <= best * (1 + LATENCY_TIE)), key=lambda i: sizes[i])
+        order = tied + [i for i in order if i not in tied]
+    return order
 
 
 @dataclass(frozen=True)

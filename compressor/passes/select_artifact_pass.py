@@ -50,7 +50,7 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
         return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
     m = best.metrics or {}
-    figures = f"cosine mean {m['cosine_mean']:.4f}, max abs error {m['max_abs_error']:.4g}"
+    figures = f"cosine mean {m['cosine_mean']:.6f}, max abs error {m['max_abs_error']:.4g}"
     if m["accuracy_drop"] is not None:
         figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
