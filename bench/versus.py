@@ -56,6 +56,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "examples" / "digits"
 from compressor import CompressOptions, compress, load_source  # noqa: E402
 from compressor.api import plan_data  # noqa: E402
 from compressor.metrics import compare  # noqa: E402
+from compressor.probe import runtime_refusal  # noqa: E402
 from compressor.profiles import Format, Precision, get_profile  # noqa: E402
 from compressor.runtimes import interleaved_p50, open_artifact, quiet_native_logs  # noqa: E402
 from compressor.selection import LATENCY_TIE, SIZE_TIE, ranked  # noqa: E402
@@ -259,6 +260,10 @@ def run_case(case: Case, work: Path, rounds: int) -> list[dict]:
         paths = {f"EdgeForge ({pick['name']})": result.out_dir / report["outputs"][fmt], **bare}
         rows = []
         for label, path in paths.items():
+            refusal = runtime_refusal(path, fmt)  # the runtime aborts the process on some quantized models
+            if refusal:
+                print(f"  {label}: {refusal}")
+                continue
             metrics = compare(reference, open_artifact(path, fmt).run(validation.inputs), validation.labels)
             rows.append(Row(label, path, path.stat().st_size, metrics, gate.passes(metrics)))
         torch.set_num_threads(1)

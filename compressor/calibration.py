@@ -304,6 +304,7 @@ def choose_ranges(
     cosine.  ``quantize(qsvs, path)`` writes the int8 model for a set of ranges.  Returns the ranges and what was
     measured (``{"method": ..., "tried": {method: {"top1_agreement", "cosine_mean"}}}``)."""
     from compressor.metrics import compare
+    from compressor.probe import runtime_refusal
     from compressor.runtimes import open_artifact
 
     taken = {k: v[:AUTO_SAMPLES] for k, v in inputs.items()}
@@ -313,10 +314,16 @@ def choose_ranges(
     for method in AUTO_METHODS:
         candidate = ranges(qsvs, stats, method)
         quantize(candidate, scratch)
+        refusal = runtime_refusal(scratch, "tflite")  # LiteRT aborts the process on some full-integer models
+        if refusal:
+            tried[method] = {"error": refusal}
+            continue
         metrics = compare(reference, open_artifact(scratch, "tflite").run(taken), None)
         score = (metrics["top1_agreement"] if metrics["top1_agreement"] is not None else 0.0, metrics["cosine_mean"])
         tried[method] = {"top1_agreement": metrics["top1_agreement"], "cosine_mean": round(metrics["cosine_mean"], 6)}
         if score > best_score:
             best, best_score, best_ranges = method, score, candidate
     scratch.unlink(missing_ok=True)
+    if not best:
+        raise RuntimeError(f"no calibration method gives a model the runtime can run: {tried}")
     return best_ranges, {"method": best, "scored_on": len(next(iter(taken.values()))), "tried": tried}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor import calibration
+from compressor import calibration, probe
 from compressor.converters.base import ConvertInput
 from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
@@ -67,6 +67,10 @@ class TFLiteConverter:
                 notes["calibration"] = {"method": method}
             notes["calibration"]["samples"] = len(inp.calibration)
         engine.quantize(qsvs, enable_progress_report=False).export_model(str(out), overwrite=True)
+        if precision is Precision.INT8_FULL:  # LiteRT aborts the process on some full-integer models
+            refusal = probe.runtime_refusal(out, "tflite")
+            if refusal:
+                raise ConversionError(f"int8-full: {refusal}")
         return notes
 
 
