@@ -169,3 +169,14 @@ def test_a_method_the_target_format_lacks_is_refused_before_any_work(digits_file
     with pytest.raises(InvalidInputError, match="ships ONNX only, and onnxruntime calibrates with minmax"):
         check_request(source, data, get_profile("jetson-orin-nano"), CompressOptions(calibration="mse"))
     check_request(source, data, get_profile("pixel-8"), CompressOptions(calibration="mse"))
+
+
+def test_an_artifact_the_runtime_cannot_run_is_refused_from_a_child_process(digits_tflite, tmp_path):
+    from compressor.probe import runtime_refusal
+
+    base, _ = digits_tflite
+    assert runtime_refusal(base, "tflite") is None
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(base.read_bytes()[: len(base.read_bytes()) // 3])
+    refusal = runtime_refusal(broken, "tflite")
+    assert refusal is not None and refusal.startswith("the tflite runtime aborts loading or running this artifact")
