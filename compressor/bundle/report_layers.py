@@ -73,9 +73,10 @@ def _macs(kind: str, out_shape, weight_shape, first_shape) -> int:
         return out * int(np.prod(weight_shape[1:]))
     if kind == "dense" and weight_shape is not None:
         return out * int(weight_shape[-1])
-    if kind == "matmul" and first_shape:
+    first_known = first_shape is not None and len(first_shape) > 0  # shapes are numpy arrays (TFLite) or lists
+    if kind == "matmul" and first_known:
         return out * int(first_shape[-1])
-    if kind == "transpose" and weight_shape is not None and first_shape:
+    if kind == "transpose" and weight_shape is not None and first_known:
         return int(np.prod(first_shape)) * int(np.prod(weight_shape[:-1]))
     return 0
 
