@@ -81,6 +81,7 @@ class Case:
     example: tuple
     data: dict[str, np.ndarray]
     model_file: Path | None = None  # what the user submits (a .pt2); None: the module through the Python API
+    classifier: bool = True  # False: outputs are embeddings, whose fidelity is cosine alone (no top-1 to agree on)
 
 
 def digits_case(work: Path) -> Case:
@@ -112,7 +113,7 @@ def minilm_case(work: Path) -> Case:
     merged = {k: np.concatenate([data[k], held[k]]) for k in data}
     del SENTENCES, HELD_OUT
     example = tuple(torch.from_numpy(merged[n][:1]) for n in ("input_ids", "attention_mask"))
-    return Case("all-MiniLM-L6-v2", module, example, merged)
+    return Case("all-MiniLM-L6-v2", module, example, merged, classifier=False)
 
 
 CASES: dict[str, Callable[[Path], Case]] = {
@@ -197,12 +198,14 @@ class Row:
     metrics: dict
     passed: bool
     p50: float = 0.0
+    classifier: bool = True
 
     def fidelity(self) -> tuple[float, float, float]:
         """Accuracy (labelled data), top-1 agreement with the original (classifiers), mean cosine: compared in
         that order, the finer deciding where the coarser ties."""
         m = self.metrics
-        return (m["accuracy"] or 0.0, m["top1_agreement"] or 0.0, m["cosine_mean"])
+        agreement = (m["top1_agreement"] or 0.0) if self.classifier else 0.0
+        return (m["accuracy"] or 0.0, agreement, m["cosine_mean"])
 
 
 def _compare_fidelity(ours: Row, bare: Row) -> int:
@@ -265,7 +268,9 @@ def run_case(case: Case, work: Path, rounds: int) -> list[dict]:
                 print(f"  {label}: {refusal}")
                 continue
             metrics = compare(reference, open_artifact(path, fmt).run(validation.inputs), validation.labels)
-            rows.append(Row(label, path, path.stat().st_size, metrics, gate.passes(metrics)))
+            rows.append(
+                Row(label, path, path.stat().st_size, metrics, gate.passes(metrics), classifier=case.classifier)
+            )
         torch.set_num_threads(1)
         runners = {r.label: open_artifact(r.path, fmt) for r in rows}
         p50 = interleaved_p50(runners, validation.take(0, 1).inputs, rounds, warmup=5, repeats=20)
@@ -325,7 +330,7 @@ def _row_json(row: Row, pick: dict | None = None) -> dict:
         "p50_ms": round(row.p50, 5),
         "passed_gate": row.passed,
         "accuracy_drop": m["accuracy_drop"],
-        "top1_agreement": m["top1_agreement"],
+        "top1_agreement": m["top1_agreement"] if row.classifier else None,
         "cosine_mean": round(m["cosine_mean"], 6),
     }
     if pick is not None:
@@ -350,7 +355,8 @@ def _print_table(name, fmt, rows, best, verdict_, objective, n_val, n_cal) -> No
         mark = " <- best bare" if r is best else ""
         print(
             f"{r.label[:44]:44} {r.size / 1024:>9.1f} {r.size / ours.size:>7.3f} "
-            f"{_fmt(m['accuracy_drop'], '.2f'):>7} {_fmt(m['top1_agreement'], '.3f'):>8} {m['cosine_mean']:>9.5f} "
+            f"{_fmt(m['accuracy_drop'], '.2f'):>7} {_fmt(m['top1_agreement'] if r.classifier else None, '.3f'):>8} "
+            f"{m['cosine_mean']:>9.5f} "
             f"{r.p50:>8.3f} {r.p50 / ours.p50:>6.2f} {'pass' if r.passed else 'FAIL'}{mark}"
         )
     ok, words = verdict_
