@@ -136,7 +136,7 @@ def _onnx_layers(path: Path) -> list[LayerFigures]:
         itemsizes[value.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).itemsize if elem else 4
     constant_outputs = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
     seen: set[str] = set()
-    layers = []
+    layers: list[LayerFigures] = []
     for node in (n for n in graph.node if n.op_type != "Constant"):
         constants = [t for t in node.input if (t in weights or t in constant_outputs) and t not in seen]
         seen.update(constants)
