@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
-$(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS)/labels.txt &: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py
+$(DIGITS)/model.pt2 $(DIGITS)/train.npz $(DIGITS)/data.npz $(DIGITS)/labels.txt &: $(STAMP) $(DIGITS)/train.py $(DIGITS)/model.py
 	$(PY) $(DIGITS)/train.py --out $(DIGITS)
 
 $(DEMO_OUT)/model-manifest.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS)/labels.txt $(TEMPLATE_FILES)

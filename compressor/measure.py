@@ -16,10 +16,20 @@ from compressor.state import Candidate
 MB = 1024 * 1024
 
 
+LATENCY_ROUNDS = 5  # interleaved rounds over a build's candidates (drift and other load hit them alike)
+
+
 def measure(
-    candidate: Candidate, sample: dict[str, np.ndarray], macs: int, profile: Profile, warmup: int, repeats: int
+    candidate: Candidate,
+    sample: dict[str, np.ndarray],
+    macs: int,
+    profile: Profile,
+    warmup: int,
+    repeats: int,
+    latency: bool = True,
 ) -> None:
-    """Fill ``candidate``'s size, graph, latency, device-estimate and fit fields from its file."""
+    """Fill ``candidate``'s size, graph, latency, device-estimate and fit fields from its file (without
+    ``latency``: all but the latency and the device estimate, which :func:`time_interleaved` then fills)."""
     path = candidate.require_path()
     blob = path.read_bytes()
     candidate.size_bytes = len(blob)
@@ -30,9 +40,28 @@ def measure(
     candidate.weight_bytes, candidate.peak_activation_bytes = figures.weight_bytes, figures.peak_activation_bytes
     runner = open_artifact(path, candidate.format.value)
     candidate.io = describe_io(runner)
-    candidate.host_latency_ms = measure_latency_ms(runner, sample, warmup, repeats)
-    candidate.estimated_device_latency_ms = estimate_device_latency(candidate, macs, profile, reference_profile())
+    if latency:
+        candidate.host_latency_ms = measure_latency_ms(runner, sample, warmup, repeats)
+        candidate.estimated_device_latency_ms = estimate_device_latency(candidate, macs, profile, reference_profile())
     candidate.fit_problems = fit_problems(candidate, profile)
+
+
+def time_interleaved(
+    candidates: list[tuple[Candidate, int]], sample: dict[str, np.ndarray], profile: Profile, warmup: int, repeats: int
+) -> None:
+    """Host latency (p50, p90) and the device estimate of each ``(candidate, macs)``: :data:`LATENCY_ROUNDS`
+    rounds that time every candidate in turn (``repeats`` runs per candidate in all), the median of each figure
+    over the rounds, so that drift and other load on the machine hit all candidates alike."""
+    runners = [open_artifact(c.require_path(), c.format.value) for c, _ in candidates]
+    per_round = max(1, repeats // LATENCY_ROUNDS)
+    figures: list[list[dict[str, float]]] = [[] for _ in candidates]
+    for _ in range(LATENCY_ROUNDS):
+        for i, runner in enumerate(runners):
+            figures[i].append(measure_latency_ms(runner, sample, warmup, per_round))
+    host = reference_profile()
+    for (candidate, macs), rounds in zip(candidates, figures):
+        candidate.host_latency_ms = {key: float(np.median([r[key] for r in rounds])) for key in ("p50", "p90")}
+        candidate.estimated_device_latency_ms = estimate_device_latency(candidate, macs, profile, host)
 
 
 def estimate_device_latency(candidate: Candidate, macs: int, profile: Profile, host: Profile) -> float:

@@ -32,12 +32,16 @@ def _option(
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
-GATE, MEASURE, PRUNING, SEARCH = (
+GATE, DATA, MEASURE, PRUNING, SEARCH = (
     "accuracy gate",
+    "data splits",
     "quantization and measurement",
     "pruning, distillation and clustering",
-    "search",
+    "search and selection",
 )
+CALIBRATION_METHODS = ("auto", "minmax", "moving-average", "percentile", "entropy", "mse")
+Calibration = Literal["auto", "minmax", "moving-average", "percentile", "entropy", "mse"]
+Objective = Literal["size", "latency", "balanced"]
 
 
 class CompressOptions(BaseModel):
@@ -62,7 +66,34 @@ class CompressOptions(BaseModel):
     precisions: tuple[Precision, ...] | None = _option(
         None, "only try these precisions (repeatable)", MEASURE, flag="--precision"
     )
+    validation_fraction: float = _option(
+        0.3,
+        "share of --data held out to validate candidates when --val-data is not given (the rest calibrates and, "
+        "without --train-data, fine-tunes); split seeded and by label",
+        DATA,
+        gt=0,
+        lt=1,
+    )
+    split_seed: int = _option(0, "seed of the calibration/validation split", DATA)
+    val_data: Path | None = _option(
+        None, ".npz that validates candidates (default: a held-out part of --data)", DATA, wire=False
+    )
     calibration_samples: int = _option(128, "samples used to calibrate full-integer quantization", MEASURE, ge=1)
+    calibration: Calibration = _option(
+        "auto",
+        "activation ranges of full-integer quantization: minmax (over all calibration samples), moving-average "
+        "(ai-edge-quantizer's own), percentile, entropy (KL), mse; auto tries them on the calibration split",
+        MEASURE,
+    )
+    bias_correction: bool = _option(
+        True, "correct each layer's output mean for its int8 weight error (full-integer candidates)", MEASURE
+    )
+    int8_fallback: bool = _option(
+        True,
+        "when a full-integer candidate misses the gate, keep its most sensitive layers in float (mixed-int8); "
+        "integer-only profiles get the best full-integer result and a report of what was lost where",
+        MEASURE,
+    )
     latency_warmup: int = _option(10, "untimed runs before host latency is measured", MEASURE, ge=0)
     latency_repeats: int = _option(50, "timed runs per host latency figure", MEASURE, ge=1)
     prune: Literal["none", "unstructured", "structured", "blocks"] = _option("none", "pruning kind", PRUNING)
@@ -91,9 +122,16 @@ class CompressOptions(BaseModel):
     finetune_epochs: int = _option(10, "fine-tuning epochs after pruning", PRUNING, ge=0)
     finetune_seconds: float = _option(300.0, "time bound on fine-tuning per variant", PRUNING, gt=0)
     finetune_seed: int = _option(0, "seed of fine-tuning (initial order and mixup draws)", PRUNING)
-    train_data: Path | None = _option(None, ".npz for fine-tuning (default: the --data samples)", PRUNING, wire=False)
+    train_data: Path | None = _option(
+        None, ".npz for fine-tuning and calibration (default: the part of --data not held out)", DATA, wire=False
+    )
     target_size_kb: float | None = _option(None, "largest acceptable download (deflated) size in KB", SEARCH, gt=0)
     target_latency_ms: float | None = _option(None, "largest acceptable host p50 latency in ms", SEARCH, gt=0)
+    select: Objective | None = _option(
+        None,
+        "what the selection optimizes among passing candidates: size, latency or balanced (default: the profile's)",
+        SEARCH,
+    )
     mixed_precision: bool = _option(
         False, "add a TFLite candidate with int4/int8/fp16 weights chosen per layer by sensitivity", MEASURE
     )

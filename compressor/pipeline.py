@@ -15,6 +15,7 @@ from compressor.passes import (
     convert_models_pass,
     distill_model_pass,
     distill_student_pass,
+    fallback_int8_pass,
     measure_artifacts_pass,
     prune_model_pass,
     quantize_mixed_pass,
@@ -23,7 +24,7 @@ from compressor.passes import (
     validate_artifacts_pass,
 )
 from compressor.passes.contract import Pass
-from compressor.profiles import Profile
+from compressor.profiles import Format, Precision, Profile
 from compressor.state import BuildInputs, BuildResults
 
 
@@ -32,6 +33,13 @@ def build_pipeline(
 ) -> list[Pass]:
     """The ordered passes that turn a source model into validated, measured, selected artifacts."""
     pruned = options.prune != "none"
+    wanted = options.precisions or tuple(Precision)
+    fallback = (
+        options.int8_fallback
+        and Format.TFLITE in profile.accepts.formats
+        and Precision.INT8_FULL in profile.accepts.precisions
+        and Precision.INT8_FULL in wanted
+    )
     return [
         analyze_source_pass.run,
         *([prune_model_pass.run] if pruned else []),
@@ -41,6 +49,7 @@ def build_pipeline(
         convert_models_pass.run,
         *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
+        *([fallback_int8_pass.run, validate_artifacts_pass.run] if fallback else []),
         measure_artifacts_pass.run,
         *([check_targets_pass.run] if options.searching else []),
         select_artifact_pass.run,

@@ -58,6 +58,11 @@ class BuildInputs:
     student: torch.nn.Module | None = None
     split_request: SplitRequest | None = None
 
+    @property
+    def objective(self) -> str:
+        """What selection optimizes: ``--select``, else the profile's ``selection.objective``."""
+        return self.options.select or self.profile.selection.objective
+
     def precisions(self) -> tuple[Precision, ...]:
         """The profile's precisions, narrowed by the options, largest first."""
         wanted = self.options.precisions or tuple(Precision)
@@ -154,6 +159,7 @@ class BuildResults:
     bases: dict[tuple[str, Format], Path] = field(default_factory=dict)  # (variant label, format) -> fp32 artifact
     candidates: list[Candidate] = field(default_factory=list)
     selected: dict[Format, int] = field(default_factory=dict)
+    selection: dict[Format, dict] = field(default_factory=dict)  # per format: objective, runner-up, the sentence
     unshipped: dict[Format, str] = field(default_factory=dict)  # formats the profile takes that no candidate made
     split: SplitOutcome | None = None
 

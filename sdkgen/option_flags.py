@@ -1,8 +1,9 @@
 """The CLI flags of the recipe, generated from :class:`~compressor.options.CompressOptions` (its one definition).
 
 Each field becomes ``--field-name`` (or its declared ``flag``) in a section titled by its ``group``: booleans
-are switches, ``Literal`` fields get their choices, tuples of enums are repeatable.  Flags the user does not give
-are left out of the namespace, so the options record exactly what was asked for.
+are switches (``--no-...`` turns off one that is on by default), ``Literal`` fields get their choices, tuples of
+enums are repeatable.  Flags the user does not give are left out of the namespace, so the options record exactly
+what was asked for.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
             else f" (default {default.value if isinstance(default, enum.Enum) else default})"
         )
         common = {"dest": name, "default": argparse.SUPPRESS, "help": f"{info.description}{shown}"}
-        if kind is bool:
-            group.add_argument(flag_for(name), action="store_true", **common)
+        if kind is bool:  # a switch; one that is on by default also gets its --no- form
+            action = argparse.BooleanOptionalAction if default is True else "store_true"
+            group.add_argument(flag_for(name), action=action, **common)
         elif kind is tuple:
             group.add_argument(flag_for(name), action="append", choices=_choices(nested), **common)
         elif typing.get_origin(kind) is typing.Literal:

@@ -18,7 +18,20 @@ from sdkgen.commands import commands
 from sdkgen.platforms import platforms
 
 PRUNE_KINDS = [k for k in typing.get_args(CompressOptions.model_fields["prune"].annotation) if k != "none"]
-TECHNIQUES = [*PRUNE_KINDS, "distill", "student", "cluster", "mixed_precision", "search", "split"]
+TECHNIQUES = [
+    *PRUNE_KINDS,
+    "distill",
+    "student",
+    "cluster",
+    "mixed_precision",
+    "search",
+    "split",
+    "holdout",
+    "selection",
+    "calibration",
+    "bias_correction",
+    "int8_fallback",
+]
 
 # registry -> name -> "test_module::test_function" (parametrized tests cover every name they iterate over)
 CASES = {
@@ -50,6 +63,11 @@ CASES = {
         "mixed_precision": "test_prune_mixed::test_mixed_candidate_passes_the_gate_at_most_int8_size",
         "search": "test_prune::test_search_under_targets_tries_a_sparsity_ladder_and_meets_the_target",
         "split": "test_split::test_split_build_writes_a_gated_split_section",
+        "holdout": "test_holdout::test_a_build_validates_on_the_held_out_part_only",
+        "selection": "test_selection::test_a_build_explains_its_pick",
+        "calibration": "test_calibration::test_ranges_clip_outliers_that_minmax_keeps",
+        "bias_correction": "test_calibration::test_bias_correction_gives_int8_layers_the_float_output_means_back",
+        "int8_fallback": "test_calibration::test_a_failing_int8_full_candidate_gets_a_mixed_int8_one",
     },
 }
 REGISTRIES = {

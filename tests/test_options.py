@@ -19,7 +19,12 @@ EVERYTHING = CompressOptions(
     min_cosine=0.98,
     min_top1_agreement=0.95,
     precisions=(Precision.FP16, Precision.INT8_FULL),
+    validation_fraction=0.25,
+    split_seed=3,
     calibration_samples=64,
+    calibration="percentile",
+    bias_correction=False,
+    int8_fallback=False,
     latency_warmup=2,
     latency_repeats=7,
     prune="structured",
@@ -35,8 +40,10 @@ EVERYTHING = CompressOptions(
     finetune_seed=4,
     target_size_kb=40.0,
     target_latency_ms=1.5,
+    select="latency",
     mixed_precision=True,
 )
+LOCAL_FILES = {"train_data": "train.npz", "val_data": "val.npz"}
 
 
 def wire_fields() -> set[str]:
@@ -45,7 +52,7 @@ def wire_fields() -> set[str]:
 
 def test_every_wire_option_has_a_proto_field_and_nothing_else_does():
     assert {f.name for f in pb.CompressOptions.DESCRIPTOR.fields} == wire_fields()
-    assert set(CompressOptions.model_fields) - wire_fields() == {"train_data"}
+    assert set(CompressOptions.model_fields) - wire_fields() == set(LOCAL_FILES)
 
 
 def test_options_round_trip_through_the_proto():
@@ -62,6 +69,8 @@ def test_the_proto_recipe_is_checked_like_the_options():
         options_from_proto(pb.CompressOptions(precisions=["int3"]))
     with pytest.raises(InvalidInputError, match="names a file on your machine"):
         options_to_proto(CompressOptions(prune="unstructured", train_data="train.npz"))
+    with pytest.raises(InvalidInputError, match="names a file on your machine"):
+        options_to_proto(CompressOptions(val_data="val.npz"))
 
 
 def test_every_option_has_a_flag_that_sets_it():
@@ -70,18 +79,19 @@ def test_every_option_has_a_flag_that_sets_it():
     argv = []
     for name in CompressOptions.model_fields:
         value = getattr(EVERYTHING, name)
-        if name == "train_data":
-            argv += [flag_for(name), "train.npz"]
-        elif isinstance(value, bool):
-            argv += [flag_for(name)] if value else []
+        if name in LOCAL_FILES:
+            argv += [flag_for(name), LOCAL_FILES[name]]
+        elif isinstance(value, bool):  # on: the switch; off when on by default: its --no- form
+            default = CompressOptions.model_fields[name].default
+            argv += [flag_for(name)] if value else ([f"--no-{flag_for(name)[2:]}"] if default else [])
         elif isinstance(value, tuple):
             for item in value:
                 argv += [flag_for(name), item.value]
         else:
             argv += [flag_for(name), str(value)]
     parsed = options_from(parser.parse_args(argv))
-    assert parsed.model_dump(exclude={"train_data"}) == EVERYTHING.model_dump(exclude={"train_data"})
-    assert str(parsed.train_data) == "train.npz"
+    assert parsed.model_dump(exclude=set(LOCAL_FILES)) == EVERYTHING.model_dump(exclude=set(LOCAL_FILES))
+    assert {name: str(getattr(parsed, name)) for name in LOCAL_FILES} == LOCAL_FILES
     assert options_from(parser.parse_args([])).model_fields_set == set()  # flags not given are not "asked for"
 
 

@@ -87,7 +87,7 @@ def test_pruned_onnx_source_on_an_onnx_profile_ships_the_pruned_graph(digits_mod
     export_torch(digits_module.eval(), (torch.from_numpy(x_test[:1]),), path, dynamic_batch=True)
     np.savez(tmp_path / "data.npz", x=x_test[:120], labels=y_test[:120])
     options = CompressOptions(
-        prune="structured", sparsity=0.5, finetune_epochs=2, max_accuracy_drop=100, latency_repeats=3
+        prune="structured", sparsity=0.5, finetune_epochs=2, max_accuracy_drop=100, latency_repeats=3, select="size"
     )
     result = compress(path, "jetson-orin-nano", tmp_path / "out", data=tmp_path / "data.npz", options=options)
     report = result.report

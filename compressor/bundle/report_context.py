@@ -58,6 +58,8 @@ class Selection:
     total: int  # candidates of this format
     smaller_rejected: tuple[CandidateRow, ...]  # smaller candidates that were not usable, and why
     runner_up: CandidateRow | None  # the next usable candidate by the selection's order
+    sentence: str | None = None  # why, against the runner-up, for the build's objective (report.json's selection)
+    objective: str | None = None
 
 
 def candidate_rows(report: dict) -> list[CandidateRow]:
@@ -119,6 +121,11 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
             if r.status in ("gate", "fit") and r.size_bytes is not None and r.size_bytes < chosen.size_bytes
         ]
         after = [r for r in usable if r.index != index]
+        choice = ((report.get("selection") or {}).get("by_format") or {}).get(fmt) or {}
+        if choice.get("runner_up"):
+            after = [r for r in after if r.name == choice["runner_up"]] + [
+                r for r in after if r.name != choice["runner_up"]
+            ]
         out.append(
             Selection(
                 fmt,
@@ -128,6 +135,8 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
                 len(same),
                 tuple(sorted(smaller, key=_selection_order)),
                 after[0] if after else None,
+                choice.get("sentence"),
+                choice.get("objective"),
             )
         )
     return out
@@ -168,7 +177,9 @@ def _option_flags(options: dict, given: list[str] | None) -> list[str]:
                 flags += [flag, precision]
         elif value is True:
             flags.append(flag)
-        elif name == "train_data":
+        elif value is False:
+            flags.append(f"--no-{flag.removeprefix('--')}")
+        elif name in ("train_data", "val_data"):
             flags += [flag, Path(value).name]
         else:
             flags += [flag, str(value)]

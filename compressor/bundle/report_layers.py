@@ -75,9 +75,10 @@ def _macs(kind: str, out_shape, weight_shape, first_shape) -> int:
         return out * int(np.prod(weight_shape[1:]))
     if kind == "dense" and weight_shape is not None:
         return out * int(weight_shape[-1])
-    if kind == "matmul" and first_shape:
+    first_known = first_shape is not None and len(first_shape) > 0  # shapes are numpy arrays (TFLite) or lists
+    if kind == "matmul" and first_known:
         return out * int(first_shape[-1])
-    if kind == "transpose" and weight_shape is not None and first_shape:
+    if kind == "transpose" and weight_shape is not None and first_known:
         return int(np.prod(first_shape)) * int(np.prod(weight_shape[:-1]))
     return 0
 
@@ -137,7 +138,7 @@ def _onnx_layers(path: Path) -> list[LayerFigures]:
         itemsizes[value.name] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem)).itemsize if elem else 4
     constant_outputs = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
     seen: set[str] = set()
-    layers: list = []
+    layers: list[LayerFigures] = []
     for node in (n for n in graph.node if n.op_type != "Constant"):
         constants = [t for t in node.input if (t in weights or t in constant_outputs) and t not in seen]
         seen.update(constants)

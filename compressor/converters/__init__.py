@@ -44,8 +44,8 @@ def convert(fmt: Format, inp: ConvertInput, progress: Callable[[str], None] | No
         out = inp.workdir / f"{precision.value}.{fmt.value}"
         try:
             with captured(inp.log_path):
-                converter.quantize(base, out, precision, inp)
-            artifacts.append(Artifact(fmt, precision, out))
+                notes = converter.quantize(base, out, precision, inp)
+            artifacts.append(Artifact(fmt, precision, out, notes=notes or None))
         except Exception as exc:  # noqa: BLE001 - one failed precision must not sink the others
             artifacts.append(Artifact(fmt, precision, None, failure_reason("quantization", exc)))
         (progress or _ignore)(precision.value)

@@ -20,7 +20,10 @@ class ConvertInput:
     ``sample_args`` are batch-of-one torch tensors (tracing, export); ``calibration`` feeds full-integer
     quantization; ``workdir`` is the conversion's own folder (its log is ``workdir/converter.log`` unless ``log``
     says otherwise); ``weight_granularity`` ``tensor`` gives integer weights one scale per tensor (clustered
-    variants); ``dynamic_batch`` asks for a dynamic batch axis where the format and the model allow one.
+    variants); ``dynamic_batch`` asks for a dynamic batch axis where the format and the model allow one;
+    ``calibration_method`` picks the activation ranges of full-integer quantization (``compressor.calibration``;
+    ``moving-average`` for TFLite and ``minmax`` for ONNX are what the bare tools do, ``auto`` measures them on the
+    calibration samples) and ``bias_correction`` corrects int8 layers' biases for their weight error.
     """
 
     source: Source
@@ -31,6 +34,8 @@ class ConvertInput:
     weight_granularity: WeightGranularity = "channel"
     dynamic_batch: bool = True
     log: Path | None = None
+    calibration_method: str = "default"  # the converter's own default
+    bias_correction: bool = False
 
     @property
     def log_path(self) -> Path:
@@ -45,6 +50,7 @@ class Artifact:
     precision: Precision
     path: Path | None
     error: str | None = None
+    notes: dict | None = None  # how it was quantized (calibration method, bias correction), for the report
 
 
 @dataclass(frozen=True)
@@ -63,5 +69,5 @@ class Converter(Protocol):
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         """Write the plain fp32 artifact of ``inp.source`` to ``out``."""
 
-    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
-        """Derive the ``precision`` artifact at ``out`` from the fp32 ``base``."""
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
+        """Derive the ``precision`` artifact at ``out`` from the fp32 ``base``; return how (for the report)."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from compressor.converters.base import ConvertInput
 from compressor.data import SampleData
+from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
 
 
@@ -26,39 +27,121 @@ class OnnxConverter:
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.export_onnx(out, inp.sample_args, inp.dynamic_batch)
 
-    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         import onnx
 
         if precision is Precision.FP32:
             shutil.copyfile(base, out)
-            return
+            return None
         if precision is Precision.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             onnx.save(convert_float_to_float16(onnx.load(str(base)), keep_io_types=True), str(out))
-            return
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+            return None
+        from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         prepared = inp.workdir / "fp32-prepared.onnx"
         if not prepared.exists():
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         per_channel = inp.weight_granularity == "channel"
+        notes: dict = {}
         if precision is Precision.INT8_DYNAMIC:
-            quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
-            return
-        graph = onnx.load(str(prepared)).graph
-        weights = {i.name for i in graph.initializer}
-        names = [i.name for i in graph.input if i.name not in weights]
-        quantize_static(
-            str(prepared),
-            str(out),
-            _Calibration(names, inp.calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
+            source = _corrected(prepared, inp, inp.weight_granularity, notes)
+            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+            return notes or None
+        method = "minmax" if inp.calibration_method == "default" else inp.calibration_method
+        if method != "auto":
+            _quantize_static(_corrected(prepared, inp, inp.weight_granularity, notes), out, inp, method)
+            return {**notes, "calibration": {"method": method, "samples": len(inp.calibration)}}
+        chosen = _choose(prepared, out, inp, notes)
+        return {**notes, "calibration": {**chosen, "samples": len(inp.calibration)}}
+
+
+# calibration method -> onnxruntime's CalibrationMethod name and extra options
+ORT_METHODS: dict[str, tuple[str, dict[str, object]]] = {
+    "minmax": ("MinMax", {}),
+    "moving-average": ("MinMax", {"CalibMovingAverage": True}),
+    "percentile": ("Percentile", {"CalibPercentile": 99.99}),
+    "entropy": ("Entropy", {}),
+}
+AUTO_METHODS = ("minmax", "percentile")  # what auto tries (entropy is offered; it is slow on large models)
+
+
+def _corrected(prepared: Path, inp: ConvertInput, granularity: str, notes: dict) -> Path:
+    """The graph to quantize: ``prepared`` with biases corrected for int8 weights of ``granularity`` when the input
+    asks for bias correction (made once per granularity), else ``prepared`` itself."""
+    if not inp.bias_correction:
+        return prepared
+    from compressor import onnx_bias
+
+    out = inp.workdir / f"fp32-prepared-bias-corrected-{granularity}.onnx"
+    count_file = out.with_suffix(".layers")
+    if not out.exists():
+        count = onnx_bias.correct_biases(prepared, out, inp.calibration.inputs, per_channel=granularity == "channel")
+        count_file.write_text(str(count))
+    notes["bias_correction"] = {"layers": int(count_file.read_text())}
+    return out
+
+
+def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in ORT_METHODS:
+        raise ConversionError(
+            f"onnxruntime has no {method} calibration; choose one of {', '.join(ORT_METHODS)} (or auto) for ONNX"
         )
+    name, extra = ORT_METHODS[method]
+    graph = onnx.load(str(prepared)).graph
+    weights = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in weights]
+    quantize_static(
+        str(prepared),
+        str(out),
+        _Calibration(names, inp.calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=inp.weight_granularity == "channel",
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=getattr(CalibrationMethod, name),
+        extra_options=dict(extra),
+    )
+
+
+def _choose(prepared: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
+    """Quantize with each of :data:`AUTO_METHODS`, with weights per channel and (unless the input asks for one
+    scale per tensor already) per tensor; keep at ``out`` the smallest whose agreement with the fp32 graph on the
+    calibration samples is as good as the best's (top-1 agreement, then mean cosine within :data:`COSINE_TIE`);
+    say what was tried."""
+    from dataclasses import replace
+
+    from compressor.calibration import AUTO_SAMPLES, COSINE_TIE
+    from compressor.metrics import compare
+    from compressor.runtimes import open_artifact
+
+    sample = inp.calibration.take(0, min(len(inp.calibration), AUTO_SAMPLES))
+    reference = open_artifact(prepared, "onnx").run(sample.inputs)
+    granularities = ("channel", "tensor") if inp.weight_granularity == "channel" else ("tensor",)
+    trials = []
+    for method in AUTO_METHODS:
+        for granularity in granularities:
+            trial = inp.workdir / f"calibration-{method}-{granularity}.onnx"
+            source = _corrected(prepared, inp, granularity, notes)
+            _quantize_static(source, trial, replace(inp, weight_granularity=granularity), method)  # type: ignore[arg-type]
+            metrics = compare(reference, open_artifact(trial, "onnx").run(sample.inputs), None)
+            agreement = metrics["top1_agreement"] if metrics["top1_agreement"] is not None else 0.0
+            trials.append((f"{method}/{granularity}", trial, agreement, metrics["cosine_mean"], trial.stat().st_size))
+    best_agreement = max(t[2] for t in trials)
+    best_cosine = max(t[3] for t in trials if t[2] == best_agreement)
+    good = [t for t in trials if t[2] == best_agreement and t[3] >= best_cosine - COSINE_TIE]
+    chosen = min(good, key=lambda t: (t[4], -t[3]))
+    shutil.copyfile(chosen[1], out)
+    for t in trials:
+        t[1].unlink()
+    method, granularity = chosen[0].split("/")
+    tried = {t[0]: {"top1_agreement": t[2], "cosine_mean": round(t[3], 6), "bytes": t[4]} for t in trials}
+    return {"method": method, "weights": f"per {granularity}", "scored_on": len(sample), "tried": tried}
 
 
 class _Calibration:

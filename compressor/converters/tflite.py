@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressor import calibration, probe
 from compressor.converters.base import ConvertInput
 from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
@@ -28,20 +29,49 @@ class TFLiteConverter:
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.convert_tflite(out, inp.sample_args, inp.workdir)
 
-    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> None:
+    def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         if precision is Precision.FP32:
             shutil.copyfile(base, out)
-            return
+            return None
         from ai_edge_quantizer import quantizer
 
+        notes: dict = {}
+        if inp.bias_correction and precision in (Precision.INT8_DYNAMIC, Precision.INT8_FULL):
+            corrected = inp.workdir / f"fp32-bias-corrected-{inp.weight_granularity}.tflite"
+            if not corrected.exists():
+                count = calibration.correct_biases(
+                    base, corrected, inp.calibration.inputs, per_tensor=inp.weight_granularity == "tensor"
+                )
+                (inp.workdir / f"{corrected.name}.layers").write_text(str(count))
+            notes["bias_correction"] = {"layers": int((inp.workdir / f"{corrected.name}.layers").read_text())}
+            base = corrected
         engine = quantizer.Quantizer(str(base), recipe(precision, inp.weight_granularity == "tensor"))
-        calibration = None
+        qsvs = None
         if engine.need_calibration:
             samples = signature_samples(base, inp.calibration.inputs)
             if samples is None:
                 raise ConversionError("full-integer calibration needs a TFLite model with exactly one signature")
-            calibration = engine.calibrate(samples)
-        engine.quantize(calibration, enable_progress_report=False).export_model(str(out), overwrite=True)
+            qsvs = engine.calibrate(samples)
+            method = "moving-average" if inp.calibration_method == "default" else inp.calibration_method
+            if method == "auto":
+
+                def write(ranges: dict, path: Path) -> None:
+                    engine.quantize(ranges, enable_progress_report=False).export_model(str(path), overwrite=True)
+
+                qsvs, chosen = calibration.choose_ranges(
+                    base, inp.calibration.inputs, qsvs, write, inp.workdir / "calibration-trial.tflite"
+                )
+                notes["calibration"] = chosen
+            else:
+                qsvs = calibration.activation_ranges(base, inp.calibration.inputs, qsvs, method)
+                notes["calibration"] = {"method": method}
+            notes["calibration"]["samples"] = len(inp.calibration)
+        engine.quantize(qsvs, enable_progress_report=False).export_model(str(out), overwrite=True)
+        if precision is Precision.INT8_FULL:  # LiteRT aborts the process on some full-integer models
+            refusal = probe.runtime_refusal(out, "tflite")
+            if refusal:
+                raise ConversionError(f"int8-full: {refusal}")
+        return notes
 
 
 def recipe(precision: Precision, per_tensor_weights: bool = False):

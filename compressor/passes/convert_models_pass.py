@@ -37,6 +37,8 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 weight_granularity="tensor" if variant is not None and variant.per_tensor_weights else "channel",
                 dynamic_batch=not inputs.profile.accepts.static_shapes,
                 log=inputs.log,
+                calibration_method=inputs.options.calibration,
+                bias_correction=inputs.options.bias_correction,
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
             if conversion.base is not None:
@@ -53,6 +55,8 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                     candidate.variant, candidate.technique = variant.label, variant.technique
                     candidate.params = variant.params
                     candidate.macs = variant.technique.get("after", {}).get("macs")
+                if artifact.notes:  # how it was quantized: calibration method, bias correction
+                    candidate.technique = {**(candidate.technique or {}), "int8": artifact.notes}
                 results.candidates.append(candidate)
 
 

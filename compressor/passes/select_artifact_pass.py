@@ -1,4 +1,5 @@
-"""Select, per format the profile ships, the smallest artifact that passes the gate and fits the profile.
+"""Select, per format the profile ships, the artifact that passes the gate, fits the profile and is best for the
+objective (``--select``, else the profile's; :mod:`compressor.selection`), and say why.
 
 A format with no usable candidate is recorded as unshipped with the reason (the build ships what it can); only
 when no format has one does the build fail with :class:`GateFailedError`, naming the closest candidate.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from compressor.errors import GateFailedError
 from compressor.passes.contract import build_pass
+from compressor.selection import explain, ranked
 from compressor.state import BuildInputs, BuildResults, Candidate
 
 
-@build_pass(reads=("candidates",), writes=("selected", "unshipped"))
+@build_pass(reads=("candidates",), writes=("selected", "selection", "unshipped"))
 def run(inputs: BuildInputs, results: BuildResults) -> None:
     stage = inputs.progress.stage("select", 1)
     for fmt in inputs.profile.accepts.formats:
@@ -20,8 +22,10 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         if not usable:
             results.unshipped[fmt] = _failure_message(inputs, [c for _, c in indexed], fmt.value)
             continue
-        best, _ = min(usable, key=lambda ic: (ic[1].size_bytes, (ic[1].host_latency_ms or {})["p50"]))
-        results.selected[fmt] = best
+        order = ranked([c for _, c in usable], inputs.objective)
+        results.selected[fmt] = usable[order[0]][0]
+        source = "--select" if inputs.options.select else f"profile {inputs.profile.name}"
+        results.selection[fmt] = explain([c for _, c in usable], order, inputs.objective, source).to_json()
     if not results.selected:
         raise GateFailedError(" ".join(results.unshipped.values()))
     chosen = ", ".join(results.candidates[i].name for i in results.selected.values())
@@ -46,10 +50,16 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
         return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
     m = best.metrics or {}
-    figures = f"cosine mean {m['cosine_mean']:.4f}, max abs error {m['max_abs_error']:.4g}"
+    figures = f"cosine mean {m['cosine_mean']:.6f}, max abs error {m['max_abs_error']:.4g}"
     if m["accuracy_drop"] is not None:
         figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
+    lost = ((best.technique or {}).get("int8") or {}).get("loss_by_layer")
+    if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
+        layers = ", ".join(
+            f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3]
+        )
+        figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
         f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop, provide more representative "

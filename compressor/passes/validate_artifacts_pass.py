@@ -1,4 +1,8 @@
-"""Run every artifact in its real runtime on the validation samples and compare it with the original model."""
+"""Run every artifact in its real runtime on the validation samples and compare it with the original model.
+
+Candidates validated already are left as they are, so the pass runs again after one that adds candidates from
+validation results (the int8 fallback).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from compressor.state import BuildInputs, BuildResults
 
 @build_pass(writes=("candidates", "reference_outputs"))
 def run(inputs: BuildInputs, results: BuildResults) -> None:
-    pending = [c for c in results.candidates if c.error is None]
+    pending = [c for c in results.candidates if c.error is None and c.metrics is None]  # run again: the new ones
     stage = inputs.progress.stage("validate", len(pending) + 1)
     validation = inputs.data.validation
     if results.reference_outputs is None:

@@ -81,6 +81,15 @@ class Compute(_Frozen):
     source: str = Field(min_length=1, description="where the figures come from")
 
 
+class Selection(_Frozen):
+    """How the build picks among the candidates that pass the gate and fit (``--select`` overrides it)."""
+
+    objective: Literal["size", "latency", "balanced"] = Field(
+        description="size: the smallest file (storage- or download-bound devices); latency: the fastest on the "
+        "device; balanced: the least size x latency, each relative to the best candidate"
+    )
+
+
 class Network(_Frozen):
     uplink_mbps: float = Field(gt=0)
     downlink_mbps: float = Field(gt=0)
@@ -107,6 +116,7 @@ class Profile(_Frozen):
     accepts: Accepts
     budgets: Budgets
     compute: Compute
+    selection: Selection
     network: Network
     power: Power | None = None
     notes: str = ""

@@ -1,7 +1,9 @@
 """Train the digits CNN and write the example bundle.
 
-Writes ``model.pt2`` (torch.export.save, dynamic batch), ``data.npz`` (held-out
-``x`` and ``labels``) and ``labels.txt`` into ``--out``.
+Writes ``model.pt2`` (torch.export.save, dynamic batch), ``train.npz`` (the
+``x`` and ``labels`` it was trained on: what pruned models are fine-tuned and
+calibrated on), ``data.npz`` (held out: what candidates are validated on) and
+``labels.txt`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ def main() -> None:
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(model, (torch.from_numpy(x_test[:2]),), dynamic_shapes={"x": {0: batch}})
     torch.export.save(program, args.out / "model.pt2")
+    np.savez(args.out / "train.npz", x=x_train, labels=y_train)
     np.savez(args.out / "data.npz", x=x_test, labels=y_test)
     (args.out / "labels.txt").write_text("\n".join(CLASSES) + "\n")
-    print(f"wrote {args.out / 'model.pt2'}, {args.out / 'data.npz'}, {args.out / 'labels.txt'}")
+    written = ", ".join(str(args.out / name) for name in ("model.pt2", "train.npz", "data.npz", "labels.txt"))
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":
