@@ -46,11 +46,32 @@ def layered(module: nn.Module, example_args: tuple, technique: str = "structured
     return rebuilt_with_layers(module, example_args, technique)
 
 
-def _has_onnx_reshapes(gm: torch.fx.GraphModule) -> bool:
+def _reshape_classes() -> tuple[type, ...]:
+    """onnx2torch's Reshape module and the static one our converter registers for constant shapes."""
+    from compressor.onnx_converters import static_reshape_class
     from compressor.onnx_torch import onnx_reshape_class
 
-    reshape = onnx_reshape_class()
-    return any(isinstance(m, reshape) for m in gm.modules())
+    return onnx_reshape_class(), static_reshape_class()
+
+
+def _has_onnx_reshapes(gm: torch.fx.GraphModule) -> bool:
+    classes = _reshape_classes()
+    return any(isinstance(m, classes) for m in gm.modules())
+
+
+def _constant_reshape_target(gm: torch.fx.GraphModule, node) -> list[int] | None:
+    """The constant target shape of a Reshape module call (either class), or None."""
+    if node.op != "call_module":
+        return None
+    onnx_reshape, static_reshape = _reshape_classes()
+    module = gm.get_submodule(node.target)
+    if isinstance(module, static_reshape):
+        return list(module.shape)
+    if not isinstance(module, onnx_reshape) or len(node.args) < 2 or node.args[1].op != "get_attr":
+        return None
+    target = node.args[1].target
+    owner = gm.get_submodule(target.rpartition(".")[0]) if "." in target else gm
+    return getattr(owner, target.rpartition(".")[2]).tolist()
 
 
 def rebuilt_with_layers(
@@ -104,17 +125,11 @@ def _flatten_constant_reshapes(gm: torch.fx.GraphModule, example_args: tuple) ->
 
     ShapeProp(gm).propagate(*example_args)
     changed = False
-    from compressor.onnx_torch import onnx_reshape_class
-
-    reshape = onnx_reshape_class()
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), reshape):
+        value = _constant_reshape_target(gm, node)
+        source = node.args[0] if node.args else None
+        if value is None or source is None or "tensor_meta" not in source.meta:
             continue
-        source, shape = node.args[0], node.args[1]
-        if shape.op != "get_attr" or "tensor_meta" not in source.meta:
-            continue
-        target = gm.get_submodule(shape.target.rpartition(".")[0]) if "." in shape.target else gm
-        value = getattr(target, shape.target.rpartition(".")[2]).tolist()
         dims = tuple(source.meta["tensor_meta"].shape)
         batch = dims[0]
         if len(value) != 2 or value[0] not in (-1, 0, batch) or value[1] != int(torch.tensor(dims[1:]).prod()):

@@ -29,6 +29,8 @@ graphs; each module computes what onnxruntime computes (tests/test_onnx_normaliz
 
 from __future__ import annotations
 
+import functools
+
 _registered = False
 
 
@@ -68,6 +70,7 @@ def register() -> None:
     _registered = True
 
 
+@functools.cache
 def _modules():
     """The torch modules, defined on first use so that importing this file does not import torch."""
     import torch
@@ -472,3 +475,8 @@ def _with_cropped_transpose(original):
 
     convert.edgeforge = True
     return convert
+
+
+def static_reshape_class() -> type:
+    """The module our Reshape converter uses for constant target shapes (what layered rebuilds look for)."""
+    return _modules()[3]

@@ -54,6 +54,9 @@ def http_status(exc: BaseException) -> int:
     return _HTTP.get(status_for(exc), 500)
 
 
+DRAIN_FACTOR = 4  # an oversized body is read (and dropped) up to this many times the limit before the 413
+
+
 class _Routes:
     """The handlers: thin HTTP <-> repository glue; decoding and running happen off the event loop."""
 
@@ -135,14 +138,29 @@ class _Routes:
             )
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
+            await self._discard(request, DRAIN_FACTOR * limit)
             raise TooLargeError(f"the request body has {declared} bytes; this server takes at most {limit}")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
+                await self._discard(request, DRAIN_FACTOR * limit)
                 raise TooLargeError(f"the request body exceeds {limit} bytes, the most this server takes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @staticmethod
+    async def _discard(request: Request, most: int) -> None:
+        """Read and drop what the client still sends (up to ``most`` bytes, nothing kept), so that it can read the
+        413 answer instead of losing it to a reset connection."""
+        seen = 0
+        try:
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen > most:
+                    return
+        except Exception:  # noqa: BLE001 - the stream may already be consumed or the client gone
+            return
 
 
 async def _error(request: Request, exc: Exception) -> Response:
