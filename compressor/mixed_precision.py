@@ -101,6 +101,7 @@ def technique(search: Search, plan: Mapping[Layer, Rung]) -> dict:
             for layer, effects in search.effects.items()
         },
         "activation_aware": search.calibration is not None,  # OSCAR scales on fully connected layers
+        "uniform_int8": search.uniform_int8,  # no mixed plan beat plain int8 everywhere: that plan was kept
         "trials": search.trials,
     }
 
@@ -234,6 +235,7 @@ class Search:
         self.ladders = {layer: ladder(layer) for layer in self.layers}
         self.scratch = workdir / "mixed-trial.tflite"
         self.calibration: dict | None = None
+        self.uniform_int8 = False
         self.effects: dict[Layer, dict[Rung, tuple[int, float]]] = {}  # per layer and rung: bytes added, loss
 
     def quantize(self, plan: Mapping[Layer, Rung], out: Path) -> None:
@@ -277,7 +279,25 @@ class Search:
             else:
                 low = middle + 1
             stage.advance(f"{high} of {len(steps)} precision steps up")
-        return plan(high)
+        return self._no_bigger_than_uniform_int8(plan(high))
+
+    def _no_bigger_than_uniform_int8(self, found: dict[Layer, Rung]) -> dict[Layer, Rung]:
+        """``found``, unless every layer at int8 with plain min-max scales (what uniform int8-dynamic is) makes a
+        smaller file that passes too: the search walks one order of upgrades, and its first passing prefix can
+        hold a wider layer (or OSCAR's extra operations) that uniform int8 does without.  Then that plan, with
+        activation-aware scales off (``self.calibration`` None)."""
+        int8 = {
+            layer: next((r for r in rungs if r.name == "int8"), found[layer]) for layer, rungs in self.ladders.items()
+        }
+        self.quantize(found, self.scratch)
+        found_bytes = self.scratch.stat().st_size
+        calibration, self.calibration = self.calibration, None
+        self.quantize(int8, self.scratch)
+        if self.scratch.stat().st_size < found_bytes and self.passes(int8):
+            self.uniform_int8 = True
+            return int8  # calibration stays off for the final quantization
+        self.calibration = calibration
+        return found
 
     def _measure_effects(self, stage) -> None:
         base_bytes = self.base.stat().st_size

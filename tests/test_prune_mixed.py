@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow  # builds or serves real models: not part of make 
 @pytest.fixture(scope="module")
 def transformer_build(tmp_path_factory):
     x, y = labelled_data((6, 8), count=96)
+    torch.manual_seed(0)  # the initial weights: otherwise they depend on what earlier tests drew
     model = fit(TinyTransformer(), x, y, epochs=5)
     source, data = load_source(model, (torch.from_numpy(x[:1]),), {"x": x})  # unlabeled: the cosine gate applies
     options = CompressOptions(
@@ -45,7 +46,7 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
         assert plan["bits"][layer.scope] == rungs[plan["precision"][layer.scope]].bits
         assert set(plan["sensitivity_1_minus_cosine"][layer.scope]) == set(rungs) - {"fp16"}  # integer rungs measured
     assert sum(plan["counts"].values()) == len(layers)
-    assert plan["activation_aware"] is True
+    assert plan["activation_aware"] is not plan["uniform_int8"]  # OSCAR unless plain int8 everywhere won
     assert plan["trials"] >= sum(len(ladder(layer)) - 1 for layer in layers)
 
 
