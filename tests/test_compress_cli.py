@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -144,8 +145,12 @@ def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, 
     )
     assert code == EXIT_GATE_FAILED
     err = " ".join(capsys.readouterr().err.split())
-    assert "no tflite candidate for profile 'coral-edgetpu' passes the gate (mean cosine >= 0.99999)" in err
+    assert (
+        "no tflite candidate for profile 'coral-edgetpu' passes the gate (mean cosine >= 0.99999, top-1 kept on >= 99% of classifier outputs)"
+        in err
+    )
     assert "the best, int8-full.tflite, failed the gate with cosine mean 0.99" in err
+    assert re.search(r"top-1 agreement [01]\.\d{4} \(\d+ changed\)", err)
     assert not out.exists() and not list(tmp_path.glob(".gate*"))
 
 

@@ -40,6 +40,9 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
         if inputs.data.validation.labels is not None
         else f"mean cosine >= {options.min_cosine}"
     )
+    floor = inputs.gate.min_top1_agreement
+    if inputs.data.validation.labels is None and floor is not None:
+        gate += f", top-1 kept on >= {floor:.0%} of classifier outputs"
     measured = [c for c in candidates if c.metrics is not None]
     if not measured:
         reasons = {c.error for c in candidates}
@@ -53,6 +56,8 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
     figures = f"cosine mean {m['cosine_mean']:.6f}, max abs error {m['max_abs_error']:.4g}"
     if m["accuracy_drop"] is not None:
         figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
+    elif m.get("top1_agreement") is not None:
+        figures += f", top-1 agreement {m['top1_agreement']:.4f} ({m['top1_changed']} changed)"
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
     lost = ((best.technique or {}).get("int8") or {}).get("loss_by_layer")
     if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
@@ -62,8 +67,9 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
         figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
-        f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop, provide more representative "
-        "calibration data, or choose a profile that accepts higher precisions."
+        f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop (labels) or --min-cosine / "
+        "--min-top1-agreement, provide more representative calibration data, or choose a profile that accepts "
+        "higher precisions."
     )
 
 
