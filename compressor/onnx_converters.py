@@ -280,6 +280,31 @@ def _convert_lstm(node, graph):
     )
 
 
+def _wrapping(make):
+    """Decorator for a converter that wraps onnx2torch's own (``original``, may be None): built once, so that
+    registering again wraps nothing twice (the wrapper is marked ``edgeforge``)."""
+
+    @functools.wraps(make)
+    def wrap(original):
+        if getattr(original, "edgeforge", False):
+            return original
+        convert = make(original)
+        convert.edgeforge = True
+        return convert
+
+    return wrap
+
+
+def _result(module, node):
+    """The converter result of ``module`` fed by the node's first input (the others are folded into it)."""
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
+
+    return OperationConverterResult(
+        torch_module=module, onnx_mapping=OnnxMapping(list(node.input_values)[:1], node.output_values)
+    )
+
+
+@_wrapping
 def _with_asymmetric_pads(original):
     """onnx2torch's AveragePool converter, falling back to :class:`AsymmetricAvgPool` where it refuses the pads."""
 
@@ -306,23 +331,17 @@ def _with_asymmetric_pads(original):
         )
         return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node))
 
-    convert.edgeforge = True
-    if getattr(original, "edgeforge", False):
-        return original
     return convert
 
 
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
 
 
+@_wrapping
 def _with_static_pads(original):
     """onnx2torch's Pad converter, replaced by :class:`StaticPad` where the pads (and value) are initializers."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
-
         inputs = list(node.input_values)
         constant = all(not name or name in graph.initializers for name in inputs[1:3])
         mode = node.attributes.get("mode", "constant")
@@ -337,20 +356,16 @@ def _with_static_pads(original):
             torch_pads = torch_pads[:-2]
         static_pad = _modules()[2]
         module = static_pad(torch_pads, PAD_MODES[mode], value)
-        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+        return _result(module, node)
 
-    convert.edgeforge = True
     return convert
 
 
+@_wrapping
 def _with_static_shape(original):
     """onnx2torch's Reshape converter, replaced by :class:`StaticReshape` where the shape is an initializer."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
-
         inputs = list(node.input_values)
         if len(inputs) < 2 or inputs[1] not in graph.initializers:
             return original(node, graph)
@@ -358,11 +373,8 @@ def _with_static_shape(original):
         if node.attributes.get("allowzero", 0) == 1 and 0 in shape:
             raise NotImplementedError('"allowzero=1" with a zero in the shape is not implemented')
         static_reshape = _modules()[3]
-        return OperationConverterResult(
-            torch_module=static_reshape(shape), onnx_mapping=OnnxMapping(inputs[:1], node.output_values)
-        )
+        return _result(static_reshape(shape), node)
 
-    convert.edgeforge = True
     return convert
 
 
@@ -370,14 +382,11 @@ def _constant(graph, name: str):
     return graph.initializers[name].to_torch().tolist() if name else None
 
 
+@_wrapping
 def _with_static_slice(original):
     """onnx2torch's Slice converter, replaced by :class:`StaticSlice` where starts/ends/axes/steps are constant."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
-
         inputs = list(node.input_values)
         if not all(not name or name in graph.initializers for name in inputs[1:]):
             return original(node, graph)
@@ -385,20 +394,16 @@ def _with_static_slice(original):
         axes = _constant(graph, inputs[3]) if len(inputs) > 3 and inputs[3] else list(range(len(starts)))
         steps = _constant(graph, inputs[4]) if len(inputs) > 4 and inputs[4] else [1] * len(starts)
         module = _modules()[4](starts, ends, axes, steps)
-        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+        return _result(module, node)
 
-    convert.edgeforge = True
     return convert
 
 
+@_wrapping
 def _with_static_resize(original):
     """onnx2torch's Resize converter (its checks of mode and coordinates kept), with constant scales/sizes."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
-
         inputs = list(node.input_values) + [""] * 4
         result = original(node, graph)
         if not all(not name or name in graph.initializers for name in inputs[1:4]):
@@ -409,20 +414,16 @@ def _with_static_resize(original):
         scales = scales or None
         sizes = sizes or None
         module = _modules()[5](result.torch_module, scales, sizes)
-        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+        return _result(module, node)
 
-    convert.edgeforge = True
     return convert
 
 
+@_wrapping
 def _with_static_axes(original):
     """onnx2torch's Squeeze/Unsqueeze-13 converter, replaced by :class:`StaticAxes` where the axes are constant."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
-
         inputs = list(node.input_values)
         if len(inputs) > 1 and inputs[1] and inputs[1] not in graph.initializers:
             return original(node, graph)
@@ -430,20 +431,17 @@ def _with_static_axes(original):
         if axes is not None and not isinstance(axes, list):
             axes = [axes]
         module = _modules()[6](node.operation_type, axes)
-        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+        return _result(module, node)
 
-    convert.edgeforge = True
     return convert
 
 
+@_wrapping
 def _with_cropped_transpose(original):
     """onnx2torch's Conv/ConvTranspose converter; asymmetric ConvTranspose pads become a crop after the layer."""
-    if getattr(original, "edgeforge", False):
-        return original
 
     def convert(node, graph):
         import torch
-        from onnx2torch.utils.common import OnnxMapping, OperationConverterResult
 
         attributes = node.attributes
         pads = list(attributes.get("pads", []))
@@ -471,9 +469,8 @@ def _with_cropped_transpose(original):
             if bias is not None:
                 layer.bias.copy_(bias)
         module = _modules()[7](layer, pads)
-        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(inputs[:1], node.output_values))
+        return _result(module, node)
 
-    convert.edgeforge = True
     return convert
 
 
