@@ -296,12 +296,16 @@ FINDINGS = (
     (r"Keras models reach TFLite only", "F11 Keras has no ONNX route"),
     (r"STABLEHLO_REDUCE_WINDOW", "F19 int8 of a StableHLO reduce_window"),
     (r"cosine mean 0\.0000", "F18 degenerate outputs (cosine 0)"),
-    (r"failed the gate with cosine", "int8-full below the cosine gate (F6, F13, F14)"),
 )
 
 
 def finding(reason: str) -> str:
-    return next((label for pattern, label in FINDINGS if re.search(pattern, reason)), reason[:80])
+    label = next((label for pattern, label in FINDINGS if re.search(pattern, reason)), None)
+    gate = re.search(r"the best, ([\w.-]+), failed the gate with cosine mean ([\d.]+)", reason)
+    if label is None and gate:  # the best candidate's figures say how far it is from the gate
+        top1 = re.search(r"top-1 agreement ([\d.]+)", reason)
+        return f"{gate[1]} below the gate: cos {float(gate[2]):.3f}" + (f", top-1 {float(top1[1]):.2f}" if top1 else "")
+    return label or reason[:80]
 
 
 def pivot(rows: list[dict]) -> str:
