@@ -182,8 +182,12 @@ class _Structure(HTMLParser):
 
 
 def _structure(html: str) -> list[dict]:
+    """The page's shape. Badges are counted, not ordered: which candidate is selected follows host timings under the
+    profile's balanced objective, and a loaded machine may reorder those."""
     parser = _Structure()
     parser.feed(html)
+    for section in parser.sections:
+        section["badges"].sort()
     return parser.sections
 
 
