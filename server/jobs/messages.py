@@ -37,8 +37,9 @@ class LineReader:
         if self.closed:  # the worker closed its end; wait as a poll would, not in a busy loop
             time.sleep(timeout)
             return []
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if ready:
+        poller = select.poll()  # not select.select: a busy server's descriptors pass FD_SETSIZE (1024)
+        poller.register(self.fd, select.POLLIN)
+        if poller.poll(timeout * 1000):
             block = os.read(self.fd, 1 << 16)
             if not block:
                 self.closed = True

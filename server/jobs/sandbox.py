@@ -160,7 +160,8 @@ class Sandbox:
         return ["--unshare-all", "--uid", str(self.config.uid), "--gid", str(self.config.gid), *common]
 
     def _mounts(self, folder: JobFolder) -> list[str]:
-        args: list[str] = []
+        # /tmp first: a Python or checkout under /tmp (a CI clone, a venv there) is bound on top of it, not hidden.
+        args: list[str] = ["--bind", str(folder.work / "tmp"), "/tmp"]
         read_only = [Path(sys.base_prefix), Path(sys.prefix), code_root(), *self.config.extra_ro_paths]
         for directory in _ancestors([*read_only, INSIDE / "input"]):
             args += ["--perms", "0755", "--dir", str(directory)]
@@ -176,7 +177,7 @@ class Sandbox:
             args += ["--ro-bind", str(path), str(path)]
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(self.config.shm_mb * MiB), "--tmpfs", "/dev/shm"]
         args += ["--ro-bind", str(folder.input), str(INSIDE / "input")]
-        args += ["--bind", str(folder.work), str(INSIDE / "work"), "--bind", str(folder.work / "tmp"), "/tmp"]
+        args += ["--bind", str(folder.work), str(INSIDE / "work")]
         for secret in self.hidden:  # masked wherever a read-only view above would show them
             if any(secret.is_relative_to(p.resolve()) for p in read_only) and secret.exists():
                 args += ["--tmpfs", str(secret)] if secret.is_dir() else ["--ro-bind", "/dev/null", str(secret)]
