@@ -47,6 +47,13 @@ class _Stats:
             self.values.append(keep.astype(np.float32))
 
 
+def model_bytes(path: Path) -> bytearray:
+    """A flatbuffer for ``ai_edge_quantizer.Quantizer``, read into memory: given a path, the quantizer maps the
+    file and LiteRT keeps that mapping (and its descriptor) after both are gone, one per quantizer, which a process
+    running many builds runs out of."""
+    return bytearray(path.read_bytes())
+
+
 def _preserving_interpreter(base: Path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -236,7 +243,7 @@ def input_means(base: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nd
         counts[name] = counts.get(name, 0) + 1
 
     taken = {k: v[:BIAS_SAMPLES] for k, v in inputs.items()}
-    run_preserving(base, taken, {t.input_name for t in _targets(fb.read_model(base))}, visit)
+    run_preserving(base, taken, {t.input_name for t in _targets(fb.read_model(model_bytes(base)))}, visit)
     return {name: total / counts[name] for name, total in sums.items()}
 
 
@@ -258,7 +265,7 @@ def correct_biases(
 
     if means is None:
         means = input_means(base, inputs or {})
-    model = fb.read_model(base)
+    model = fb.read_model(model_bytes(base))
     subgraph, corrected = model.subgraphs[0], 0
     users: dict[int, int] = {}
     for graph in model.subgraphs:

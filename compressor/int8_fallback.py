@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from compressor import calibration
+from compressor.calibration import model_bytes
 from compressor.converters.tflite import recipe, signature_samples
 from compressor.data import SampleData
 from compressor.metrics import Gate, compare
@@ -79,7 +80,7 @@ class Int8Model:
         self.base = self._base(())
         method = str((notes.get("calibration") or {}).get("method", "moving-average"))
         with captured(self.log):
-            engine = quantizer.Quantizer(str(self.base), recipe(Precision.INT8_FULL, per_tensor))
+            engine = quantizer.Quantizer(model_bytes(self.base), recipe(Precision.INT8_FULL, per_tensor))
             samples = signature_samples(self.base, data.inputs)
             self.qsvs = calibration.activation_ranges(self.base, data.inputs, engine.calibrate(samples), method)
         self.method = method
@@ -116,7 +117,7 @@ class Int8Model:
             )
         base = self._base(floated)
         with captured(self.log):
-            engine = quantizer.Quantizer(str(base), plan)
+            engine = quantizer.Quantizer(model_bytes(base), plan)
             engine.quantize(self.qsvs, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressor.calibration import model_bytes
 from compressor.converters.tflite import signature_samples
 from compressor.data import SampleData
 from compressor.errors import TechniqueNotApplicableError
@@ -151,7 +152,7 @@ def quantize(base: Path, plan: Mapping[Layer, Rung], out: Path, calibration: dic
     manager = recipe_manager.RecipeManager()
     for layer, rung in plan.items():
         rung.configure(manager, layer, activation_aware=calibration is not None and layer.op in ACTIVATION_AWARE_OPS)
-    engine = quantizer.Quantizer(str(base), manager.get_quantization_recipe())
+    engine = quantizer.Quantizer(model_bytes(base), manager.get_quantization_recipe())
     engine.quantize(calibration, enable_progress_report=False).export_model(str(out), overwrite=True)
 
 

@@ -45,7 +45,9 @@ class TFLiteConverter:
                 (inp.workdir / f"{corrected.name}.layers").write_text(str(count))
             notes["bias_correction"] = {"layers": int((inp.workdir / f"{corrected.name}.layers").read_text())}
             base = corrected
-        engine = quantizer.Quantizer(str(base), recipe(precision, inp.weight_granularity == "tensor"))
+        engine = quantizer.Quantizer(
+            calibration.model_bytes(base), recipe(precision, inp.weight_granularity == "tensor")
+        )
         qsvs = None
         if engine.need_calibration:
             samples = signature_samples(base, inp.calibration.inputs)
