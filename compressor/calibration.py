@@ -48,9 +48,9 @@ class _Stats:
 
 
 def model_bytes(path: Path) -> bytearray:
-    """A flatbuffer for ``ai_edge_quantizer.Quantizer``, read into memory: given a path, the quantizer maps the
-    file and LiteRT keeps that mapping (and its descriptor) after both are gone, one per quantizer, which a process
-    running many builds runs out of."""
+    """A flatbuffer read into memory, for ai-edge-quantizer's readers (``read_model``, ``Quantizer``): given a path
+    they map the file, and the mapping (with its descriptor) outlived the model read from it, two per build, which a
+    process running many builds runs out of (tests/test_resources.py)."""
     return bytearray(path.read_bytes())
 
 
