@@ -37,7 +37,10 @@ def unpad_max_pools(graph_module) -> int:
     aten = torch.ops.aten
     count = 0
     for node in list(graph_module.graph.nodes):
-        if node.op != "call_function" or node.target not in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default):
+        if node.op != "call_function" or node.target not in (
+            aten.max_pool2d.default,
+            aten.max_pool2d_with_indices.default,
+        ):
             continue
         source, kernel, stride, padding, dilation, ceil_mode = _pool_args(node)
         if not any(padding) or ceil_mode or not _non_negative(source):
@@ -77,7 +80,7 @@ def drop_noop_pads(graph_module) -> int:
 
 
 def _pool_args(node) -> tuple:
-    defaults = (None, None, [], [0, 0], [1, 1], False)
+    defaults: tuple = (None, None, [], [0, 0], [1, 1], False)
     given = list(node.args) + [None] * (len(defaults) - len(node.args))
     names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")
     values = [node.kwargs.get(n, g) if g is None else g for n, g in zip(names, given)]

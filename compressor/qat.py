@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def _quantizer():
         """litert-torch's quantizer without its conv+BatchNorm QAT patterns: the BatchNorms are folded first (their
         pattern tracing fails under torch 2.13, and folded statistics are what the flatbuffer will hold)."""
 
-        STATIC_QAT_ONLY_OPS: list[str] = []
+        STATIC_QAT_ONLY_OPS: ClassVar[list[str]] = []
 
     return FoldedBatchNormQuantizer().set_global(
         pt2e.get_symmetric_quantization_config(is_per_channel=True, is_qat=True)

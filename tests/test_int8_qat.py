@@ -104,8 +104,12 @@ def test_qat_candidate_is_integer_only_and_closer_to_float_than_post_training_in
     options = CompressOptions(min_cosine=0.99999, qat_steps=150, latency_repeats=1, latency_warmup=0)
     try:  # the gate is set so that plain int8 misses it; whether QAT passes it is not the point here
         report = compressor.compress(
-            _depthwise_net(), "coral-edgetpu", tmp_path / "out", data={"x": x},
-            example_inputs=(torch.from_numpy(x[:1]),), options=options,
+            _depthwise_net(),
+            "coral-edgetpu",
+            tmp_path / "out",
+            data={"x": x},
+            example_inputs=(torch.from_numpy(x[:1]),),
+            options=options,
         ).report
     except GateFailedError as exc:
         report = exc.report
