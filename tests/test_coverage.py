@@ -47,7 +47,7 @@ KERAS_MOBILENET = (
 INT8_RECOGNISER = (
     "F6/F12: PP-OCRv4 rec int8-full on coral: mean cosine 0.951, per-position top-1 agreement 0.945 (CER 0.41 % vs "
     "the original's 0.83 %), and BATCH_MATMUL, DIV, RELU_0_TO_1, SQRT outside the Edge TPU allow-list; its int8-qat "
-    "candidate comes out of litert-torch with a float output (the softmax is left unquantized), so it is refused"
+    "candidate comes out of litert-torch with a float32 output (its last op left unquantized), so it is refused"
 )
 INT8_RESNET = (
     "F6: resnet-dyn fits the Edge TPU allow-list since F7's rewrite (zero PAD + pool, no PADV2) but misses the gate: "
