@@ -7,11 +7,9 @@ exported (``torch.export``), its BatchNorms folded into the convolutions, and li
 (symmetric int8, one weight scale per output channel, QAT form) inserts fake quantization the way LiteRT's
 kernels will compute: torchao's ``prepare_qat_pt2e``.  The fake-quantized model is then trained by distillation
 against the float model's own outputs (mean squared error, so that what the gate compares — the outputs — is what
-is learnt; with labels, cross-entropy is mixed in), so no labels are needed; on float inputs it is taken on mixup
-blends of each batch, the float model queried on the same blends (as in :mod:`compressor.finetune`), which is what
-lets a few samples teach.  Training uses the build's training samples only, never the validation ones.
-``convert_pt2e`` and litert-torch's converter give the int8 flatbuffer; its inputs and outputs are int8, as
-integer-only accelerators need.
+is learnt; with labels, cross-entropy is mixed in), so no labels are needed.  Training uses the build's training
+samples only, never the validation ones.  ``convert_pt2e`` and litert-torch's converter give the int8 flatbuffer;
+its inputs and outputs are int8, as integer-only accelerators need.
 """
 
 from __future__ import annotations
@@ -73,16 +71,14 @@ def quantization_aware(
     with torch.no_grad():
         targets = torch.cat([_first(teacher(*(x[i : i + 64] for x in inputs))) for i in range(0, len(inputs[0]), 64)])
     prepared, batch, quantizer, unpadded = _prepare(module, sample_args, inputs, config.batch)
-    losses = _train(prepared, teacher if batch > 1 else None, inputs, targets, labels, config, batch, stage)
+    losses = _train(prepared, inputs, targets, labels, config, batch, stage)
     _convert(prepared, quantizer, sample_args, out)
     return {
         "steps": config.steps,
         "batch": batch,
         "learning_rate": config.learning_rate,
         "samples": len(inputs[0]),
-        "loss": "distillation (MSE to the float model's outputs"
-        + (", on mixup blends)" if batch > 1 else ")")
-        + (" + cross-entropy" if labels is not None else ""),
+        "loss": "distillation (MSE to the float model's outputs)" + (" + cross-entropy" if labels is not None else ""),
         "first_loss": round(losses[0], 6),
         "final_loss": round(float(np.mean(losses[-REPORT_EVERY:])), 6),
         "max_pools_unpadded": unpadded,
@@ -133,11 +129,7 @@ def _prepare(module, sample_args: tuple, inputs: list, batch: int):
     return prepared, batch, quantizer, unpadded
 
 
-def _train(
-    prepared, teacher, inputs: list, targets, labels, config: QatConfig, batch: int, stage: Stage | None
-) -> list:
-    """Optimizer steps on the fake-quantized graph; each step's loss.  A batch of one (a program whose batch is
-    fixed) is not blended."""
+def _train(prepared, inputs: list, targets, labels, config: QatConfig, batch: int, stage: Stage | None) -> list:
     import torch
 
     params = [p for p in prepared.parameters() if p.requires_grad]
@@ -145,23 +137,12 @@ def _train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     losses: list[float] = []
-    blend = teacher is not None and all(x.is_floating_point() for x in inputs)
     for step in range(config.steps):
         rows = torch.randint(0, len(inputs[0]), (batch,), generator=generator)
-        batch_inputs = [x[rows] for x in inputs]
-        if blend:  # the teacher labels blends of the samples too: points the few samples do not hold
-            weights = torch.rand(batch, generator=generator)
-            partner = torch.randperm(batch, generator=generator)
-            batch_inputs = [_blend(x, x[partner], weights) for x in batch_inputs]
-            with torch.no_grad():
-                target = _first(teacher(*batch_inputs))
-        else:
-            target = targets[rows]
-        output = _first(prepared(*batch_inputs))
-        loss = torch.nn.functional.mse_loss(output, target)
+        output = _first(prepared(*(x[rows] for x in inputs)))
+        loss = torch.nn.functional.mse_loss(output, targets[rows])
         if labels is not None and output.dim() == 2:
-            plain = _first(prepared(*(x[rows] for x in inputs))) if blend else output
-            loss = config.alpha * loss + (1 - config.alpha) * torch.nn.functional.cross_entropy(plain, labels[rows])
+            loss = config.alpha * loss + (1 - config.alpha) * torch.nn.functional.cross_entropy(output, labels[rows])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -188,11 +169,6 @@ def _convert(prepared, quantizer, sample_args: tuple, out: Path) -> None:
     floats = _float_io(out)
     if floats:
         raise ConversionError(f"QAT flatbuffer has float inputs/outputs {floats}; integer-only targets need int8")
-
-
-def _blend(x, other, weights):
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    return weights.view(shape) * x + (1 - weights.view(shape)) * other
 
 
 def _float_io(path: Path) -> list[str]:
