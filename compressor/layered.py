@@ -66,7 +66,7 @@ def _constant_reshape_target(gm: torch.fx.GraphModule, node) -> list[int] | None
     onnx_reshape, static_reshape = _reshape_classes()
     module = gm.get_submodule(node.target)
     if isinstance(module, static_reshape):
-        return list(module.shape)
+        return [int(d) for d in module.shape]  # type: ignore[union-attr]
     if not isinstance(module, onnx_reshape) or len(node.args) < 2 or node.args[1].op != "get_attr":
         return None
     target = node.args[1].target
