@@ -94,6 +94,13 @@ class CompressOptions(BaseModel):
         "integer-only profiles get the best full-integer result and a report of what was lost where",
         MEASURE,
     )
+    qat_steps: int = _option(
+        300,
+        "integer-only profiles: when a full-integer candidate misses the gate, fine-tune the PyTorch model with int8 "
+        "fake quantization for this many steps against its own float outputs (an int8-qat candidate; 0: off)",
+        MEASURE,
+        ge=0,
+    )
     latency_warmup: int = _option(10, "untimed runs before host latency is measured", MEASURE, ge=0)
     latency_repeats: int = _option(50, "timed runs per host latency figure", MEASURE, ge=1)
     prune: Literal["none", "unstructured", "structured", "blocks"] = _option("none", "pruning kind", PRUNING)

@@ -16,6 +16,7 @@ from compressor.passes import (
     distill_model_pass,
     distill_student_pass,
     fallback_int8_pass,
+    finetune_int8_pass,
     measure_artifacts_pass,
     prune_model_pass,
     quantize_mixed_pass,
@@ -40,6 +41,17 @@ def build_pipeline(
         and Precision.INT8_FULL in profile.accepts.precisions
         and Precision.INT8_FULL in wanted
     )
+    qat = (
+        options.qat_steps > 0
+        and profile.accepts.integer_only
+        and Format.TFLITE in profile.accepts.formats
+        and Precision.INT8_FULL in profile.accepts.precisions
+        and Precision.INT8_FULL in wanted
+    )
+    second_look = [
+        *([finetune_int8_pass.run] if qat else []),
+        *([fallback_int8_pass.run] if fallback else []),
+    ]
     return [
         analyze_source_pass.run,
         *([prune_model_pass.run] if pruned else []),
@@ -49,7 +61,7 @@ def build_pipeline(
         convert_models_pass.run,
         *([quantize_mixed_pass.run] if options.mixed_precision else []),
         validate_artifacts_pass.run,
-        *([fallback_int8_pass.run, validate_artifacts_pass.run] if fallback else []),
+        *([*second_look, validate_artifacts_pass.run] if second_look else []),
         measure_artifacts_pass.run,
         *([check_targets_pass.run] if options.searching else []),
         select_artifact_pass.run,

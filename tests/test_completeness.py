@@ -31,6 +31,8 @@ TECHNIQUES = [
     "calibration",
     "bias_correction",
     "int8_fallback",
+    "qat",
+    "unpad_max_pools",
 ]
 
 # registry -> name -> "test_module::test_function" (parametrized tests cover every name they iterate over)
@@ -68,6 +70,8 @@ CASES = {
         "calibration": "test_calibration::test_ranges_clip_outliers_that_minmax_keeps",
         "bias_correction": "test_calibration::test_bias_correction_gives_int8_layers_the_float_output_means_back",
         "int8_fallback": "test_calibration::test_a_failing_int8_full_candidate_gets_a_mixed_int8_one",
+        "qat": "test_int8_qat::test_qat_candidate_is_integer_only_and_closer_to_float_than_post_training_int8",
+        "unpad_max_pools": "test_int8_qat::test_a_padded_max_pool_after_relu_converts_to_pad_and_gives_the_same_outputs",
     },
 }
 REGISTRIES = {

@@ -42,6 +42,7 @@ EVERYTHING = CompressOptions(
     target_latency_ms=1.5,
     select="latency",
     mixed_precision=True,
+    qat_steps=40,
 )
 LOCAL_FILES = {"train_data": "train.npz", "val_data": "val.npz"}
 
