@@ -95,9 +95,10 @@ class CompressOptions(BaseModel):
         MEASURE,
     )
     qat_steps: int = _option(
-        300,
+        0,
         "integer-only profiles: when a full-integer candidate misses the gate, fine-tune the PyTorch model with int8 "
-        "fake quantization for this many steps against its own float outputs (an int8-qat candidate; 0: off)",
+        "fake quantization for this many steps against its own float outputs (an int8-qat candidate; 0, the "
+        "default: off; try 300 with a few hundred --train-data samples)",
         MEASURE,
         ge=0,
     )
