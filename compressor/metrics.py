@@ -18,10 +18,16 @@ NEAR_ZERO = 1e-6  # a sample whose output norm is this small against the largest
 
 
 def is_sequence_classifier(outputs: list[np.ndarray], labels: np.ndarray | None) -> bool:
-    """A first output of shape [N, T, C] with C > 1 and no per-sample labels: class scores at each of T positions
-    (a text recogniser's characters, a tagger's tokens)."""
+    """A first output of shape [N, T, C] with C > 1 and no per-sample labels holding a probability distribution at
+    each of T positions (a text recogniser's softmax over characters). Other [N, T, D] outputs are features (a
+    transformer's hidden states: MiniLM, BERT, Whisper's encoder), whose largest coordinate means nothing."""
     first = outputs[0]
-    return labels is None and first.ndim == 3 and first.shape[-1] > 1
+    if labels is not None or first.ndim != 3 or first.shape[-1] < 2 or not np.issubdtype(first.dtype, np.floating):
+        return False
+    return bool((first >= -PROBABILITY_SLACK).all() and np.allclose(first.sum(axis=-1), 1.0, atol=PROBABILITY_SLACK))
+
+
+PROBABILITY_SLACK = 1e-3  # float rounding of a softmax: its values sum to 1 within this
 
 
 def compare(reference: list[np.ndarray], candidate: list[np.ndarray], labels: np.ndarray | None) -> dict:
