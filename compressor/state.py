@@ -131,6 +131,18 @@ class Candidate:
     def usable(self) -> bool:
         return self.error is None and self.passed_gate and not self.fit_problems
 
+    def missed_as_int8_full(self, remedy: str) -> bool:
+        """A measured full-integer TFLite artifact that failed the gate, not itself made by ``remedy`` (the variant
+        suffix of a pass that offers another int8 candidate in its place: mixed-int8, int8-qat)."""
+        return (
+            self.format is Format.TFLITE
+            and self.precision is Precision.INT8_FULL
+            and self.error is None
+            and self.metrics is not None
+            and not self.passed_gate
+            and not self.variant.endswith(remedy)
+        )
+
 
 @dataclass(frozen=True)
 class Variant:

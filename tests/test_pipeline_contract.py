@@ -26,7 +26,9 @@ def pass_modules():
 def test_every_pass_module_declares_its_contract_and_the_pipeline_can_reach_it():
     modules = list(pass_modules())
     assert all(isinstance(m.run, Pass) for m in modules), [m.__name__ for m in modules if not isinstance(m.run, Pass)]
-    everything = CompressOptions(prune="structured", distill=True, cluster=8, mixed_precision=True, target_size_kb=9)
+    everything = CompressOptions(
+        prune="structured", distill=True, cluster=8, mixed_precision=True, target_size_kb=9, qat_steps=10
+    )
     reached = {
         p.name
         for profile in ("host", "coral-edgetpu")  # integer-only profiles add quantization-aware training

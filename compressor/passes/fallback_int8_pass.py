@@ -27,13 +27,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
     missed = [
         c
         for c in results.candidates
-        if c.format is Format.TFLITE
-        and c.precision is Precision.INT8_FULL
-        and c.error is None
-        and c.metrics is not None
-        and not c.passed_gate
-        and not c.variant.endswith(VARIANT)
-        and (c.variant in floats_pass or not _has_float(results, c.variant))
+        if c.missed_as_int8_full(VARIANT) and (c.variant in floats_pass or not _has_float(results, c.variant))
     ]
     if not missed:
         return

@@ -21,16 +21,7 @@ ROUTE = "torch.export -> torchao PT2E QAT (litert-torch quantizer) -> litert-tor
 
 @build_pass(reads=("variants",), writes=("candidates",))
 def run(inputs: BuildInputs, results: BuildResults) -> None:
-    missed = [
-        c
-        for c in results.candidates
-        if c.format is Format.TFLITE
-        and c.precision is Precision.INT8_FULL
-        and c.error is None
-        and c.metrics is not None
-        and not c.passed_gate
-        and not c.variant.endswith(VARIANT)
-    ]
+    missed = [c for c in results.candidates if c.missed_as_int8_full(VARIANT)]
     modules = {v.label: v.module for v in results.variants}
     config = qat.QatConfig(steps=inputs.options.qat_steps, seed=inputs.options.finetune_seed)
     for candidate in missed:
