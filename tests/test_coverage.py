@@ -37,21 +37,21 @@ ONNX_TFLITE_RESHAPE = (
 )
 INT8_MOBILENET = (
     "F6: int8-full HF MobileNetV2 (depthwise + ReLU6) on coral: post-training int8 mean cosine 0.847, top-1 "
-    "agreement 0.4 on the 5 held-out photos; the int8-qat candidate (300 PT2E QAT steps on the 11 training photos) "
-    "0.812 / 0.8; both under the 0.99 gates"
+    "agreement 0.4 on the 5 held-out photos; with --qat-steps 300 (PT2E QAT on the 11 training photos; off by "
+    "default) 0.812 / 0.8; both under the 0.99 gates"
 )
 KERAS_MOBILENET = (
     "F6: int8-full Keras MobileNetV2 reaches mean cosine 0.985 on coral (under the 0.99 gate; 0.977 when F6 was "
-    "measured); QAT needs a PyTorch module and Keras sources have none (its int8-qat candidate fails with that)"
+    "measured); QAT needs a PyTorch module and Keras sources have none (with --qat-steps its int8-qat candidate fails with that)"
 )
 INT8_RECOGNISER = (
     "F6/F12: PP-OCRv4 rec int8-full on coral: mean cosine 0.951, per-position top-1 agreement 0.945 (CER 0.41 % vs "
-    "the original's 0.83 %), and BATCH_MATMUL, DIV, RELU_0_TO_1, SQRT outside the Edge TPU allow-list; its int8-qat "
-    "candidate comes out of litert-torch with a float32 output (its last op left unquantized), so it is refused"
+    "the original's 0.83 %), and BATCH_MATMUL, DIV, RELU_0_TO_1, SQRT outside the Edge TPU allow-list; with "
+    "--qat-steps its int8-qat candidate comes out of litert-torch with a float32 output (its last op left unquantized), so it is refused"
 )
 INT8_RESNET = (
     "F6: resnet-dyn fits the Edge TPU allow-list since F7's rewrite (zero PAD + pool, no PADV2) but misses the gate: "
-    "post-training int8-full mean cosine 0.988, top-1 agreement 0.8 (4 of 5 held-out photos); int8-qat 0.984 / 0.8"
+    "post-training int8-full mean cosine 0.988, top-1 agreement 0.8 (4 of 5 held-out photos); with --qat-steps 300 0.984 / 0.8"
 )
 STATE_DATA = (
     "F8: the --data contract puts samples on an input's first axis; silero's state [2, N, 128] and scalar sr "
