@@ -545,12 +545,17 @@ def test_worker_messages_are_bounded(tmp_path):
 
     read, write = _os.pipe()
     reader = messages.LineReader(read)
-    writer = threading.Thread(target=lambda: (_os.write(write, b"x" * (messages.MAX_LINE + 10)), _os.close(write)))
+    # a daemon, and the read end closed whatever happens: a writer blocked on a full pipe must not hang the session
+    writer = threading.Thread(
+        target=lambda: (_os.write(write, b"x" * (messages.MAX_LINE + 10)), _os.close(write)), daemon=True
+    )
     writer.start()
-    with pytest.raises(WorkerProtocolError, match="longer than"):
-        for _ in range(1000):
-            reader.poll(0.1)
-    writer.join()
-    _os.close(read)
+    try:
+        with pytest.raises(WorkerProtocolError, match="longer than"):
+            for _ in range(1000):
+                reader.poll(0.1)
+    finally:
+        _os.close(read)
+    writer.join(10)
     with pytest.raises(WorkerProtocolError, match="outside its folder"):
         messages.parse(b'["done", {"cloud_file": "../../../etc/passwd"}]')
