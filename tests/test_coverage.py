@@ -96,9 +96,10 @@ def _xfail(reason):
     return pytest.mark.xfail(reason=reason, strict=True)
 
 
-# --------------------------------------------------------------------------------- the CI slice (minutes)
+# ------------------------------------------------- the CI slice (minutes; the fastest of it also in make test-fast)
 
 
+@pytest.mark.slow  # a whole real-model build: the full suite's, not the edit-test loop's
 def test_dynamic_batch_resnet_builds_for_pixel_8(zoo, tmp_path):
     result = _compress(build("resnet-dyn", zoo), "pixel-8", tmp_path)
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
@@ -125,11 +126,13 @@ def test_silero_vad_sequence_builds_for_the_onnx_profile(zoo, tmp_path):
     assert zoo_model.task_metric(outputs, feeds) >= zoo_model.task_metric(reference_outputs(zoo_model), feeds) - 1
 
 
+@pytest.mark.slow  # a whole real-model build: the full suite's, not the edit-test loop's
 def test_keras_mobilenet_v2_builds_for_pixel_8(zoo, tmp_path):
     result = _compress(build("keras-mobilenet-v2", zoo), "pixel-8", tmp_path)
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
 
 
+@pytest.mark.slow  # a whole real-model build: the full suite's, not the edit-test loop's
 def test_host_ships_onnx_when_the_tflite_route_fails(zoo, tmp_path):
     result = _compress(build("resnet-onnx", zoo), "host", tmp_path)
     assert "onnx" in result.report["outputs"]
@@ -240,6 +243,7 @@ def test_minilm_as_users_export_it_builds_for_pixel_8(zoo, tmp_path):
     assert zoo_model.task_metric(outputs, feeds) >= zoo_model.task_metric(reference_outputs(zoo_model), feeds) - 1
 
 
+@pytest.mark.slow  # a whole real-model build: the full suite's, not the edit-test loop's
 def test_a_transformers_program_with_its_batch_fixed_builds_through_the_cli(zoo, tmp_path):
     """The ordinary export (``torch.export.export(m, (x,))``, batch fixed at 1) of a transformers ResNet, through
     ``sdkgen compress`` in a fresh process that never imported transformers: the program's output classes are

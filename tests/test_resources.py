@@ -13,7 +13,10 @@ import pytest
 
 from compressor import CompressOptions, compress
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+pytestmark = [
+    pytest.mark.slow,  # three builds
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd"),
+]
 
 
 def _open_files() -> dict[str, str]:
