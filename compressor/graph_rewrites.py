@@ -43,7 +43,7 @@ def unpad_max_pools(graph_module) -> int:
         ):
             continue
         source, kernel, stride, padding, dilation, ceil_mode = _pool_args(node)
-        if not any(padding) or ceil_mode or not _non_negative(source):
+        if not any(padding) or ceil_mode or not _non_negative(source) or _uses_indices(node):
             continue
         top, left = padding
         with graph_module.graph.inserting_before(node):
@@ -106,6 +106,14 @@ def _non_negative(node) -> bool:
         low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min")
         return low is not None and float(low) >= 0
     return False
+
+
+def _uses_indices(node) -> bool:
+    """Whether the graph reads a ``max_pool2d_with_indices`` node's indices, which index the padded input after the
+    rewrite (values stay exact; indices would not)."""
+    import operator
+
+    return any(user.target is operator.getitem and user.args[1] == 1 for user in node.users)
 
 
 def _all_zero(widths: Iterable) -> bool:
