@@ -96,6 +96,7 @@ def _cosine(model, floated, data, reference) -> float:
     return compare(reference, open_artifact(out, "tflite").run(data.inputs), None)["cosine_mean"]
 
 
+@pytest.mark.slow
 def test_a_failing_int8_full_candidate_gets_a_mixed_int8_one(digits_files, tmp_path):
     from compressor import compress
 
@@ -115,6 +116,7 @@ def test_a_failing_int8_full_candidate_gets_a_mixed_int8_one(digits_files, tmp_p
     assert mixed["metrics"]["cosine_mean"] > by_name["int8-full.tflite"]["metrics"]["cosine_mean"]
 
 
+@pytest.mark.slow
 def test_integer_only_profiles_say_what_was_lost_where(digits_files, tmp_path):
     from compressor import compress
 

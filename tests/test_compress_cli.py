@@ -154,6 +154,7 @@ def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, 
     assert not out.exists() and not list(tmp_path.glob(".gate*"))
 
 
+@pytest.mark.slow
 def test_gate_failure_api_carries_every_candidate(digits_files, tmp_path):
     with pytest.raises(GateFailedError, match=r"accuracy drop <= 0.0 pt|mean cosine") as info:
         compress(

@@ -105,6 +105,7 @@ def test_dynamic_batch_resnet_builds_for_pixel_8(zoo, tmp_path):
     assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
 
 
+@pytest.mark.slow
 def test_batch_fixed_at_1_resnet_builds_for_an_onnx_profile(zoo, tmp_path):
     result = _compress(build("resnet", zoo), "jetson-orin-nano", tmp_path)
     assert _selected(result, "onnx")["metrics"]["cosine_mean"] >= 0.99

@@ -128,6 +128,7 @@ def test_onnx_to_onnx_quantizes_the_submitted_graph(onnx_file, digits_data, tmp_
     _check(result, "onnx", "fp16")
 
 
+@pytest.mark.slow
 def test_keras_reaches_tflite(keras_files, tmp_path):
     result = compress(
         keras_files / "model.keras",

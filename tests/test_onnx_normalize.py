@@ -92,7 +92,8 @@ def test_ppocr_graphs_reach_pytorch_after_normalisation(zoo, fonts, name):
     assert _torch_vs_ort(normalised, _samples(normalised, feeds)) < 1e-3
 
 
-HEAVY_LIGHT = ("vgg19", "bvlc_alexnet", "zfnet512", "densenet121", "inception_v2")  # 100s of MB of fills, or slow
+# 100s of MB of fills, or slow
+HEAVY_LIGHT = ("vgg19", "bvlc_alexnet", "zfnet512", "densenet121", "inception_v2", "resnet50")
 
 
 @pytest.mark.parametrize("graph", [pytest.param(g, marks=pytest.mark.slow) if g in HEAVY_LIGHT else g for g in LIGHT])
@@ -229,6 +230,7 @@ def test_lstm_converter_refuses_what_it_cannot_check():
         _convert(model)
 
 
+@pytest.mark.slow
 def test_converted_ppocr_recogniser_exports_with_torch_export(zoo, fonts):
     """onnx2torch's own Reshape/Slice/Squeeze modules branch on their shape tensors, which torch.export (and so
     litert-torch) refuses; the static ones registered here do not."""

@@ -67,6 +67,7 @@ def test_every_profile_states_its_objective_and_select_overrides_it():
     assert objective(CompressOptions(select="latency"), "coral-edgetpu") == "latency"
 
 
+@pytest.mark.slow
 def test_a_build_explains_its_pick(digits_files, tmp_path):
     from compressor import compress
 
