@@ -8,9 +8,19 @@ import numpy as np
 
 
 def is_classifier(outputs: list[np.ndarray], labels: np.ndarray | None) -> bool:
-    """Labels, or a first output of shape [N, C] with C > 1, mark a classifier."""
+    """Labels, or a first output of shape [N, C] with C > 1 that is not an L2-normalised embedding, mark a
+    classifier (scores or probabilities, whose largest coordinate is the predicted class)."""
     first = outputs[0]
-    return labels is not None or (first.ndim == 2 and first.shape[1] > 1)
+    return labels is not None or (first.ndim == 2 and first.shape[1] > 1 and not is_unit_embedding(first))
+
+
+def is_unit_embedding(output: np.ndarray) -> bool:
+    """Rows of unit L2 norm with negative coordinates: a normalised embedding (a sentence encoder's output), whose
+    argmax means nothing. A confident softmax also has rows of norm close to 1, but never a negative value."""
+    if not np.issubdtype(output.dtype, np.floating) or not len(output):
+        return False
+    norms = np.linalg.norm(output.reshape(len(output), -1).astype(np.float64), axis=1)
+    return bool(np.allclose(norms, 1.0, atol=PROBABILITY_SLACK) and (output < -PROBABILITY_SLACK).any())
 
 
 ZERO = 1e-30  # below this an output value is numerically zero (float32's smallest normal is 1.2e-38)

@@ -59,3 +59,21 @@ def test_hidden_states_are_features_not_per_position_classes():
     noisy = reference + 0.01 * rng.standard_normal(reference.shape).astype(np.float32)
     metrics = compare([reference], [noisy], None)
     assert metrics["top1_agreement"] is None and Gate(1.0, 0.99, 0.99).passes(metrics)
+
+
+def test_normalised_embeddings_are_gated_by_cosine_and_confident_softmax_stays_a_classifier():
+    """A sentence encoder's [N, D] unit-norm embedding (all-MiniLM-L6-v2's output) has no class in its argmax; a
+    confident softmax, whose rows also have norms near 1, keeps its top-1 gate."""
+    rng = np.random.default_rng(4)
+    embedding = rng.standard_normal((32, 384))
+    embedding = (embedding / np.linalg.norm(embedding, axis=1, keepdims=True)).astype(np.float32)
+    noisy = embedding + 0.003 * rng.standard_normal(embedding.shape).astype(np.float32)
+    metrics = compare([embedding], [noisy], None)
+    assert (noisy.argmax(1) != embedding.argmax(1)).sum() > 1  # a top-1 gate would have failed it
+    assert metrics["top1_agreement"] is None and Gate(1.0, 0.99, 0.99).passes(metrics)
+
+    confident = np.full((32, 10), 1e-5, np.float32)
+    confident[np.arange(32), rng.integers(0, 10, 32)] = 1.0 - 9e-5
+    swapped = confident[:, ::-1].copy()  # every prediction changes
+    metrics = compare([confident], [swapped], None)
+    assert metrics["top1_agreement"] == 0.0 and not Gate(1.0, -1.0, 0.99).passes(metrics)
