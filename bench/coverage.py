@@ -292,6 +292,7 @@ FINDINGS = (
     (r"INT64 but expected type INT32", "F15 int64 calibration data"),
     (r"num_scales must be 1", "F16 per-channel scales LiteRT refuses"),
     (r"elem type differs", "F17 fp16 ONNX value_info"),
+    (r"Op \(If\) \[TypeInferenceError\]", "F8 If on the sample rate (TFLite route)"),
     (r"LSTM", "onnx2torch has no LSTM (F8)"),
     (r"Keras models reach TFLite only", "F11 Keras has no ONNX route"),
     (r"STABLEHLO_REDUCE_WINDOW", "F19 int8 of a StableHLO reduce_window"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from compressor.errors import DataMismatchError, InvalidInputError
-from compressor.tensors import TensorSpec
+from compressor.tensors import TensorSpec, is_whole
 
 LABELS_KEY = "labels"
 SINGLE_INPUT_KEY = "x"
@@ -129,18 +129,29 @@ def match_inputs(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...], s
             f"{source}: every input array needs the same number (> 0) of samples, got {sorted(counts)}"
         )
     if labels is not None:
+        whole = [spec.name for spec in specs if is_whole(matched[spec.name], len(spec.shape))]
+        if whole:  # whole-input samples give whole outputs per sample: no batch axis for labels to index
+            raise DataMismatchError(
+                f"{source}: '{LABELS_KEY}' needs samples on the inputs' batch axis, but {', '.join(whole)} holds "
+                f"one whole input per sample (one more axis than the model's); drop '{LABELS_KEY}' (the outputs "
+                "are then compared by cosine) or give those inputs with the batch axis first"
+            )
         labels = _match_labels(labels, counts.pop(), source)
     return SampleData(matched, labels)
 
 
+def _fits(have: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    """``have`` (an array's shape under its sample axis) matches ``want`` (``None``: any size)."""
+    return len(have) == len(want) and all(w is None or h == w for h, w in zip(have, want))
+
+
 def _match_one(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     got = f"array '{spec.name}' of shape {list(array.shape)} and dtype {array.dtype}"
-    if array.ndim != len(spec.shape) or any(
-        want is not None and have != want for have, want in zip(array.shape[1:], spec.shape[1:])
-    ):
+    if not (_fits(array.shape[1:], spec.shape[1:]) or _fits(array.shape[1:], spec.shape)):
         raise DataMismatchError(
-            f"{source}: {got} does not match model input {spec.describe()}; the first axis counts samples, "
-            "the others must equal the model's"
+            f"{source}: {got} does not match model input {spec.describe()}; the first axis counts samples: "
+            "either it is the input's own first axis (the others must equal the model's), or each sample is a "
+            "whole input (one more axis than the model's: a state, a scalar as a 1-D array)"
         )
     want = np.dtype(spec.dtype)
     if array.dtype == want:

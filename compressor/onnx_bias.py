@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from compressor.calibration import BIAS_SAMPLES, quantize_weights
+from compressor.tensors import one_sample
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,13 @@ def _means(model, targets: list[_Target], inputs: Mapping[str, np.ndarray]) -> d
             probe.graph.output.append(onnx.ValueInfoProto(name=name))
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
+    ranks = [len(i.shape) for i in session.get_inputs()]
     conv_inputs = {t.source for t in targets if t.kind == "conv"}
     arrays = list(inputs.values())
     count = min(len(arrays[0]), BIAS_SAMPLES)
     sums: dict[str, np.ndarray] = {}
     for i in range(count):
-        feeds = {n: np.ascontiguousarray(a[i : i + 1]) for n, a in zip(names, arrays)}
+        feeds = {n: np.ascontiguousarray(one_sample(a, i, r)) for n, a, r in zip(names, arrays, ranks)}
         for name, value in zip(wanted, session.run(wanted, feeds)):
             value = np.asarray(value, dtype=np.float64)
             axis = 1 if name in conv_inputs else value.ndim - 1

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from compressor.errors import ConversionError, InvalidInputError
+from compressor.tensors import one_sample
 
 TARGET_OPSET = 17  # the newest opset onnx2torch 1.5 converts (compressor.onnx_torch.ONNX2TORCH_OPSET)
 ATOL, RTOL = 1e-4, 1e-3  # against each output's own scale: max |a - b| <= ATOL + RTOL * max |a|
@@ -329,7 +330,7 @@ def compare_in_onnxruntime(original, normalised, feeds: Mapping[str, np.ndarray]
 
     def sample(which, index):
         ranks = {i.name: len(i.shape) for i in which.get_inputs()}
-        return {name: _one_sample(np.asarray(feeds[name]), index, rank) for name, rank in ranks.items()}
+        return {name: one_sample(np.asarray(feeds[name]), index, rank) for name, rank in ranks.items()}
 
     count = min(samples, len(next(iter(feeds.values()))))
     worst = 0.0
@@ -353,9 +354,3 @@ def compare_in_onnxruntime(original, normalised, feeds: Mapping[str, np.ndarray]
                 )
             worst = max(worst, diff)
     return {"samples": count, "max_abs_diff": worst}
-
-
-def _one_sample(array: np.ndarray, index: int, rank: int) -> np.ndarray:
-    """Sample ``index``: ``array[i:i+1]`` when the sample axis is the input's batch axis, ``array[i]`` when each
-    sample is a whole input (an RNN state, a scalar)."""
-    return np.asarray(array[index]) if array.ndim == rank + 1 else array[index : index + 1]

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from compressor.batching import fixed_batch
-from compressor.tensors import TensorSpec
+from compressor.tensors import TensorSpec, is_whole, one_sample
 
 HOST_THREADS = 1  # latency figures are single-threaded so runs on a 2-core host are comparable
 
@@ -39,12 +39,36 @@ class ArtifactRunner(Runner, Protocol):
 
 
 def per_sample(
-    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]], feeds: dict[str, np.ndarray]
+    fn: Callable[[dict[str, np.ndarray]], list[np.ndarray]],
+    feeds: dict[str, np.ndarray],
+    ranks: dict[str, int] | None = None,
 ) -> list[np.ndarray]:
-    """Call ``fn`` one sample at a time and stack the results."""
+    """Call ``fn`` one sample at a time and join the results along the sample axis.
+
+    ``ranks`` (each input's number of dimensions) lets a sample be a whole input (:func:`tensors.is_whole`: a
+    state, a scalar); the outputs of such samples are whole outputs too, stacked under a new sample axis."""
+    ranks = ranks or {}
     count = len(next(iter(feeds.values())))
-    rows = [fn({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
-    return [np.concatenate([row[j] for row in rows]) for j in range(len(rows[0]))]
+    whole = any(is_whole(v, ranks[k]) for k, v in feeds.items() if k in ranks)
+    rows = [fn({k: one_sample(v, i, ranks.get(k, v.ndim)) for k, v in feeds.items()}) for i in range(count)]
+    join = np.stack if whole else np.concatenate
+    return [join([row[j] for row in rows]) for j in range(len(rows[0]))]
+
+
+def feed_ranks(feeds: dict[str, np.ndarray], specs: Sequence[TensorSpec]) -> dict[str, int]:
+    """Each feed's model input rank, pairing feeds with ``specs`` by position (runners take feeds in model order)."""
+    return {name: len(spec.shape) for name, spec in zip(feeds, specs)}
+
+
+def has_whole_samples(feeds: dict[str, np.ndarray], specs: Sequence[TensorSpec]) -> bool:
+    return any(is_whole(feeds[name], rank) for name, rank in feed_ranks(feeds, specs).items())
+
+
+def single(sample: dict[str, np.ndarray], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    """A one-sample feed (``SampleData.take(i, i + 1).inputs``) as the model takes it: whole inputs lose the
+    sample axis."""
+    ranks = feed_ranks(sample, specs)
+    return {name: one_sample(v, 0, ranks[name]) if name in ranks else v for name, v in sample.items()}
 
 
 def in_chunks(
@@ -72,8 +96,8 @@ def batched(
     """Run ``fn`` over ``feeds`` in the batches the model's input ``specs`` accept: chunks of 256 for a dynamic
     batch, exactly the fixed batch otherwise (one sample at a time for a batch fixed at one)."""
     size = fixed_batch(specs)
-    if size == 1:
-        return per_sample(fn, feeds)
+    if size == 1 or has_whole_samples(feeds, specs):
+        return per_sample(fn, feeds, feed_ranks(feeds, specs))
     if size is not None:
         return in_chunks(fn, feeds, size, exact=True)
     return in_chunks(fn, feeds)
@@ -187,8 +211,8 @@ class TFLiteRunner:
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         feeds = dict(zip([s.name for s in self.inputs], feeds.values()))
-        if all(s.shape and s.shape[0] == 1 for s in self.inputs):
-            return per_sample(self._invoke, feeds)
+        if all(s.shape and s.shape[0] == 1 for s in self.inputs) or has_whole_samples(feeds, self.inputs):
+            return per_sample(self._invoke, feeds, feed_ranks(feeds, self.inputs))
         return self._invoke(feeds)
 
     def op_names(self) -> list[str]:
@@ -218,7 +242,7 @@ class OnnxRunner:
         return {spec.name: np.asarray(v, dtype=spec.dtype) for spec, v in zip(self.inputs, feeds.values())}
 
     def bind(self, sample: dict[str, np.ndarray]) -> Callable[[], object]:
-        named = self._named(sample)
+        named = self._named(single(sample, self.inputs))
         return lambda: self.session.run(None, named)
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -29,3 +29,16 @@ class TensorSpec:
 
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def is_whole(array: np.ndarray, rank: int) -> bool:
+    """An array of one more dimension than the model input of ``rank`` holds one whole input per sample (an RNN
+    state ``[2, 1, 128]`` under the sample axis, a scalar rate as a 1-D array); otherwise the sample axis is the
+    input's own first (batch) axis."""
+    return array.ndim == rank + 1
+
+
+def one_sample(array: np.ndarray, index: int, rank: int) -> np.ndarray:
+    """Sample ``index`` of ``array`` as the model input of ``rank`` takes it: ``array[i]`` when each sample is a
+    whole input (:func:`is_whole`), ``array[i:i+1]`` when the sample axis is the input's batch axis."""
+    return np.asarray(array[index]) if is_whole(array, rank) else array[index : index + 1]

@@ -55,6 +55,8 @@ from zoo_inputs import (  # noqa: F401 - re-exported: tests and benches import t
 )
 from zoo_metrics import METRICS, character_error_rate, ctc_decode  # noqa: F401
 
+from compressor.tensors import one_sample
+
 ZOO_VERSION = 2  # bump when a builder changes: cached models of another version are rebuilt
 
 
@@ -680,12 +682,6 @@ def import_output_types() -> None:
     returns one fails until they are (``Deserializing transformers.modeling_outputs.X in pytree is not
     registered``); a Python user who exported in the same process has them already."""
     import transformers.modeling_outputs  # noqa: F401
-
-
-def one_sample(array: np.ndarray, index: int, rank: int) -> np.ndarray:
-    """Sample ``index`` of ``array`` fed to an input of ``rank`` dims: ``array[i:i+1]`` when the sample axis is
-    the input's batch axis, ``array[i]`` when each sample is a whole input (a state [2, 1, 128], a scalar rate)."""
-    return np.asarray(array[index]) if array.ndim == rank + 1 else array[index : index + 1]
 
 
 def _flatten(result) -> list:

@@ -259,3 +259,64 @@ def test_output_dir_with_user_files_is_not_overwritten(digits_files, tmp_path):
     with pytest.raises(InvalidInputError, match="does not hold an EdgeForge build"):
         compress(digits_files / "model.pt2", "pixel-8", out, data=digits_files / "data.npz")
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+
+
+def _stateful_onnx(path):
+    """y = x + k * state[0], next_state = k * state: a streaming model's state [2, N, 4] and a scalar input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Gather", ["state", "zero"], ["first"], axis=0),
+        helper.make_node("Mul", ["first", "k"], ["scaled"]),
+        helper.make_node("Add", ["x", "scaled"], ["y"]),
+        helper.make_node("Mul", ["state", "k"], ["next_state"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stateful",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "N", 4]),
+            helper.make_tensor_value_info("k", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("next_state", TensorProto.FLOAT, [2, "N", 4]),
+        ],
+        [helper.make_tensor("zero", TensorProto.INT64, [], [0])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_whole_inputs_per_sample_feed_states_and_scalars(tmp_path):
+    """A state whose batch is not its first axis, and a scalar, are given whole under the sample axis; every
+    runner feeds ``array[i]`` for them and stacks each sample's whole outputs."""
+    from compressor.runtimes import OnnxRunner
+
+    _stateful_onnx(tmp_path / "m.onnx")
+    runner = OnnxRunner(tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    x, state = rng.standard_normal((5, 4), np.float32), rng.standard_normal((5, 2, 1, 4), np.float32)
+    k = np.arange(5, dtype=np.float32)
+    data = match_inputs({"x": x, "state": state, "k": k}, runner.inputs, "data file d.npz")
+    y, next_state = runner.run(data.inputs)
+    assert next_state.shape == (5, 2, 1, 4) and np.allclose(next_state, state * k[:, None, None, None])
+    assert np.allclose(y.reshape(5, 4), x + k[:, None] * state[:, 0, 0])
+    runner.bind(data.take(0, 1).inputs)()  # one sample, as latency is measured
+
+
+def test_whole_inputs_refuse_labels_and_wrong_shapes(tmp_path):
+    from compressor.runtimes import OnnxRunner
+
+    _stateful_onnx(tmp_path / "m.onnx")
+    specs = OnnxRunner(tmp_path / "m.onnx").inputs
+    x, k = np.zeros((3, 4), np.float32), np.zeros(3, np.float32)
+    with pytest.raises(DataMismatchError, match=r"'labels' needs samples on the inputs' batch axis, but state"):
+        match_inputs({"x": x, "state": np.zeros((3, 2, 1, 4), np.float32), "k": k, "labels": np.zeros(3)}, specs, "d")
+    with pytest.raises(DataMismatchError, match=r"shape \[3, 3, 1, 4\] .* does not match model input 'state'"):
+        match_inputs({"x": x, "state": np.zeros((3, 3, 1, 4), np.float32), "k": k}, specs, "d")
+    with pytest.raises(DataMismatchError, match=r"or each sample is a whole input"):
+        match_inputs(
+            {"x": x, "state": np.zeros((3, 2, 1, 4), np.float32), "k": np.zeros((3, 2), np.float32)}, specs, "d"
+        )

@@ -17,6 +17,7 @@ from compressor.converters.base import ConvertInput
 from compressor.data import SampleData
 from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
+from compressor.tensors import one_sample
 
 
 class OnnxConverter:
@@ -95,11 +96,13 @@ def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) 
     name, extra = ORT_METHODS[method]
     graph = onnx.load(str(prepared)).graph
     weights = {i.name for i in graph.initializer}
-    names = [i.name for i in graph.input if i.name not in weights]
+    graph_inputs = [i for i in graph.input if i.name not in weights]
+    names = [i.name for i in graph_inputs]
+    ranks = [len(i.type.tensor_type.shape.dim) for i in graph_inputs]
     quantize_static(
         str(prepared),
         str(out),
-        _Calibration(names, inp.calibration),
+        _Calibration(names, inp.calibration, ranks),
         quant_format=QuantFormat.QDQ,
         per_channel=inp.weight_granularity == "channel",
         activation_type=QuantType.QInt8,
@@ -147,10 +150,10 @@ def _choose(prepared: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
 class _Calibration:
     """onnxruntime's CalibrationDataReader protocol over the calibration samples, one at a time."""
 
-    def __init__(self, names: list[str], data: SampleData) -> None:
+    def __init__(self, names: list[str], data: SampleData, ranks: list[int]) -> None:
         self._rows = iter(
             [
-                {n: np.ascontiguousarray(a[i : i + 1]) for n, a in zip(names, data.inputs.values())}
+                {n: np.ascontiguousarray(one_sample(a, i, r)) for n, a, r in zip(names, data.inputs.values(), ranks)}
                 for i in range(len(data))
             ]
         )
