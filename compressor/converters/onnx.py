@@ -2,7 +2,8 @@
 
 PyTorch sources are exported with ``torch.onnx.export`` (dynamo), with a dynamic batch axis unless static shapes
 are asked for; ONNX sources start from the graph as submitted.  fp16 converts weights and activations with float32
-model I/O kept; int8-dynamic quantizes weights; int8-full inserts QDQ pairs with int8 weights and activations
+model I/O kept, or, for profiles whose runtime computes in fp32 (``accepts.onnx_fp16 = "weights"``: a CPU), stores
+only the weights in fp16 (:func:`fp16_weights`); int8-dynamic quantizes weights; int8-full inserts QDQ pairs with int8 weights and activations
 calibrated on the calibration samples.  Weights get one scale per output channel, or per tensor when asked.
 """
 
@@ -37,7 +38,11 @@ class OnnxConverter:
         if precision is Precision.FP16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            onnx.save(convert_float_to_float16(onnx.load(str(base)), keep_io_types=True), str(out))
+            model = onnx.load(str(base))
+            if inp.onnx_fp16 == "weights":
+                onnx.save(fp16_weights(model), str(out))
+                return {"stored": "weights in fp16", "computed": "fp32 (onnxruntime folds the casts at load)"}
+            onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out))
             return None
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -145,6 +150,30 @@ def _choose(prepared: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
     method, granularity = chosen[0].split("/")
     tried = {t[0]: {"top1_agreement": t[2], "cosine_mean": round(t[3], 6), "bytes": t[4]} for t in trials}
     return {"method": method, "weights": f"per {granularity}", "scored_on": len(sample), "tried": tried}
+
+
+def fp16_weights(model):
+    """``model`` with every float32 initializer stored as float16 and widened back by a ``Cast`` at the top of the
+    graph: half the bytes on disk, fp32 arithmetic. onnxruntime folds the casts of constants when the session
+    loads, so the graph then runs the fp32 kernels on fp32 weights (a CPU's fast path)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    casts = []
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type != onnx.TensorProto.FLOAT or tensor.name in inputs:
+            continue  # an initializer that is also a graph input can be overridden by a feed: keep it as it is
+        name = tensor.name
+        half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), f"{name}__fp16")
+        graph.initializer[index].CopyFrom(half)  # ``tensor`` is this entry: it now holds the fp16 copy
+        casts.append(onnx.helper.make_node("Cast", [half.name], [name], to=onnx.TensorProto.FLOAT))
+    nodes = [*casts, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model
 
 
 class _Calibration:

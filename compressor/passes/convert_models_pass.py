@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from compressor.converters import ConvertInput, convert, converters
 from compressor.passes.contract import build_pass
+from compressor.profiles import Precision
 from compressor.progress import Stage
 from compressor.sources import ModuleSource, Source
 from compressor.state import BuildInputs, BuildResults, Candidate, Variant
@@ -39,6 +40,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 log=inputs.log,
                 calibration_method=inputs.options.calibration,
                 bias_correction=inputs.options.bias_correction,
+                onnx_fp16=inputs.profile.accepts.onnx_fp16,
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
             if conversion.base is not None:
@@ -55,8 +57,9 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                     candidate.variant, candidate.technique = variant.label, variant.technique
                     candidate.params = variant.params
                     candidate.macs = variant.technique.get("after", {}).get("macs")
-                if artifact.notes:  # how it was quantized: calibration method, bias correction
-                    candidate.technique = {**(candidate.technique or {}), "int8": artifact.notes}
+                if artifact.notes:  # how it was quantized: calibration method, bias correction; fp16's form
+                    key = "fp16" if artifact.precision is Precision.FP16 else "int8"
+                    candidate.technique = {**(candidate.technique or {}), key: artifact.notes}
                 results.candidates.append(candidate)
 
 

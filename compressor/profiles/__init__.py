@@ -48,6 +48,12 @@ class Accepts(_Frozen):
     static_shapes: bool = Field(False, description="every tensor shape must be known at conversion time")
     integer_only: bool = Field(False, description="int8 everywhere, model inputs and outputs included")
     op_allowlist: tuple[str, ...] = Field((), description="TFLite builtin ops allowed; empty means any")
+    onnx_fp16: Literal["compute", "weights"] = Field(
+        "compute",
+        description="what an fp16 ONNX artifact keeps in fp16: 'compute', weights and activations (a GPU or "
+        "TensorRT runtime, where fp16 is the fast path); 'weights', the stored weights only, widened to fp32 once "
+        "when the session loads (a CPU runtime, whose fp16 arithmetic is slower than fp32), as LiteRT's fp16 does",
+    )
 
     @model_validator(mode="after")
     def _integer_only_means_int8_full(self) -> Accepts:
