@@ -153,15 +153,24 @@ def _choose(prepared: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
 
 
 def fp16_weights(model):
-    """``model`` with every float32 initializer stored as float16 and widened back by a ``Cast`` at the top of the
-    graph: half the bytes on disk, fp32 arithmetic. onnxruntime folds the casts of constants when the session
-    loads, so the graph then runs the fp32 kernels on fp32 weights (a CPU's fast path)."""
+    """``model`` with every float32 initializer (and non-scalar ``Constant``) stored as float16 and widened back by
+    a ``Cast`` (subgraphs of ``If``/``Loop``/``Scan`` included): half the bytes on disk, fp32 arithmetic. onnxruntime
+    folds the casts of constants when the session loads, so the graph then runs the fp32 kernels on fp32 weights
+    (a CPU's fast path)."""
+    _fp16_initializers(model.graph, top=True)
+    return model
+
+
+def _fp16_initializers(graph, top: bool) -> None:
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    graph = model.graph
-    inputs = {i.name for i in graph.input}
+    for node in graph.node:
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
+                _fp16_initializers(subgraph, top=False)
+    inputs = {i.name for i in graph.input} if top else set()
     casts = []
     for index, tensor in enumerate(graph.initializer):
         if tensor.data_type != onnx.TensorProto.FLOAT or tensor.name in inputs:
@@ -170,10 +179,17 @@ def fp16_weights(model):
         half = numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), f"{name}__fp16")
         graph.initializer[index].CopyFrom(half)  # ``tensor`` is this entry: it now holds the fp16 copy
         casts.append(onnx.helper.make_node("Cast", [half.name], [name], to=onnx.TensorProto.FLOAT))
-    nodes = [*casts, *graph.node]
+    nodes = list(casts)
+    for node in graph.node:
+        nodes.append(node)
+        value = next((a.t for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
+        if value is not None and value.data_type == onnx.TensorProto.FLOAT and len(value.dims) > 0:
+            name = node.output[0]  # a weight kept in a Constant node (exporters of control flow do that)
+            value.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(value).astype(np.float16), value.name))
+            node.output[0] = f"{name}__fp16"
+            nodes.append(onnx.helper.make_node("Cast", [node.output[0]], [name], to=onnx.TensorProto.FLOAT))
     del graph.node[:]
     graph.node.extend(nodes)
-    return model
 
 
 class _Calibration:
