@@ -29,7 +29,7 @@ $(DEMO_OUT)/model-manifest.json: $(DIGITS)/model.pt2 $(DIGITS)/data.npz $(DIGITS
 		--platform android,ios,python --name DigitsClassifier --package com.example.digits \
 		--labels $(DIGITS)/labels.txt --out $(DEMO_OUT)
 
-$(DEMO_OUT)/report.html: $(DEMO_OUT)/model-manifest.json $(REPORT_TEMPLATES) compressor/report_html.py
+$(DEMO_OUT)/report.html: $(DEMO_OUT)/model-manifest.json $(REPORT_TEMPLATES) $(wildcard compressor/bundle/report*.py)
 	$(VENV)/bin/sdkgen report $(DEMO_OUT)
 
 demo: $(DEMO_OUT)/report.html
