@@ -186,7 +186,7 @@ class TFLiteRunner:
 
     def bind(self, sample: dict[str, np.ndarray]) -> Callable[[], object]:
         """One invocation on ``sample`` with its buffers prepared: set inputs, invoke, read outputs."""
-        arrays = self._model_inputs(sample)
+        arrays = self._model_inputs(single(sample, self.inputs))
 
         def call():
             for detail, array in zip(self._in, arrays):
@@ -283,7 +283,7 @@ class TorchRunner:
     def bind(self, sample: dict[str, np.ndarray]) -> Callable[[], object]:
         import torch
 
-        tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in sample.values())
+        tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in single(sample, self.inputs).values())
 
         def call():
             with torch.no_grad():
