@@ -310,13 +310,10 @@ def choose_ranges(
     :data:`AUTO_SAMPLES` of) ``inputs``, the calibration samples: top-1 agreement first (classifiers), then mean
     cosine.  ``quantize(qsvs, path)`` writes the int8 model for a set of ranges.  Returns the ranges and what was
     measured (``{"method": ..., "tried": {method: {"top1_agreement", "cosine_mean"}}}``)."""
-    from compressor.metrics import compare
     from compressor.probe import runtime_refusal
-    from compressor.runtimes import open_artifact
 
-    taken = {k: v[:AUTO_SAMPLES] for k, v in inputs.items()}
     stats = statistics(base, inputs, qsvs)
-    reference = open_artifact(base, "tflite").run(taken)
+    score = Scorer(base, inputs)
     tried, best, best_score, best_ranges = {}, "", (-1.0, -2.0), dict(qsvs)
     for method in AUTO_METHODS:
         candidate = ranges(qsvs, stats, method)
@@ -325,12 +322,32 @@ def choose_ranges(
         if refusal:
             tried[method] = {"error": refusal}
             continue
-        metrics = compare(reference, open_artifact(scratch, "tflite").run(taken), None)
-        score = (metrics["top1_agreement"] if metrics["top1_agreement"] is not None else 0.0, metrics["cosine_mean"])
-        tried[method] = {"top1_agreement": metrics["top1_agreement"], "cosine_mean": round(metrics["cosine_mean"], 6)}
-        if score > best_score:
-            best, best_score, best_ranges = method, score, candidate
+        tried[method], key = score(scratch)
+        if key > best_score:
+            best, best_score, best_ranges = method, key, candidate
     scratch.unlink(missing_ok=True)
     if not best:
         raise RuntimeError(f"no calibration method gives a model the runtime can run: {tried}")
-    return best_ranges, {"method": best, "scored_on": len(next(iter(taken.values()))), "tried": tried}
+    return best_ranges, {"method": best, "scored_on": score.count, "tried": tried}
+
+
+class Scorer:
+    """How close a quantized flatbuffer is to ``base`` on (at most :data:`AUTO_SAMPLES` of) the calibration
+    ``inputs``: top-1 agreement first (classifiers), then mean cosine.  Calling it on a path returns the figures (for
+    the report) and a key that sorts the closer model last."""
+
+    def __init__(self, base: Path, inputs: Mapping[str, np.ndarray]) -> None:
+        from compressor.runtimes import open_artifact
+
+        self.taken = {k: v[:AUTO_SAMPLES] for k, v in inputs.items()}
+        self.reference = open_artifact(base, "tflite").run(self.taken)
+        self.count = len(next(iter(self.taken.values())))
+
+    def __call__(self, path: Path) -> tuple[dict, tuple[float, float]]:
+        from compressor.metrics import compare
+        from compressor.runtimes import open_artifact
+
+        metrics = compare(self.reference, open_artifact(path, "tflite").run(self.taken), None)
+        top1 = metrics["top1_agreement"]
+        figures = {"top1_agreement": top1, "cosine_mean": round(metrics["cosine_mean"], 6)}
+        return figures, (top1 if top1 is not None else 0.0, metrics["cosine_mean"])

@@ -59,6 +59,7 @@ def build(
     Raises :class:`~compressor.errors.EdgeForgeError` subclasses; ``out`` is then untouched.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
+    options = options_for_task(options or CompressOptions(), spec.resolved_task)
     edge_format = _edge_format(profile, spec)
     source, samples = load_source(model, example_inputs, data)
     _check_labels_early(source, samples, spec)
@@ -106,6 +107,18 @@ def _edge_format(profile: Profile, spec: SdkSpec) -> str:
         f"profile {profile.name!r} ships {', '.join(offered)} only, and no format suits every platform ({needs}); "
         "build each platform separately or choose a profile that ships a format they share"
     )
+
+
+FEATURE_TASKS = ("embedding", "regression")  # outputs that are values, not class scores
+
+
+def options_for_task(options: CompressOptions, task: str) -> CompressOptions:
+    """The gate the task calls for: an embedding's or a regressor's ``[N, C]`` output has no class, so its largest
+    coordinate is not held to the top-1 floor (``min_top1_agreement`` 0) unless that floor was asked for; cosine
+    (or accuracy, with labels) still decides."""
+    if task in FEATURE_TASKS and "min_top1_agreement" not in options.model_fields_set:
+        return options.model_copy(update={"min_top1_agreement": 0.0})
+    return options
 
 
 def _check_labels_early(source, samples, spec: SdkSpec) -> None:

@@ -182,3 +182,31 @@ def test_an_artifact_the_runtime_cannot_run_is_refused_from_a_child_process(digi
     broken.write_bytes(base.read_bytes()[: len(base.read_bytes()) // 3])
     refusal = runtime_refusal(broken, "tflite")
     assert refusal is not None and refusal.startswith("the tflite runtime aborts loading or running this artifact")
+
+
+def test_int8_dynamic_keeps_bias_correction_only_where_it_brings_the_model_closer(tmp_path):
+    """int8-dynamic TFLite is made with and without bias correction and the one closer to fp32 on the calibration
+    samples ships; the report holds both figures.  A layer fed inputs with a large mean (where correction helps)
+    keeps it, and the shipped file is the one whose figures the report calls the better."""
+    import torch
+
+    from compressor.converters import ConvertInput, convert
+    from compressor.profiles import Format
+    from compressor.sources import from_module
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8)).eval()
+    x = (4.0 + 0.2 * np.random.default_rng(0).standard_normal((128, 64))).astype(np.float32)
+    source = from_module(layer, (torch.from_numpy(x[:1]),))
+    job = ConvertInput(source, (torch.from_numpy(x[:1]),), SampleData({"x": x}), tmp_path,
+                       (Precision.INT8_DYNAMIC,), weight_granularity="tensor", bias_correction=True)  # fmt: skip
+    conversion = convert(Format.TFLITE, job)
+    (artifact,) = [a for a in conversion.artifacts if a.precision is Precision.INT8_DYNAMIC]
+    assert artifact.error is None, artifact.error
+    notes = artifact.notes["bias_correction"]
+    assert notes["layers"] == 2 and notes["scored_on"] == 64
+    assert notes["kept"] is True
+    assert notes["with"]["cosine_mean"] > notes["without"]["cosine_mean"]
+    shipped, _ = calibration.Scorer(conversion.base, {"x": x})(artifact.path)
+    assert shipped["cosine_mean"] == notes["with"]["cosine_mean"]
+    assert not list(tmp_path.rglob("*-uncorrected.tflite"))  # the one not kept is gone

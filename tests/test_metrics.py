@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from compressor.metrics import Gate, compare
 
@@ -77,3 +78,38 @@ def test_normalised_embeddings_are_gated_by_cosine_and_confident_softmax_stays_a
     swapped = confident[:, ::-1].copy()  # every prediction changes
     metrics = compare([confident], [swapped], None)
     assert metrics["top1_agreement"] == 0.0 and not Gate(1.0, -1.0, 0.99).passes(metrics)
+
+
+def test_an_sdk_for_a_regression_model_is_not_held_to_the_argmax_of_its_values(tmp_path):
+    """A regressor's [N, C] output looks like class scores.  Its near-equal values swap order under int8 weights
+    while cosine stays ~1: by default the top-1 floor refuses it (and says how to turn it off); ``--task regression``
+    (and ``embedding``) gates it by cosine alone, unless the floor is asked for explicitly."""
+    import torch
+
+    from compressor.errors import GateFailedError
+    from compressor.options import CompressOptions
+    from compressor.profiles import Precision
+    from sdkgen.build import build
+    from sdkgen.spec import SdkSpec
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 8, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(1.0 + 1e-3 * torch.randn(8, 16))  # every output is ~sum(x): nearly tied
+    torch.export.save(torch.export.export(head.eval(), (torch.ones(1, 16),)), tmp_path / "head.pt2")
+    data = {"x": np.random.default_rng(0).uniform(0.5, 1.0, (96, 16)).astype(np.float32)}
+    options = CompressOptions(precisions=(Precision.INT8_DYNAMIC,), latency_repeats=2, latency_warmup=1)
+
+    def sdk(task, opts=options):
+        spec = SdkSpec(name="Head", platforms=("python",), task=task)
+        return build(tmp_path / "head.pt2", "pixel-8", tmp_path / str(task), spec, data=data, options=opts)
+
+    with pytest.raises(GateFailedError, match="min-top1-agreement"):
+        sdk(None)
+    with pytest.raises(GateFailedError, match="min-top1-agreement"):
+        sdk("regression", options.model_copy(update={"min_top1_agreement": 0.99}))
+    for task in ("regression", "embedding"):
+        result = sdk(task)
+        shipped = result.report["artifacts"][result.report["selected"]]
+        assert shipped["precision"] == "int8-dynamic"
+        assert shipped["metrics"]["cosine_mean"] >= 0.99 and shipped["metrics"]["top1_agreement"] < 0.99
