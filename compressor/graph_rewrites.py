@@ -7,26 +7,39 @@ window holds at least one real element (PyTorch refuses padding over half the ke
 :func:`unpad_max_pools` makes that rewrite (a zero PAD, then an unpadded pool), which litert-torch lowers to PAD
 + MAX_POOL_2D.  :func:`drop_noop_pads` removes pads of zero width (transformers' "same" padding emits them), which
 litert-torch's layout pass cannot place once quantize/dequantize nodes sit around them.
+
+litert-torch lowers a clamp to [0, 1] (a hard sigmoid: onnx2torch's ``HardSigmoid``, ``torch.clip(x * a + b, 0,
+1)``) to RELU_0_TO_1, which the Edge TPU's operator list lacks (finding F12, the PP-OCR direction classifier).
+:func:`unit_clamps_as_relu6` rewrites each as ``relu6(6 * y) / 6``, the same values up to float rounding, which
+litert-torch lowers to MUL, RELU6 and MUL (all on the list).  A division by a square root (a LayerNorm written out
+by an ONNX exporter: ``(x - mean) / sqrt(var + eps)``) would lower to SQRT and DIV, neither on the list;
+:func:`divisions_by_roots_as_rsqrt` rewrites it as ``x * rsqrt(v)`` (RSQRT and MUL are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["drop_noop_pads", "unpad_max_pools", "unpadded_pools"]
+__all__ = [
+    "divisions_by_roots_as_rsqrt",
+    "drop_noop_pads",
+    "rewritten_for_tflite",
+    "unit_clamps_as_relu6",
+    "unpad_max_pools",
+]
 
 
-def unpadded_pools(module, sample_args: tuple):
-    """``module``, or where it has padded max-pools over non-negative values, its export on ``sample_args`` with
-    them rewritten (:func:`unpad_max_pools`); the module itself when it cannot be exported here (the converter
-    will say why)."""
+def rewritten_for_tflite(module, sample_args: tuple):
+    """``module``, or where it has padded max-pools over non-negative values, clamps to [0, 1] or divisions by
+    square roots, its export on ``sample_args`` with them rewritten (:data:`EDGE_TPU_REWRITES`); the module itself
+    when it cannot be exported here (the converter will say why)."""
     import torch
 
     try:
         graph = torch.export.export(module, sample_args).module()
     except Exception:  # noqa: BLE001 - the conversion proper reports export failures
         return module
-    return graph if unpad_max_pools(graph) else module
+    return graph if sum(rewrite(graph) for rewrite in EDGE_TPU_REWRITES) else module
 
 
 def unpad_max_pools(graph_module) -> int:
@@ -57,6 +70,69 @@ def unpad_max_pools(graph_module) -> int:
         graph_module.graph.lint()
         graph_module.recompile()
     return count
+
+
+def unit_clamps_as_relu6(graph_module) -> int:
+    """Rewrite, in place, every clamp of a float tensor to [0, 1] into ``relu6(6 * y) / 6``; return how many."""
+    import torch
+
+    aten = torch.ops.aten
+    count = 0
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function" or node.target not in (aten.clamp.default, aten.clip.default):
+            continue
+        low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min")
+        high = node.args[2] if len(node.args) > 2 else node.kwargs.get("max")
+        value = node.args[0].meta.get("val") if hasattr(node.args[0], "meta") else None
+        if not (_is_number(low, 0.0) and _is_number(high, 1.0)) or value is None or not value.dtype.is_floating_point:
+            continue
+        graph = graph_module.graph
+        with graph.inserting_before(node):
+            scaled = graph.call_function(aten.mul.Tensor, (node.args[0], 6.0))
+            clipped = graph.call_function(aten.hardtanh.default, (scaled, 0.0, 6.0))
+            unit = graph.call_function(aten.mul.Tensor, (clipped, 1.0 / 6.0))
+        node.replace_all_uses_with(unit)
+        graph.erase_node(node)
+        count += 1
+    if count:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return count
+
+
+def divisions_by_roots_as_rsqrt(graph_module) -> int:
+    """Rewrite, in place, every ``a / sqrt(b)`` whose square root has no other use into ``a * rsqrt(b)``; return
+    how many."""
+    import torch
+
+    aten = torch.ops.aten
+    count = 0
+    for node in list(graph_module.graph.nodes):
+        if node.op != "call_function" or node.target is not aten.div.Tensor or len(node.args) != 2 or node.kwargs:
+            continue
+        root = node.args[1]
+        if getattr(root, "target", None) is not aten.sqrt.default or len(root.users) != 1:
+            continue
+        graph = graph_module.graph
+        with graph.inserting_before(node):
+            inverse = graph.call_function(aten.rsqrt.default, (root.args[0],))
+            product = graph.call_function(aten.mul.Tensor, (node.args[0], inverse))
+        node.replace_all_uses_with(product)
+        graph.erase_node(node)
+        graph.erase_node(root)
+        count += 1
+    if count:
+        graph_module.graph.lint()
+        graph_module.recompile()
+    return count
+
+
+def _is_number(value, expected: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == expected
+
+
+# exact rewrites (up to float rounding) that keep ops outside the Edge TPU's list out of litert-torch's output
+EDGE_TPU_REWRITES = (unpad_max_pools, unit_clamps_as_relu6, divisions_by_roots_as_rsqrt)
 
 
 def drop_noop_pads(graph_module) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 
 from compressor.data import SampleData
 from compressor.errors import ConversionError
-from compressor.graph_rewrites import drop_noop_pads, unpad_max_pools
+from compressor.graph_rewrites import EDGE_TPU_REWRITES, drop_noop_pads
 from compressor.progress import Stage
 
 __all__ = ["QatConfig", "quantization_aware"]
@@ -70,7 +70,7 @@ def quantization_aware(
     labels = None if training.labels is None else torch.from_numpy(training.labels)
     with torch.no_grad():
         targets = torch.cat([_first(teacher(*(x[i : i + 64] for x in inputs))) for i in range(0, len(inputs[0]), 64)])
-    prepared, batch, quantizer, unpadded = _prepare(module, sample_args, inputs, config.batch)
+    prepared, batch, quantizer, rewrites = _prepare(module, sample_args, inputs, config.batch)
     losses = _train(prepared, inputs, targets, labels, config, batch, stage)
     _convert(prepared, quantizer, sample_args, out)
     return {
@@ -81,7 +81,7 @@ def quantization_aware(
         "loss": "distillation (MSE to the float model's outputs)" + (" + cross-entropy" if labels is not None else ""),
         "first_loss": round(losses[0], 6),
         "final_loss": round(float(np.mean(losses[-REPORT_EVERY:])), 6),
-        "max_pools_unpadded": unpadded,
+        "rewrites": rewrites,
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -102,7 +102,8 @@ def _quantizer():
 
 def _prepare(module, sample_args: tuple, inputs: list, batch: int):
     """The fake-quantized training graph, the batch it trains on (one when the model's batch is fixed), and the
-    quantizer; observers have seen up to 64 training samples."""
+    quantizer, and how many nodes each of the Edge TPU rewrites changed; observers have seen up to 64 training
+    samples."""
     import copy
 
     import torch
@@ -118,7 +119,7 @@ def _prepare(module, sample_args: tuple, inputs: list, batch: int):
     except Exception:  # noqa: BLE001 - a program whose batch is fixed trains one sample at a time
         graph, batch = torch.export.export(module, sample_args).module(), 1
     drop_noop_pads(graph)
-    unpadded = unpad_max_pools(graph)
+    rewrites = {rewrite.__name__: rewrite(graph) for rewrite in EDGE_TPU_REWRITES}
     _fuse_conv_bn_(graph)
     quantizer = _quantizer()
     prepared = prepare_qat_pt2e(graph, quantizer)
@@ -126,7 +127,7 @@ def _prepare(module, sample_args: tuple, inputs: list, batch: int):
     with torch.no_grad():
         for start in range(0, min(len(inputs[0]), 64), batch):
             prepared(*(x[start : start + batch] for x in inputs))
-    return prepared, batch, quantizer, unpadded
+    return prepared, batch, quantizer, rewrites
 
 
 def _train(prepared, inputs: list, targets, labels, config: QatConfig, batch: int, stage: Stage | None) -> list:

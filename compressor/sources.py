@@ -68,10 +68,10 @@ class Source(ABC):
         """Write this model's plain fp32 TFLite conversion to ``out`` (batch of one, static shapes)."""
         import litert_torch
 
-        from compressor.graph_rewrites import unpadded_pools
+        from compressor.graph_rewrites import rewritten_for_tflite
 
         litert_torch._config.config.show_progress = False  # noqa: SLF001 - keep the user's terminal for our bars
-        litert_torch.convert(unpadded_pools(self.to_torch(), sample_args), sample_args).export(str(out))
+        litert_torch.convert(rewritten_for_tflite(self.to_torch(), sample_args), sample_args).export(str(out))
 
     def route_refusal(self, fmt: str) -> str | None:
         """Why this model cannot reach artifact format ``fmt`` here (None: it can)."""

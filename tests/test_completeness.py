@@ -33,6 +33,8 @@ TECHNIQUES = [
     "int8_fallback",
     "qat",
     "unpad_max_pools",
+    "unit_clamps_as_relu6",
+    "divisions_by_roots_as_rsqrt",
 ]
 
 # registry -> name -> "test_module::test_function" (parametrized tests cover every name they iterate over)
@@ -72,6 +74,8 @@ CASES = {
         "int8_fallback": "test_calibration::test_a_failing_int8_full_candidate_gets_a_mixed_int8_one",
         "qat": "test_int8_qat::test_qat_candidate_is_integer_only_and_closer_to_float_than_post_training_int8",
         "unpad_max_pools": "test_int8_qat::test_a_padded_max_pool_after_relu_converts_to_pad_and_gives_the_same_outputs",
+        "unit_clamps_as_relu6": "test_int8_qat::test_a_hard_sigmoid_converts_to_relu6_and_gives_the_same_outputs",
+        "divisions_by_roots_as_rsqrt": "test_int8_qat::test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs",
     },
 }
 REGISTRIES = {

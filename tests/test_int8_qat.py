@@ -48,6 +48,71 @@ def test_a_padded_max_pool_after_relu_converts_to_pad_and_gives_the_same_outputs
         np.testing.assert_allclose(got, module(samples).numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_a_hard_sigmoid_converts_to_relu6_and_gives_the_same_outputs(tmp_path):
+    """onnx2torch's HardSigmoid (``clip(x * 0.2 + 0.5, 0, 1)``) would lower to RELU_0_TO_1, outside the Edge TPU's
+    list (F12); after the rewrite the flatbuffer has no RELU_0_TO_1 (litert-torch fuses the RELU6 into the MUL
+    before it) and the same outputs, clamped.  A clamp to another range is left alone."""
+    import torch
+    from torch import nn
+
+    from compressor.graph_rewrites import unit_clamps_as_relu6
+    from compressor.sources import from_module
+
+    class Gate(nn.Module):
+        def __init__(self, high: float) -> None:
+            super().__init__()
+            self.conv, self.high = nn.Conv2d(3, 8, 3, padding=1), high
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y * torch.clip(y * 0.2 + 0.5, min=0.0, max=self.high)
+
+    torch.manual_seed(0)
+    module, x = Gate(1.0).eval(), torch.randn(1, 3, 16, 16)
+    out = tmp_path / "gate.tflite"
+    from_module(module, (x,)).convert_tflite(out, (x,), tmp_path)
+    ops = _op_names(out)
+    assert "RELU_0_TO_1" not in ops and set(ops) <= {"TRANSPOSE", "CONV_2D", "MUL", "ADD"}, ops
+    samples = 3 * torch.randn(4, 3, 16, 16)
+    runner = open_artifact(out, "tflite")
+    got = np.concatenate([runner.run({"x": samples[i : i + 1].numpy()})[0] for i in range(4)])
+    with torch.no_grad():
+        np.testing.assert_allclose(got, module(samples).numpy(), rtol=1e-5, atol=1e-5)
+        y = module.conv(samples)
+        assert not np.allclose(got, (y * (y * 0.2 + 0.5)).numpy(), atol=1e-2)  # the clamp is still there
+    other = torch.export.export(Gate(2.0).eval(), (x,)).module()
+    assert unit_clamps_as_relu6(other) == 0
+
+
+def test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs(tmp_path):
+    """``(x - mean) / sqrt(var + eps)``, as ONNX exporters write LayerNorm (PP-OCR's recogniser), would lower to
+    SQRT and DIV, outside the Edge TPU's list; after the rewrite the flatbuffer has RSQRT instead, and the same
+    outputs.  A division by anything else is left alone."""
+    import torch
+    from torch import nn
+
+    from compressor.graph_rewrites import divisions_by_roots_as_rsqrt
+    from compressor.sources import from_module
+
+    class Norm(nn.Module):
+        def forward(self, x):
+            centred = x - x.mean(dim=-1, keepdim=True)
+            return centred / torch.sqrt((centred * centred).mean(dim=-1, keepdim=True) + 1e-5) / (x.abs() + 1.0)
+
+    module, x = Norm().eval(), torch.randn(1, 8, 32)
+    out = tmp_path / "norm.tflite"
+    from_module(module, (x,)).convert_tflite(out, (x,), tmp_path)
+    ops = _op_names(out)
+    assert "RSQRT" in ops and "SQRT" not in ops and ops.count("DIV") == 1, ops  # the other division stays
+    samples = 5 * torch.randn(4, 8, 32) + 2
+    runner = open_artifact(out, "tflite")
+    got = np.concatenate([runner.run({"x": samples[i : i + 1].numpy()})[0] for i in range(4)])
+    with torch.no_grad():
+        np.testing.assert_allclose(got, module(samples).numpy(), rtol=1e-5, atol=1e-5)
+    graph = torch.export.export(module, (x,)).module()
+    assert divisions_by_roots_as_rsqrt(graph) == 1
+
+
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
 def test_a_max_pool_over_values_that_may_be_negative_is_left_padded(activation):
     import torch
