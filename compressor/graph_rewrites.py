@@ -11,7 +11,7 @@ litert-torch's layout pass cannot place once quantize/dequantize nodes sit aroun
 litert-torch lowers a clamp to [0, 1] (a hard sigmoid: onnx2torch's ``HardSigmoid``, ``torch.clip(x * a + b, 0,
 1)``) to RELU_0_TO_1, which the Edge TPU's operator list lacks (finding F12, the PP-OCR direction classifier).
 :func:`unit_clamps_as_relu6` rewrites each as ``relu6(6 * y) / 6``, the same values up to float rounding, which
-litert-torch lowers to MUL, RELU6 and MUL (all on the list).  A division by a square root (a LayerNorm written out
+litert-torch lowers to a MUL with a fused RELU6 and a MUL (on the list).  A division by a square root (a LayerNorm written out
 by an ONNX exporter: ``(x - mean) / sqrt(var + eps)``) would lower to SQRT and DIV, neither on the list;
 :func:`divisions_by_roots_as_rsqrt` rewrites it as ``x * rsqrt(v)`` (RSQRT and MUL are).
 """
