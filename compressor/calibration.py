@@ -15,6 +15,12 @@ Bias correction (Nagel et al. 2019, "Data-Free Quantization", with measured inpu
 of each convolution, depthwise convolution and fully connected layer, with ``E[x]`` measured on the calibration
 samples, gives the quantized model the float model's output means back.  The weights are quantized as
 ai-edge-quantizer does (symmetric, 127 levels, one scale per output channel or per tensor).
+
+Float activations for int8-dynamic (:func:`float_activation_layers`): a dynamic-range layer quantizes its input
+to int8 at run time, per tensor; where that loses the most, the layer can keep int8 weights (the same bytes) and
+compute on float activations.  Each fully connected and convolution layer whose multiply-accumulates fit the budget
+(:data:`FLOAT_ACTIVATION_MACS` of the model's) is tried alone on the calibration samples, and the ones that regain
+the most cosine are kept in float, best first, while the budget lasts.
 """
 
 from __future__ import annotations
@@ -329,6 +335,68 @@ def choose_ranges(
     if not best:
         raise RuntimeError(f"no calibration method gives a model the runtime can run: {tried}")
     return best_ranges, {"method": best, "scored_on": score.count, "tried": tried}
+
+
+FLOAT_ACTIVATION_MACS = 0.05  # share of the model's multiply-accumulates int8-dynamic may compute on float inputs
+FLOAT_ACTIVATION_GAIN = 1e-5  # mean cosine a layer must regain on float activations to be kept so
+_MAC_OPS = {"FULLY_CONNECTED", "CONV_2D"}
+
+
+def layer_macs(path: Path) -> dict[str, int]:
+    """Multiply-accumulates of each fully connected and convolution layer of a static-shape TFLite model, by
+    ai-edge-quantizer op scope: its output elements times the weights each one reads."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    model = fb.read_model(model_bytes(path))
+    macs = {}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            name = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)
+            if str(getattr(name, "value", name)) not in _MAC_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
+                continue
+            weight, output = subgraph.tensors[op.inputs[1]], subgraph.tensors[op.outputs[0]]
+            macs[fb.get_op_scope(op, subgraph.tensors)] = int(np.prod(output.shape)) * int(np.prod(weight.shape[1:]))
+    return macs
+
+
+def float_activation_layers(
+    base: Path, inputs: Mapping[str, np.ndarray], quantize, scratch: Path
+) -> tuple[list[str], dict]:
+    """The op scopes of the layers int8-dynamic should run on float activations, and what was measured.
+
+    ``quantize(scopes, path)`` writes the int8-dynamic model with ``scopes`` on float activations; closeness to the
+    fp32 ``base`` is :class:`Scorer`'s on the calibration ``inputs``.  A layer is tried when its MACs fit the budget
+    (:data:`FLOAT_ACTIVATION_MACS` of the model's); layers are then kept by the cosine each regains alone, best
+    first, while the budget lasts, and the set is kept only when it brings the model closer than none."""
+    score = Scorer(base, inputs)
+    macs = layer_macs(base)
+    budget = FLOAT_ACTIVATION_MACS * sum(macs.values())
+    quantize([], scratch)
+    plain_figures, plain = score(scratch)
+    gains, tried = [], 0
+    for scope, count in macs.items():
+        if 0 < count <= budget:
+            tried += 1
+            quantize([scope], scratch)
+            _, key = score(scratch)
+            if key[0] >= plain[0] and key[1] - plain[1] >= FLOAT_ACTIVATION_GAIN:
+                gains.append((key[1] - plain[1], scope))
+    chosen, spent = [], 0
+    for _, scope in sorted(gains, reverse=True):
+        if spent + macs[scope] <= budget:
+            chosen.append(scope)
+            spent += macs[scope]
+    notes: dict = {"layers": [], "tried": tried, "scored_on": score.count, "without": plain_figures}
+    if chosen:
+        quantize(chosen, scratch)
+        figures, key = score(scratch)
+        if key > plain:
+            notes.update(layers=chosen, macs_share=round(spent / max(sum(macs.values()), 1), 4))
+            notes["with"] = figures
+        else:
+            chosen = []
+    scratch.unlink(missing_ok=True)
+    return chosen, notes
 
 
 class Scorer:

@@ -91,7 +91,9 @@ class CompressOptions(BaseModel):
     int8_fallback: bool = _option(
         True,
         "when a full-integer candidate misses the gate, keep its most sensitive layers in float (mixed-int8); "
-        "integer-only profiles get the best full-integer result and a report of what was lost where",
+        "integer-only profiles get the best full-integer result and a report of what was lost where; int8-dynamic "
+        "keeps the layers that lose the most to run-time activation quantization on float activations, within 5% "
+        "of the model's multiply-accumulates",
         MEASURE,
     )
     qat_steps: int = _option(

@@ -23,8 +23,10 @@ class ConvertInput:
     variants); ``dynamic_batch`` asks for a dynamic batch axis where the format and the model allow one;
     ``calibration_method`` picks the activation ranges of full-integer quantization (``compressor.calibration``;
     ``moving-average`` for TFLite and ``minmax`` for ONNX are what the bare tools do, ``auto`` measures them on the
-    calibration samples), ``bias_correction`` corrects int8 layers' biases for their weight error and ``onnx_fp16``
-    says whether fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``).
+    calibration samples), ``bias_correction`` corrects int8 layers' biases for their weight error,
+    ``float_activations`` lets int8-dynamic keep the layers that lose the most to run-time activation quantization
+    on float activations (:func:`compressor.calibration.float_activation_layers`) and ``onnx_fp16`` says whether
+    fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``).
     """
 
     source: Source
@@ -37,6 +39,7 @@ class ConvertInput:
     log: Path | None = None
     calibration_method: str = "default"  # the converter's own default
     bias_correction: bool = False
+    float_activations: bool = False
     onnx_fp16: str = "compute"  # the profile's accepts.onnx_fp16: what fp16 ONNX keeps in fp16
 
     @property

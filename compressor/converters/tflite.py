@@ -10,7 +10,9 @@ variants: their shared values stay shared).
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,7 @@ class TFLiteConverter:
         from ai_edge_quantizer import quantizer
 
         notes: dict = {}
+        corrected = None
         if inp.bias_correction and precision in (Precision.INT8_DYNAMIC, Precision.INT8_FULL):
             corrected = inp.workdir / f"fp32-bias-corrected-{inp.weight_granularity}.tflite"
             if not corrected.exists():
@@ -44,9 +47,9 @@ class TFLiteConverter:
                 )
                 (inp.workdir / f"{corrected.name}.layers").write_text(str(count))
             notes["bias_correction"] = {"layers": int((inp.workdir / f"{corrected.name}.layers").read_text())}
-            if precision is Precision.INT8_DYNAMIC:
-                return self._closer_of_corrected(base, corrected, out, inp, notes)
-            base = corrected
+        if precision is Precision.INT8_DYNAMIC:
+            return self._int8_dynamic(base, corrected, out, inp, notes)
+        base = corrected or base
         engine = quantizer.Quantizer(
             calibration.model_bytes(base), recipe(precision, inp.weight_granularity == "tensor")
         )
@@ -77,39 +80,53 @@ class TFLiteConverter:
                 raise ConversionError(f"int8-full: {refusal}")
         return notes
 
-    def _closer_of_corrected(self, base: Path, corrected: Path, out: Path, inp: ConvertInput, notes: dict) -> dict:
-        """int8-dynamic from ``base`` and from its bias-corrected copy ``corrected``, keeping the one closer to
-        ``base`` on the calibration samples (:class:`~compressor.calibration.Scorer`; a tie keeps the corrected one).
-        Dynamic quantization measures activations at run time, so the weight error's mean shift that correction
-        removes is sometimes smaller than what the correction itself moves (all-MiniLM-L6-v2 in bench/versus.py:
-        held-out cosine 0.99816 with it, 0.99822 without)."""
-        from ai_edge_quantizer import quantizer
+    def _int8_dynamic(self, base: Path, corrected: Path | None, out: Path, inp: ConvertInput, notes: dict) -> dict:
+        """int8-dynamic of ``base``.  With a bias-corrected copy ``corrected``, it is made from both and the one
+        closer to ``base`` on the calibration samples is kept (:class:`~compressor.calibration.Scorer`; a tie keeps
+        the corrected one): dynamic quantization measures activations at run time, so the weight error's mean shift
+        that correction removes is sometimes smaller than what the correction itself moves (all-MiniLM-L6-v2 in
+        bench/versus.py: held-out cosine 0.99816 with it, 0.99822 without).  With ``inp.float_activations``, the
+        layers that lose the most to run-time activation quantization then compute on float activations
+        (:func:`~compressor.calibration.float_activation_layers`)."""
+        per_tensor = inp.weight_granularity == "tensor"
 
-        plain = out.with_name(f"{out.stem}-uncorrected{out.suffix}")
-        for source, path in ((corrected, out), (base, plain)):
-            engine = quantizer.Quantizer(
-                calibration.model_bytes(source), recipe(Precision.INT8_DYNAMIC, inp.weight_granularity == "tensor")
-            )
+        def write(source: Path, path: Path, float_scopes: Sequence[str] = ()) -> None:
+            from ai_edge_quantizer import quantizer
+
+            plan = recipe(Precision.INT8_DYNAMIC, per_tensor, float_activations=float_scopes)
+            engine = quantizer.Quantizer(calibration.model_bytes(source), plan)
             engine.quantize(None, enable_progress_report=False).export_model(str(path), overwrite=True)
-        score = calibration.Scorer(base, inp.calibration.inputs)
-        (with_figures, with_key), (without_figures, without_key) = score(out), score(plain)
-        uncorrected_wins = without_key > with_key
-        if uncorrected_wins:
-            plain.replace(out)
-        else:
+
+        source = base
+        if corrected is not None:
+            plain = out.with_name(f"{out.stem}-uncorrected{out.suffix}")
+            write(corrected, out)
+            write(base, plain)
+            score = calibration.Scorer(base, inp.calibration.inputs)
+            (with_figures, with_key), (without_figures, without_key) = score(out), score(plain)
+            uncorrected_wins = without_key > with_key
             plain.unlink()
-        notes["bias_correction"] = {
-            **notes["bias_correction"],
-            "kept": not uncorrected_wins,
-            "scored_on": score.count,
-            "with": with_figures,
-            "without": without_figures,
-        }
+            source = base if uncorrected_wins else corrected
+            notes["bias_correction"] = {
+                **notes["bias_correction"],
+                "kept": not uncorrected_wins,
+                "scored_on": score.count,
+                "with": with_figures,
+                "without": without_figures,
+            }
+        float_scopes: list[str] = []
+        if inp.float_activations:
+            scratch = out.with_name(f"{out.stem}-trial{out.suffix}")
+            float_scopes, notes["float_activations"] = calibration.float_activation_layers(
+                base, inp.calibration.inputs, lambda scopes, path: write(source, path, scopes), scratch
+            )
+        write(source, out, float_scopes)
         return notes
 
 
-def recipe(precision: Precision, per_tensor_weights: bool = False):
-    """ai-edge-quantizer's stock recipe for ``precision``; integer weights with one scale per tensor if asked.
+def recipe(precision: Precision, per_tensor_weights: bool = False, float_activations: Sequence[str] = ()):
+    """ai-edge-quantizer's stock recipe for ``precision``; integer weights with one scale per tensor if asked; the
+    ops whose scopes ``float_activations`` names keep int8 weights on float activations (weight-only int8).
 
     Depthwise kernels keep one scale per channel even then: LiteRT 2.3 computes garbage for an int8-dynamic
     depthwise convolution with a per-tensor scale (measured here, in XNNPACK and the builtin kernels alike),
@@ -131,6 +148,10 @@ def recipe(precision: Precision, per_tensor_weights: bool = False):
             manager.add_dynamic_config(".*", op, num_bits=8, granularity=granular)
         else:
             manager.add_static_config(".*", op, activation_num_bits=8, weight_num_bits=8, weight_granularity=granular)
+    for scope in float_activations:  # later entries win
+        manager.add_weight_only_config(
+            f"^{re.escape(scope)}$", ops.ALL_SUPPORTED, num_bits=8, granularity=granularities[0][1]
+        )
     return manager.get_quantization_recipe()
 
 

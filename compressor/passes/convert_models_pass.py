@@ -40,6 +40,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 log=inputs.log,
                 calibration_method=inputs.options.calibration,
                 bias_correction=inputs.options.bias_correction,
+                float_activations=inputs.options.int8_fallback,
                 onnx_fp16=inputs.profile.accepts.onnx_fp16,
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
