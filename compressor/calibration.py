@@ -18,9 +18,10 @@ ai-edge-quantizer does (symmetric, 127 levels, one scale per output channel or p
 
 Float activations for int8-dynamic (:func:`float_activation_layers`): a dynamic-range layer quantizes its input
 to int8 at run time, per tensor; where that loses the most, the layer can keep int8 weights (the same bytes) and
-compute on float activations.  Each fully connected and convolution layer whose multiply-accumulates fit the budget
-(:data:`FLOAT_ACTIVATION_MACS` of the model's) is tried alone on the calibration samples, and the ones that regain
-the most cosine are kept in float, best first, while the budget lasts.
+compute on float activations.  The fully connected and convolution layers whose multiply-accumulates fit the budget
+(:data:`FLOAT_ACTIVATION_MACS` of the model's), at most :data:`FLOAT_ACTIVATION_TRIALS` of them ranked by their
+inputs' peak-to-RMS ratio, are tried alone on the calibration samples, and the ones that regain the most cosine
+are kept on float activations, best first, while the budget lasts.
 """
 
 from __future__ import annotations
@@ -339,24 +340,42 @@ def choose_ranges(
 
 FLOAT_ACTIVATION_MACS = 0.05  # share of the model's multiply-accumulates int8-dynamic may compute on float inputs
 FLOAT_ACTIVATION_GAIN = 1e-5  # mean cosine a layer must regain on float activations to be kept so
+FLOAT_ACTIVATION_TRIALS = 8  # layers tried at most: those whose inputs have the largest peak-to-RMS ratio
+RANK_SAMPLES = 16
 _MAC_OPS = {"FULLY_CONNECTED", "CONV_2D"}
 
 
-def layer_macs(path: Path) -> dict[str, int]:
-    """Multiply-accumulates of each fully connected and convolution layer of a static-shape TFLite model, by
-    ai-edge-quantizer op scope: its output elements times the weights each one reads."""
+def mac_layers(path: Path) -> dict[str, tuple[int, str]]:
+    """Each fully connected and convolution layer of a static-shape TFLite model, by ai-edge-quantizer op scope:
+    its multiply-accumulates (output elements times the weights each one reads) and its input tensor's name."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
     model = fb.read_model(model_bytes(path))
-    macs = {}
+    layers = {}
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
             name = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)
-            if str(getattr(name, "value", name)) not in _MAC_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
+            if str(getattr(name, "value", name)) not in _MAC_OPS or len(op.inputs) < 2 or min(op.inputs[:2]) < 0:
                 continue
             weight, output = subgraph.tensors[op.inputs[1]], subgraph.tensors[op.outputs[0]]
-            macs[fb.get_op_scope(op, subgraph.tensors)] = int(np.prod(output.shape)) * int(np.prod(weight.shape[1:]))
-    return macs
+            macs = int(np.prod(output.shape)) * int(np.prod(weight.shape[1:]))
+            layers[fb.get_op_scope(op, subgraph.tensors)] = (macs, fb.get_tensor_name(subgraph.tensors[op.inputs[0]]))
+    return layers
+
+
+def peak_to_rms(base: Path, inputs: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[str, float]:
+    """Per tensor in ``names``: its largest magnitude over its root mean square, on the first :data:`RANK_SAMPLES`
+    of ``inputs`` (how much one int8 scale per tensor costs its typical values)."""
+    peaks: dict[str, float] = {}
+    squares: dict[str, list[float]] = {}
+
+    def visit(name: str, array: np.ndarray) -> None:
+        values = np.abs(array.astype(np.float64))
+        peaks[name] = max(peaks.get(name, 0.0), float(values.max(initial=0.0)))
+        squares.setdefault(name, []).append(float((values * values).mean()) if values.size else 0.0)
+
+    run_preserving(base, {k: v[:RANK_SAMPLES] for k, v in inputs.items()}, names, visit)
+    return {name: peaks[name] / max(float(np.sqrt(np.mean(squares[name]))), 1e-12) for name in peaks}
 
 
 def float_activation_layers(
@@ -365,33 +384,38 @@ def float_activation_layers(
     """The op scopes of the layers int8-dynamic should run on float activations, and what was measured.
 
     ``quantize(scopes, path)`` writes the int8-dynamic model with ``scopes`` on float activations; closeness to the
-    fp32 ``base`` is :class:`Scorer`'s on the calibration ``inputs``.  A layer is tried when its MACs fit the budget
-    (:data:`FLOAT_ACTIVATION_MACS` of the model's); layers are then kept by the cosine each regains alone, best
-    first, while the budget lasts, and the set is kept only when it brings the model closer than none."""
+    fp32 ``base`` is :class:`Scorer`'s on the calibration ``inputs``.  The layers whose MACs fit the budget
+    (:data:`FLOAT_ACTIVATION_MACS` of the model's) are tried alone, at most :data:`FLOAT_ACTIVATION_TRIALS` of them
+    (those whose inputs have the largest peak-to-RMS ratio, :func:`peak_to_rms`); they are then kept by the cosine
+    each regains, best first, while the budget lasts, and the set is kept only when it brings the model closer."""
+    layers = mac_layers(base)
+    total = sum(macs for macs, _ in layers.values())
+    budget = FLOAT_ACTIVATION_MACS * total
+    affordable = [scope for scope, (macs, _) in layers.items() if 0 < macs <= budget]
+    if len(affordable) > FLOAT_ACTIVATION_TRIALS:
+        ratios = peak_to_rms(base, inputs, {layers[scope][1] for scope in affordable})
+        affordable = sorted(affordable, key=lambda scope: -ratios.get(layers[scope][1], 0.0))
+        affordable = affordable[:FLOAT_ACTIVATION_TRIALS]
     score = Scorer(base, inputs)
-    macs = layer_macs(base)
-    budget = FLOAT_ACTIVATION_MACS * sum(macs.values())
     quantize([], scratch)
     plain_figures, plain = score(scratch)
-    gains, tried = [], 0
-    for scope, count in macs.items():
-        if 0 < count <= budget:
-            tried += 1
-            quantize([scope], scratch)
-            _, key = score(scratch)
-            if key[0] >= plain[0] and key[1] - plain[1] >= FLOAT_ACTIVATION_GAIN:
-                gains.append((key[1] - plain[1], scope))
+    gains = []
+    for scope in affordable:
+        quantize([scope], scratch)
+        _, key = score(scratch)
+        if key[0] >= plain[0] and key[1] - plain[1] >= FLOAT_ACTIVATION_GAIN:
+            gains.append((key[1] - plain[1], scope))
     chosen, spent = [], 0
     for _, scope in sorted(gains, reverse=True):
-        if spent + macs[scope] <= budget:
+        if spent + layers[scope][0] <= budget:
             chosen.append(scope)
-            spent += macs[scope]
-    notes: dict = {"layers": [], "tried": tried, "scored_on": score.count, "without": plain_figures}
+            spent += layers[scope][0]
+    notes: dict = {"layers": [], "tried": len(affordable), "scored_on": score.count, "without": plain_figures}
     if chosen:
         quantize(chosen, scratch)
         figures, key = score(scratch)
         if key > plain:
-            notes.update(layers=chosen, macs_share=round(spent / max(sum(macs.values()), 1), 4))
+            notes.update(layers=chosen, macs_share=round(spent / max(total, 1), 4))
             notes["with"] = figures
         else:
             chosen = []

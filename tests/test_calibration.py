@@ -238,11 +238,11 @@ def test_int8_dynamic_keeps_bias_correction_only_where_it_brings_the_model_close
     assert not list(tmp_path.rglob("*-uncorrected.tflite"))  # the one not kept is gone
 
 
-def test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations(tmp_path):
+def test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations(tmp_path, monkeypatch):
     """A layer whose input has one huge channel loses the others to int8-dynamic's run-time per-tensor input
     quantization.  It is small (within 5% of the model's MACs), so it keeps int8 weights on float activations: the
     shipped int8-dynamic file is the one the report measured closer, and the layers too large for the budget stay
-    dynamic."""
+    dynamic.  With one trial allowed, the peak-to-RMS ranking picks it over the other small layer."""
     import torch
     from torch import nn
 
@@ -251,7 +251,10 @@ def test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations(tmp_pa
     from compressor.sources import from_module
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 4), nn.ReLU(), nn.Linear(4, 2048), nn.ReLU(), nn.Linear(2048, 16)).eval()
+    monkeypatch.setattr(calibration, "FLOAT_ACTIVATION_TRIALS", 1)
+    model = nn.Sequential(
+        nn.Linear(64, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2048), nn.ReLU(), nn.Linear(2048, 16)
+    ).eval()
     with torch.no_grad():
         model[0].weight[:, 0] = 1e-3  # the outlier channel barely matters to the output
     x = np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32)
@@ -263,9 +266,10 @@ def test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations(tmp_pa
     (artifact,) = [a for a in conversion.artifacts if a.precision is Precision.INT8_DYNAMIC]
     assert artifact.error is None, artifact.error
     notes = artifact.notes["float_activations"]
-    assert notes["tried"] == 1 and len(notes["layers"]) == 1  # only the first layer fits the MAC budget
+    assert notes["tried"] == 1 and len(notes["layers"]) == 1  # two small layers fit the MAC budget; one is tried
     assert notes["macs_share"] <= calibration.FLOAT_ACTIVATION_MACS
-    assert notes["with"]["cosine_mean"] > notes["without"]["cosine_mean"] + 0.01
+    lost = {way: 1.0 - notes[way]["cosine_mean"] for way in ("with", "without")}
+    assert lost["with"] < 0.1 * lost["without"], notes  # the outlier layer was the one tried: the loss mostly goes
     shipped, _ = calibration.Scorer(conversion.base, {"x": x})(artifact.path)
     assert shipped == notes["with"]
     assert not list(tmp_path.rglob("*-trial.tflite"))
