@@ -35,6 +35,7 @@ TECHNIQUES = [
     "unpad_max_pools",
     "unit_clamps_as_relu6",
     "divisions_by_roots_as_rsqrt",
+    "float_activations",
 ]
 
 # registry -> name -> "test_module::test_function" (parametrized tests cover every name they iterate over)
@@ -76,6 +77,7 @@ CASES = {
         "unpad_max_pools": "test_int8_qat::test_a_padded_max_pool_after_relu_converts_to_pad_and_gives_the_same_outputs",
         "unit_clamps_as_relu6": "test_int8_qat::test_a_hard_sigmoid_converts_to_relu6_and_gives_the_same_outputs",
         "divisions_by_roots_as_rsqrt": "test_int8_qat::test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs",
+        "float_activations": "test_calibration::test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations",
     },
 }
 REGISTRIES = {
