@@ -92,7 +92,7 @@ class CompressOptions(BaseModel):
         True,
         "when a full-integer candidate misses the gate, keep its most sensitive layers in float (mixed-int8); "
         "integer-only profiles get the best full-integer result and a report of what was lost where; int8-dynamic "
-        "keeps the layers that lose the most to run-time activation quantization on float activations, within 5% "
+        "keeps the layers that lose the most to run-time activation quantization on float activations, within 5 percent "
         "of the model's multiply-accumulates",
         MEASURE,
     )
