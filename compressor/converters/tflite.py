@@ -98,14 +98,19 @@ class TFLiteConverter:
             engine.quantize(None, enable_progress_report=False).export_model(str(path), overwrite=True)
 
         source = base
-        if corrected is not None:
+        if corrected is None:
+            write(base, out)
+        else:
             plain = out.with_name(f"{out.stem}-uncorrected{out.suffix}")
             write(corrected, out)
             write(base, plain)
             score = calibration.Scorer(base, inp.calibration.inputs)
             (with_figures, with_key), (without_figures, without_key) = score(out), score(plain)
             uncorrected_wins = without_key > with_key
-            plain.unlink()
+            if uncorrected_wins:
+                plain.replace(out)
+            else:
+                plain.unlink()
             source = base if uncorrected_wins else corrected
             notes["bias_correction"] = {
                 **notes["bias_correction"],
@@ -120,7 +125,8 @@ class TFLiteConverter:
             float_scopes, notes["float_activations"] = calibration.float_activation_layers(
                 base, inp.calibration.inputs, lambda scopes, path: write(source, path, scopes), scratch
             )
-        write(source, out, float_scopes)
+        if float_scopes:  # otherwise ``out`` already holds ``source``'s int8-dynamic
+            write(source, out, float_scopes)
         return notes
 
 
