@@ -387,7 +387,8 @@ def float_activation_layers(
     fp32 ``base`` is :class:`Scorer`'s on the calibration ``inputs``.  The layers whose MACs fit the budget
     (:data:`FLOAT_ACTIVATION_MACS` of the model's) are tried alone, at most :data:`FLOAT_ACTIVATION_TRIALS` of them
     (those whose inputs have the largest peak-to-RMS ratio, :func:`peak_to_rms`); they are then kept by the cosine
-    each regains, best first, while the budget lasts, and the set is kept only when it brings the model closer."""
+    each regains, best first, while the budget lasts, and the set is kept only when it brings the model closer.
+    When layers are returned, ``scratch`` holds that model; otherwise it is removed."""
     layers = mac_layers(base)
     total = sum(macs for macs, _ in layers.values())
     budget = FLOAT_ACTIVATION_MACS * total
@@ -417,10 +418,9 @@ def float_activation_layers(
         if key > plain:
             notes.update(layers=chosen, macs_share=round(spent / max(total, 1), 4))
             notes["with"] = figures
-        else:
-            chosen = []
+            return chosen, notes
     scratch.unlink(missing_ok=True)
-    return chosen, notes
+    return [], notes
 
 
 class Scorer:

@@ -42,34 +42,39 @@ def rewritten_for_tflite(module, sample_args: tuple):
     return graph if sum(rewrite(graph) for rewrite in EDGE_TPU_REWRITES) else module
 
 
+def _each(graph_module, targets: tuple, rewrite) -> int:
+    """Call ``rewrite(graph, node)`` on every call of one of ``targets`` in ``graph_module``'s graph (it returns
+    whether it changed the graph); then check and recompile the graph if anything changed; return how many."""
+    graph = graph_module.graph
+    count = 0
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target in targets and rewrite(graph, node):
+            count += 1
+    if count:
+        graph.lint()
+        graph_module.recompile()
+    return count
+
+
 def unpad_max_pools(graph_module) -> int:
     """Rewrite, in place, every padded 2-D max-pool of ``graph_module`` whose input is non-negative into a zero
     pad followed by an unpadded pool; return how many were rewritten."""
     import torch
 
     aten = torch.ops.aten
-    count = 0
-    for node in list(graph_module.graph.nodes):
-        if node.op != "call_function" or node.target not in (
-            aten.max_pool2d.default,
-            aten.max_pool2d_with_indices.default,
-        ):
-            continue
+
+    def rewrite(graph, node) -> bool:
         source, kernel, stride, padding, dilation, ceil_mode = _pool_args(node)
         if not any(padding) or ceil_mode or not _non_negative(source) or _uses_indices(node):
-            continue
+            return False
         top, left = padding
-        with graph_module.graph.inserting_before(node):
-            padded = graph_module.graph.call_function(
-                aten.constant_pad_nd.default, (source, [left, left, top, top], 0.0)
-            )
+        with graph.inserting_before(node):
+            padded = graph.call_function(aten.constant_pad_nd.default, (source, [left, left, top, top], 0.0))
         node.args = (padded, kernel, stride, [0, 0], dilation, False)
         node.kwargs = {}
-        count += 1
-    if count:
-        graph_module.graph.lint()
-        graph_module.recompile()
-    return count
+        return True
+
+    return _each(graph_module, (aten.max_pool2d.default, aten.max_pool2d_with_indices.default), rewrite)
 
 
 def unit_clamps_as_relu6(graph_module) -> int:
@@ -77,27 +82,22 @@ def unit_clamps_as_relu6(graph_module) -> int:
     import torch
 
     aten = torch.ops.aten
-    count = 0
-    for node in list(graph_module.graph.nodes):
-        if node.op != "call_function" or node.target not in (aten.clamp.default, aten.clip.default):
-            continue
+
+    def rewrite(graph, node) -> bool:
         low = node.args[1] if len(node.args) > 1 else node.kwargs.get("min")
         high = node.args[2] if len(node.args) > 2 else node.kwargs.get("max")
         value = node.args[0].meta.get("val") if hasattr(node.args[0], "meta") else None
         if not (_is_number(low, 0.0) and _is_number(high, 1.0)) or value is None or not value.dtype.is_floating_point:
-            continue
-        graph = graph_module.graph
+            return False
         with graph.inserting_before(node):
             scaled = graph.call_function(aten.mul.Tensor, (node.args[0], 6.0))
             clipped = graph.call_function(aten.hardtanh.default, (scaled, 0.0, 6.0))
             unit = graph.call_function(aten.mul.Tensor, (clipped, 1.0 / 6.0))
         node.replace_all_uses_with(unit)
         graph.erase_node(node)
-        count += 1
-    if count:
-        graph_module.graph.lint()
-        graph_module.recompile()
-    return count
+        return True
+
+    return _each(graph_module, (aten.clamp.default, aten.clip.default), rewrite)
 
 
 def divisions_by_roots_as_rsqrt(graph_module) -> int:
@@ -106,25 +106,22 @@ def divisions_by_roots_as_rsqrt(graph_module) -> int:
     import torch
 
     aten = torch.ops.aten
-    count = 0
-    for node in list(graph_module.graph.nodes):
-        if node.op != "call_function" or node.target is not aten.div.Tensor or len(node.args) != 2 or node.kwargs:
-            continue
+
+    def rewrite(graph, node) -> bool:
+        if len(node.args) != 2 or node.kwargs:
+            return False
         root = node.args[1]
         if getattr(root, "target", None) is not aten.sqrt.default or len(root.users) != 1:
-            continue
-        graph = graph_module.graph
+            return False
         with graph.inserting_before(node):
             inverse = graph.call_function(aten.rsqrt.default, (root.args[0],))
             product = graph.call_function(aten.mul.Tensor, (node.args[0], inverse))
         node.replace_all_uses_with(product)
         graph.erase_node(node)
         graph.erase_node(root)
-        count += 1
-    if count:
-        graph_module.graph.lint()
-        graph_module.recompile()
-    return count
+        return True
+
+    return _each(graph_module, (aten.div.Tensor,), rewrite)
 
 
 def _is_number(value, expected: float) -> bool:
@@ -140,19 +137,16 @@ def drop_noop_pads(graph_module) -> int:
     import torch
 
     aten = torch.ops.aten
-    count = 0
-    for node in list(graph_module.graph.nodes):
-        if node.op != "call_function" or node.target not in (aten.pad.default, aten.constant_pad_nd.default):
-            continue
+
+    def rewrite(graph, node) -> bool:
         widths = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())
-        if _all_zero(widths):
-            node.replace_all_uses_with(node.args[0])
-            graph_module.graph.erase_node(node)
-            count += 1
-    if count:
-        graph_module.graph.lint()
-        graph_module.recompile()
-    return count
+        if not _all_zero(widths):
+            return False
+        node.replace_all_uses_with(node.args[0])
+        graph.erase_node(node)
+        return True
+
+    return _each(graph_module, (aten.pad.default, aten.constant_pad_nd.default), rewrite)
 
 
 def _pool_args(node) -> tuple:

@@ -119,14 +119,13 @@ class TFLiteConverter:
                 "with": with_figures,
                 "without": without_figures,
             }
-        float_scopes: list[str] = []
         if inp.float_activations:
             scratch = out.with_name(f"{out.stem}-trial{out.suffix}")
             float_scopes, notes["float_activations"] = calibration.float_activation_layers(
                 base, inp.calibration.inputs, lambda scopes, path: write(source, path, scopes), scratch
             )
-        if float_scopes:  # otherwise ``out`` already holds ``source``'s int8-dynamic
-            write(source, out, float_scopes)
+            if float_scopes:  # the trial file holds them; otherwise ``out`` already holds ``source``'s int8-dynamic
+                scratch.replace(out)
         return notes
 
 
