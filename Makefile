@@ -36,12 +36,16 @@ demo: $(DEMO_OUT)/report.html
 	@echo "demo output: $(DEMO_OUT)"
 	@echo "report: $(abspath $(DEMO_OUT))/report.html"
 
-test: $(STAMP)
-	$(PY) -m pytest --durations=15
+# pytest-xdist: one worker per core (at most 4: each holds torch and TensorFlow; tests/services.py splits the shared
+# Redis's 15 databases between them); worksteal rebalances when one worker draws the long model builds.
+XDIST := -n auto --maxprocesses 4 --dist worksteal
 
-# everything not marked slow: the edit-test loop (under 3 minutes on 2 cores)
+test: $(STAMP)
+	$(PY) -m pytest $(XDIST) --durations=15
+
+# everything not marked slow: the edit-test loop (under 2 minutes on 2 cores)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" --durations=15
+	$(PY) -m pytest $(XDIST) -m "not slow" --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

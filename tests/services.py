@@ -26,7 +26,20 @@ from pathlib import Path
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 REDIS_ENV, POSTGRES_ENV = "EDGEFORGE_TEST_REDIS", "EDGEFORGE_TEST_POSTGRES"
-_REDIS_DBS = itertools.cycle(range(1, 16))
+
+
+def _redis_dbs() -> Iterator[int]:
+    """Databases 1-15 of the shared Redis, split between pytest-xdist's workers so that no two tests share one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1... (unset without xdist)
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    mine = [db for db in range(1, 16) if db % count == index % count]
+    if not mine:
+        raise RuntimeError(f"{count} pytest-xdist workers share 15 Redis databases: use 15 workers at most")
+    return itertools.cycle(mine)
+
+
+_REDIS_DBS = _redis_dbs()
 
 
 def free_port() -> int:
