@@ -217,12 +217,13 @@ def _targets(model) -> list[_Target]:
     return targets
 
 
-def quantize_weights(weights: np.ndarray, axis: int | None) -> np.ndarray:
-    """Symmetric int8 (127 levels) fake quantization, one scale per slice along ``axis`` (None: per tensor)."""
+def quantize_weights(weights: np.ndarray, axis: int | None, levels: int = 127) -> np.ndarray:
+    """Symmetric int8 fake quantization (``levels`` each side of zero: 127, or 64 for onnxruntime's reduced range),
+    one scale per slice along ``axis`` (None: per tensor)."""
     reduce = tuple(i for i in range(weights.ndim) if i != axis) if axis is not None else None
     peak = np.max(np.abs(weights), axis=reduce, keepdims=True)
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
-    return np.clip(np.round(weights / scale), -127, 127) * scale
+    scale = np.where(peak > 0, peak / levels, 1.0)
+    return np.clip(np.round(weights / scale), -levels, levels) * scale
 
 
 def _shift(op: str, error: np.ndarray, mean: np.ndarray) -> np.ndarray:

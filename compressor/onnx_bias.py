@@ -2,7 +2,7 @@
 
 Each ``Conv`` and ``Gemm`` with constant weights and bias, and each ``MatMul`` by a constant followed by an ``Add``
 of a constant, gets its bias corrected by ``(Wq - W) E[x]``: the shift its int8 weights (onnxruntime's: symmetric,
-127 levels, per output channel or per tensor) cause in its output mean, with ``E[x]`` measured by running the fp32
+127 levels, or 64 with ``reduce_range``; per output channel or per tensor) cause in its output mean, with ``E[x]`` measured by running the fp32
 graph on the calibration samples.
 """
 
@@ -81,9 +81,11 @@ def _means(model, targets: list[_Target], inputs: Mapping[str, np.ndarray]) -> d
     return {name: total / count for name, total in sums.items()}
 
 
-def correct_biases(path: Path, out: Path, inputs: Mapping[str, np.ndarray], per_channel: bool = True) -> int:
-    """Write the graph at ``path`` to ``out`` with every layer's bias corrected for its int8 weight error; return
-    how many layers were corrected."""
+def correct_biases(
+    path: Path, out: Path, inputs: Mapping[str, np.ndarray], per_channel: bool = True, reduce_range: bool = False
+) -> int:
+    """Write the graph at ``path`` to ``out`` with every layer's bias corrected for its int8 weight error (7-bit
+    weights with ``reduce_range``); return how many layers were corrected."""
     import onnx
     from onnx import numpy_helper
 
@@ -107,7 +109,7 @@ def correct_biases(path: Path, out: Path, inputs: Mapping[str, np.ndarray], per_
         ):
             continue
         axis = (1 if target.kind == "matmul" else 0) if per_channel else None
-        error = quantize_weights(weights, axis) - weights
+        error = quantize_weights(weights, axis, 64 if reduce_range else 127) - weights
         if target.kind == "conv":  # [O, I / groups, kH, kW]; input channels by group
             groups = max(len(mean) // max(weights.shape[1], 1), 1)
             per_group = np.repeat(np.arange(groups), weights.shape[0] // groups)

@@ -145,9 +145,11 @@ def test_integer_only_profiles_say_what_was_lost_where(digits_files, tmp_path):
     assert not any(a["variant"] for a in report["artifacts"])  # no float layers for an integer-only target
 
 
-def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path):
+@pytest.mark.parametrize("bits", [8, 7])
+def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path, bits):
     """A layer fed inputs with a large mean: its int8 weights' rounding error shifts every output, and the
-    corrected bias takes the shift out (onnxruntime's int8, one weight scale per tensor)."""
+    corrected bias takes the shift out (onnxruntime's int8, one weight scale per tensor; with 7-bit weights, the
+    correction is for their own, coarser error)."""
     import torch
 
     from compressor.converters import ConvertInput, convert
@@ -165,7 +167,7 @@ def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path)
     for corrected in (False, True):
         job = ConvertInput(source, (torch.from_numpy(x[:1]),), SampleData({"x": x[:128]}), tmp_path / str(corrected),
                            (Precision.INT8_FULL,), weight_granularity="tensor", calibration_method="minmax",
-                           bias_correction=corrected)  # fmt: skip
+                           bias_correction=corrected, onnx_weight_bits=bits)  # fmt: skip
         (artifact,) = convert(Format.ONNX, job).artifacts
         assert artifact.error is None, artifact.error
         assert ("bias_correction" in (artifact.notes or {})) is corrected
@@ -173,6 +175,42 @@ def test_onnx_bias_correction_removes_the_output_shift_of_int8_weights(tmp_path)
         got = session.run(None, {session.get_inputs()[0].name: x[128:]})[0]
         shifts[corrected] = float(np.abs((got - expected).mean(axis=0)).mean())
     assert shifts[True] < 0.5 * shifts[False], shifts
+
+
+@pytest.mark.parametrize("precision", [Precision.INT8_FULL, Precision.INT8_DYNAMIC])
+def test_seven_bit_onnx_weights_stay_in_onnxruntimes_reduced_range(tmp_path, precision):
+    """``onnx_weight_bits`` 7 (profiles whose x86 CPU lacks VNNI): every int8 weight of the ONNX artifact lies in
+    [-64, 64] where 8-bit weights reach 127, the report's notes say so, and the model still tracks fp32."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from compressor.converters import ConvertInput, convert
+    from compressor.metrics import compare
+    from compressor.profiles import Format
+    from compressor.sources import from_module
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).eval()
+    x = np.random.default_rng(0).standard_normal((128, 32)).astype(np.float32)
+    source = from_module(model, (torch.from_numpy(x[:1]),))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    peaks, notes = {}, {}
+    for bits in (8, 7):
+        job = ConvertInput(source, (torch.from_numpy(x[:1]),), SampleData({"x": x}), tmp_path / str(bits),
+                           (precision,), onnx_weight_bits=bits)  # fmt: skip
+        (artifact,) = convert(Format.ONNX, job).artifacts
+        assert artifact.error is None, artifact.error
+        weights = [numpy_helper.to_array(i) for i in onnx.load(str(artifact.path)).graph.initializer]
+        integer = [w for w in weights if w.dtype == np.int8 and w.ndim == 2]  # the two weight matrices
+        assert len(integer) == 2, [(w.dtype, w.shape) for w in weights]
+        peaks[bits] = max(int(np.abs(w.astype(np.int32)).max()) for w in integer)
+        notes[bits] = (artifact.notes or {}).get("weights")
+        got = open_artifact(artifact.path, "onnx").run({"x": x})[0]
+        assert compare([expected], [got], None)["cosine_mean"] >= 0.99
+    assert peaks == {8: 127, 7: 64}, peaks
+    assert notes[8] is None and "7-bit" in notes[7]
 
 
 def _qdq_as_written(path):

@@ -41,6 +41,24 @@ def test_profile_files_validate_and_schema_is_current():
     )
 
 
+EPYC_FLAGS = "flags\t\t: fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2 sha_ni\n"  # AMD EPYC 7B12 (Zen 2)
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "machine", "bits"),
+    [
+        (EPYC_FLAGS, "x86_64", 7),  # AVX2 without VNNI: u8 x s8 pair sums saturate
+        (EPYC_FLAGS.replace("avx2", "avx2 avx512f avx512_vnni"), "x86_64", 8),
+        (EPYC_FLAGS.replace("avx2", "avx2 avx_vnni"), "x86_64", 8),  # Alder Lake and later
+        ("processor\t: 0\nFeatures\t: fp asimd asimddp\n", "aarch64", 8),  # ARM: no such kernels
+        ("", "x86_64", 7),  # flags unreadable: the safe choice
+    ],
+)
+def test_the_host_profile_picks_its_onnx_weight_bits_from_the_cpu(cpuinfo, machine, bits):
+    assert get_profile("host").accepts.onnx_weight_bits(cpuinfo, machine) == bits
+    assert get_profile("jetson-orin-nano").accepts.onnx_weight_bits(cpuinfo, machine) == 8  # fixed in its file
+
+
 def test_unknown_profile_lists_known_ones():
     with pytest.raises(UnknownNameError, match=r"unknown hardware profile 'pixel-9'; known profiles: .*pixel-8"):
         get_profile("pixel-9")

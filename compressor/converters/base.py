@@ -26,7 +26,9 @@ class ConvertInput:
     calibration samples), ``bias_correction`` corrects int8 layers' biases for their weight error,
     ``float_activations`` lets int8-dynamic keep the layers that lose the most to run-time activation quantization
     on float activations (:func:`compressor.calibration.float_activation_layers`) and ``onnx_fp16`` says whether
-    fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``).
+    fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``);
+    ``onnx_weight_bits`` 7 gives int8 ONNX weights onnxruntime's reduced range (the profile's
+    ``accepts.onnx_int8_weight_bits``, resolved for the build host where it says ``host``).
     """
 
     source: Source
@@ -41,6 +43,7 @@ class ConvertInput:
     bias_correction: bool = False
     float_activations: bool = False
     onnx_fp16: str = "compute"  # the profile's accepts.onnx_fp16: what fp16 ONNX keeps in fp16
+    onnx_weight_bits: int = 8  # 7: int8 ONNX weights in [-64, 64] (onnxruntime's reduce_range)
 
     @property
     def log_path(self) -> Path:

@@ -52,9 +52,17 @@ class OnnxConverter:
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         per_channel = inp.weight_granularity == "channel"
         notes: dict = {}
+        if inp.onnx_weight_bits == 7:
+            notes["weights"] = "7-bit, [-64, 64] (onnxruntime's reduce_range: an x86 CPU without VNNI)"
         if precision is Precision.INT8_DYNAMIC:
             source = _corrected(prepared, inp, inp.weight_granularity, notes)
-            quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
+            quantize_dynamic(
+                str(source),
+                str(out),
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                reduce_range=inp.onnx_weight_bits == 7,
+            )
             return notes or None
         method = "minmax" if inp.calibration_method == "default" else inp.calibration_method
         if method != "auto":
@@ -81,10 +89,16 @@ def _corrected(prepared: Path, inp: ConvertInput, granularity: str, notes: dict)
         return prepared
     from compressor import onnx_bias
 
-    out = inp.workdir / f"fp32-prepared-bias-corrected-{granularity}.onnx"
+    out = inp.workdir / f"fp32-prepared-bias-corrected-{granularity}-w{inp.onnx_weight_bits}.onnx"
     count_file = out.with_suffix(".layers")
     if not out.exists():
-        count = onnx_bias.correct_biases(prepared, out, inp.calibration.inputs, per_channel=granularity == "channel")
+        count = onnx_bias.correct_biases(
+            prepared,
+            out,
+            inp.calibration.inputs,
+            per_channel=granularity == "channel",
+            reduce_range=inp.onnx_weight_bits == 7,
+        )
         count_file.write_text(str(count))
     notes["bias_correction"] = {"layers": int(count_file.read_text())}
     return out
@@ -110,6 +124,7 @@ def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) 
         _Calibration(names, inp.calibration, ranks),
         quant_format=QuantFormat.QDQ,
         per_channel=inp.weight_granularity == "channel",
+        reduce_range=inp.onnx_weight_bits == 7,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=getattr(CalibrationMethod, name),

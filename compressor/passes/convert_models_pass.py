@@ -42,6 +42,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 bias_correction=inputs.options.bias_correction,
                 float_activations=inputs.options.int8_fallback,
                 onnx_fp16=inputs.profile.accepts.onnx_fp16,
+                onnx_weight_bits=inputs.profile.accepts.onnx_weight_bits(),
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
             if conversion.base is not None:

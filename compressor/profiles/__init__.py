@@ -54,12 +54,42 @@ class Accepts(_Frozen):
         "TensorRT runtime, where fp16 is the fast path); 'weights', the stored weights only, widened to fp32 once "
         "when the session loads (a CPU runtime, whose fp16 arithmetic is slower than fp32), as LiteRT's fp16 does",
     )
+    onnx_int8_weight_bits: Literal[7, 8, "host"] = Field(
+        8,
+        description="bits of the int8 ONNX weights: 7 (onnxruntime's reduce_range) for x86 CPUs without VNNI, whose "
+        "u8 x s8 kernels (vpmaddubsw) saturate their int16 pair sums on full-range weights; 8 elsewhere (VNNI, "
+        "ARM dot product, GPUs); 'host': whichever the build host's own CPU needs (the host profile)",
+    )
+
+    def onnx_weight_bits(self, cpuinfo: str | None = None, machine: str | None = None) -> int:
+        """:attr:`onnx_int8_weight_bits`, with ``host`` resolved for this machine (or the ``cpuinfo`` text and
+        ``machine`` name given)."""
+        if self.onnx_int8_weight_bits != "host":
+            return self.onnx_int8_weight_bits
+        return 7 if host_lacks_vnni(cpuinfo, machine) else 8
 
     @model_validator(mode="after")
     def _integer_only_means_int8_full(self) -> Accepts:
         if self.integer_only and set(self.precisions) != {Precision.INT8_FULL}:
             raise ValueError("integer_only profiles accept precisions = ['int8-full'] only")
         return self
+
+
+def host_lacks_vnni(cpuinfo: str | None = None, machine: str | None = None) -> bool:
+    """True on an x86 CPU without AVX512-VNNI or AVX-VNNI (read from ``/proc/cpuinfo``'s flags, or ``cpuinfo``);
+    False on any other architecture.  An x86 CPU whose flags cannot be read counts as lacking it (7-bit weights lose
+    a little accuracy everywhere; 8-bit ones can saturate there)."""
+    import platform
+
+    if (machine or platform.machine()).lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return True
+    flags = next((line.partition(":")[2].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 class Budgets(_Frozen):
