@@ -2,8 +2,8 @@
 
 Each ``Conv`` and ``Gemm`` with constant weights and bias, and each ``MatMul`` by a constant followed by an ``Add``
 of a constant, gets its bias corrected by ``(Wq - W) E[x]``: the shift its int8 weights (onnxruntime's: symmetric,
-127 levels, or 64 with ``reduce_range``; per output channel or per tensor) cause in its output mean, with ``E[x]`` measured by running the fp32
-graph on the calibration samples.
+127 levels, or 64 with ``reduce_range``; per output channel or per tensor) cause in its output mean, with ``E[x]``
+measured by running the fp32 graph on the calibration samples.
 """
 
 from __future__ import annotations
