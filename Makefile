@@ -43,7 +43,7 @@ XDIST := -n auto --maxprocesses 4 --dist worksteal
 test: $(STAMP)
 	$(PY) -m pytest $(XDIST) --durations=15
 
-# everything not marked slow: the edit-test loop (under 2 minutes on 2 cores)
+# everything not marked slow: the edit-test loop (about 2 minutes on 2 cores)
 test-fast: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not slow" --durations=15
 

@@ -46,6 +46,11 @@ class ConvertInput:
     onnx_weight_bits: int = 8  # 7: int8 ONNX weights in [-64, 64] (onnxruntime's reduce_range)
 
     @property
+    def onnx_reduce_range(self) -> bool:
+        """7-bit int8 ONNX weights: onnxruntime's ``reduce_range``."""
+        return self.onnx_weight_bits == 7
+
+    @property
     def log_path(self) -> Path:
         return self.log or self.workdir / "converter.log"
 

@@ -52,7 +52,7 @@ class OnnxConverter:
             quant_pre_process(str(base), str(prepared), skip_symbolic_shape=True)
         per_channel = inp.weight_granularity == "channel"
         notes: dict = {}
-        if inp.onnx_weight_bits == 7:
+        if inp.onnx_reduce_range:
             notes["weights"] = "7-bit, [-64, 64] (onnxruntime's reduce_range: an x86 CPU without VNNI)"
         if precision is Precision.INT8_DYNAMIC:
             source = _corrected(prepared, inp, inp.weight_granularity, notes)
@@ -61,7 +61,7 @@ class OnnxConverter:
                 str(out),
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,
-                reduce_range=inp.onnx_weight_bits == 7,
+                reduce_range=inp.onnx_reduce_range,
             )
             return notes or None
         method = "minmax" if inp.calibration_method == "default" else inp.calibration_method
@@ -97,7 +97,7 @@ def _corrected(prepared: Path, inp: ConvertInput, granularity: str, notes: dict)
             out,
             inp.calibration.inputs,
             per_channel=granularity == "channel",
-            reduce_range=inp.onnx_weight_bits == 7,
+            reduce_range=inp.onnx_reduce_range,
         )
         count_file.write_text(str(count))
     notes["bias_correction"] = {"layers": int(count_file.read_text())}
@@ -124,7 +124,7 @@ def _quantize_static(prepared: Path, out: Path, inp: ConvertInput, method: str) 
         _Calibration(names, inp.calibration, ranks),
         quant_format=QuantFormat.QDQ,
         per_channel=inp.weight_granularity == "channel",
-        reduce_range=inp.onnx_weight_bits == 7,
+        reduce_range=inp.onnx_reduce_range,
         activation_type=QuantType.QInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=getattr(CalibrationMethod, name),

@@ -23,6 +23,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
     models: list[tuple[Variant | None, Source]] = [(None, inputs.source)]
     models += [(v, ModuleSource(inputs.source.inputs, v.params, v.module)) for v in results.leaves()]
     variant: Variant | None
+    weight_bits = inputs.profile.accepts.onnx_weight_bits()  # reads the build host's CPU flags for 'host'
     for fmt in inputs.profile.accepts.formats:
         converter = converters.get(fmt.value)
         steps = 1 + len([p for p in inputs.precisions() if p in converter.precisions])
@@ -42,7 +43,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 bias_correction=inputs.options.bias_correction,
                 float_activations=inputs.options.int8_fallback,
                 onnx_fp16=inputs.profile.accepts.onnx_fp16,
-                onnx_weight_bits=inputs.profile.accepts.onnx_weight_bits(),
+                onnx_weight_bits=weight_bits,
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
             if conversion.base is not None:
