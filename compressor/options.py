@@ -143,7 +143,10 @@ class CompressOptions(BaseModel):
         SEARCH,
     )
     mixed_precision: bool = _option(
-        False, "add a TFLite candidate with int4/int8/fp16 weights chosen per layer by sensitivity", MEASURE
+        False,
+        "add a TFLite candidate with int4/int8/fp16 weights chosen per layer by sensitivity (on by default when "
+        "selecting for size)",
+        MEASURE,
     )
 
     @model_validator(mode="after")

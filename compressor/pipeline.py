@@ -6,6 +6,7 @@ held to that (and to results only growing) on every run.
 
 from __future__ import annotations
 
+from compressor import mixed_precision
 from compressor.errors import GateFailedError
 from compressor.options import CompressOptions
 from compressor.passes import (
@@ -59,7 +60,7 @@ def build_pipeline(
         *([distill_student_pass.run] if student else []),
         *([cluster_weights_pass.run] if options.cluster else []),
         convert_models_pass.run,
-        *([quantize_mixed_pass.run] if options.mixed_precision else []),
+        *([quantize_mixed_pass.run] if mixed_precision.wanted(profile, options) else []),
         validate_artifacts_pass.run,
         *([*second_look, validate_artifacts_pass.run] if second_look else []),
         measure_artifacts_pass.run,

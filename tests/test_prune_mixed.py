@@ -46,7 +46,7 @@ def test_mixed_candidate_passes_the_gate_at_most_int8_size(transformer_build):
         assert plan["bits"][layer.scope] == rungs[plan["precision"][layer.scope]].bits
         assert set(plan["sensitivity_1_minus_cosine"][layer.scope]) == set(rungs) - {"fp16"}  # integer rungs measured
     assert sum(plan["counts"].values()) == len(layers)
-    assert plan["activation_aware"] is not plan["uniform_int8"]  # OSCAR unless plain int8 everywhere won
+    assert not (plan["activation_aware"] and plan["uniform_int8"])  # uniform int8 is kept with min-max scales
     assert plan["trials"] >= sum(len(ladder(layer)) - 1 for layer in layers)
 
 
@@ -54,8 +54,8 @@ def test_ladders_offer_blockwise_int4_where_the_block_divides_the_input(transfor
     layers = weighted_layers(transformer_build.results.bases[("", Format.TFLITE)])
     by_input = {layer.shape[1]: [rung.name for rung in ladder(layer)] for layer in layers}
     assert by_input[8] == ["int4", "int8", "fp16"]  # token features -> dim: no block divides 8
-    assert by_input[32] == ["int4-b32", "int8", "fp16"]
-    assert by_input[64] == ["int4-b64", "int4-b32", "int8", "fp16"]  # the mlp's second linear
+    assert by_input[32] == ["int4", "int4-b32", "int8", "fp16"]  # per channel (the bare recipe's) at the bottom
+    assert by_input[64] == ["int4", "int4-b64", "int4-b32", "int8", "fp16"]  # the mlp's second linear
 
 
 def test_blockwise_int4_is_in_the_flatbuffer_smaller_than_int8_and_runs(transformer_build, tmp_path):
@@ -99,6 +99,35 @@ def test_upgrade_steps_follow_each_layers_lower_hull_best_rate_first():
     assert [(s.layer.scope, s.rung.name) for s in steps][:2] == [("a", "int4-b32"), ("a", "int8")]
     assert ("b", "int4-b32") not in [(s.layer.scope, s.rung.name) for s in steps]
     assert [s.rate for s in steps] == sorted((s.rate for s in steps), reverse=True)
+
+
+def test_selecting_for_size_adds_the_mixed_candidate_no_bigger_than_the_bare_int4_recipe(tmp_path):
+    """``select='size'`` turns mixed precision on without ``--mixed-precision``; where every layer at per-channel
+    int4 passes the gate, that plan is kept without measuring sensitivities, and the artifact is no bigger than
+    ai-edge-quantizer's stock ``dynamic_wi4_afp32`` recipe on the same fp32 flatbuffer (the bare tool a size-minded
+    user would run)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    x, y = labelled_data((6, 8), count=96)
+    torch.manual_seed(0)
+    model = fit(TinyTransformer(), x, y, epochs=5)
+    source, data = load_source(model, (torch.from_numpy(x[:1]),), {"x": x})
+    options = CompressOptions(select="size", min_cosine=0.9, min_top1_agreement=0.8, latency_repeats=3)
+    state = run_build(source, data, "pixel-8", options, workdir=tmp_path / "build")
+    mixed = next(c for c in state.candidates if c.name == "mixed.int8-dynamic.tflite")
+    plan = mixed.technique["mixed_precision"]
+    assert mixed.error is None and mixed.passed_gate, mixed.metrics
+    layers = weighted_layers(state.results.bases[("", Format.TFLITE)])
+    assert plan["sensitivity_1_minus_cosine"] == {}, mixed.metrics  # the smallest plan passed: none measured
+    assert plan["trials"] <= 2  # that plan, and its min-max form (OSCAR's MUL operations cost bytes)
+    assert set(plan["precision"].values()) == {"int4"} and len(plan["precision"]) == len(layers)
+    bare = tmp_path / "bare-int4.tflite"
+    engine = quantizer.Quantizer(str(state.results.bases[("", Format.TFLITE)]), recipe.dynamic_wi4_afp32())
+    engine.quantize(None, enable_progress_report=False).export_model(str(bare), overwrite=True)
+    assert mixed.size_bytes <= bare.stat().st_size, (mixed.size_bytes, bare.stat().st_size)
+    assert state.candidates[state.results.selected[Format.TFLITE]].name == "mixed.int8-dynamic.tflite"  # smallest
+    balanced = run_build(source, data, "pixel-8", options.model_copy(update={"select": None}), workdir=tmp_path / "b")
+    assert all(c.variant != "mixed" for c in balanced.candidates)  # pixel-8's balanced default: not asked for
 
 
 def test_mixed_precision_needs_a_tflite_profile_with_weight_quantization(digits_files):
