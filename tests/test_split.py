@@ -127,6 +127,33 @@ def test_transformer_head_and_tail_artifacts_pass_the_gate(tmp_path):
     assert artifacts.metrics["top1_agreement"] == 1.0
 
 
+@pytest.mark.slow
+def test_an_int8_onnx_head_takes_the_profiles_weight_bits(tmp_path):
+    """An int8 ONNX head is converted with the weight bits the profile resolves (7 on x86 CPUs without VNNI), like
+    whole models: its int8 weights peak at 64, not 127, and the composed path still passes the gate."""
+    import onnx
+    from onnx import numpy_helper
+
+    from compressor.api import load_source
+    from compressor.metrics import Gate
+    from compressor.splitting.export import SplitInput, export_split
+
+    module = TinyTransformer().eval()
+    x, mask = transformer_sample(batch=16)
+    source, data = load_source(module, transformer_sample(), {"x": x.numpy(), "mask": mask.numpy()})
+    gm = export_graph(module, transformer_sample())
+    reference = source.reference_runner().run(data.inputs)
+    peaks = {}
+    for bits in (8, 7):
+        job = SplitInput(gm, find_cuts(gm)[2], Format.ONNX, Precision.INT8_DYNAMIC, data, reference, Gate(1.0, 0.99),
+                         128, True, tmp_path / str(bits), tmp_path / "converter.log", bits)  # fmt: skip
+        artifacts = export_split(job)
+        assert artifacts.passed_gate, artifacts.metrics
+        weights = [numpy_helper.to_array(i) for i in onnx.load(str(artifacts.head_path)).graph.initializer]
+        peaks[bits] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights if w.dtype == np.int8)
+    assert peaks == {8: 127, 7: 64}, peaks
+
+
 @pytest.fixture(scope="module")
 def split_build(digits_files, tmp_path_factory):
     from compressor.options import CompressOptions

@@ -59,6 +59,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 not inputs.profile.accepts.static_shapes,
                 inputs.workdir / "split",
                 inputs.log,
+                inputs.profile.accepts.onnx_weight_bits(),
             )
         )
         stage.advance(f"exported cut {cut.node}")

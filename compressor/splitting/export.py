@@ -78,6 +78,7 @@ class SplitInput:
     dynamic_batch: bool
     out_dir: Path
     log: Path
+    onnx_weight_bits: int = 8  # an ONNX head's int8 weights: 7 on x86 CPUs without VNNI (the profile's key)
 
 
 def export_split(inp: SplitInput) -> SplitArtifacts:
@@ -125,6 +126,7 @@ def _convert_head(inp: SplitInput, head, calibration: SampleData) -> Path:
         (inp.precision,),
         dynamic_batch=inp.dynamic_batch,
         log=inp.log,
+        onnx_weight_bits=inp.onnx_weight_bits,
     )
     [artifact] = convert(inp.format, job).artifacts
     if artifact.path is None:
