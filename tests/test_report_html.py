@@ -7,7 +7,9 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -83,12 +85,24 @@ def split_build(digits_files, tmp_path_factory):
 
 
 BUILDS = {"digits": "digits_build", "pruned": "pruned_build", "split": "split_build"}
-# Charts each build must show (the candidates' two, the layers; then what its technique adds).
+# Charts each build must show (the candidates' two, the layers; then what its technique adds). A mixed-precision
+# candidate adds its sensitivity chart only when sensitivities were measured (not when the smallest plan passed).
 CHARTS = {
     "digits": {"size-fidelity", "latency", "layers"},
-    "pruned": {"size-fidelity", "latency", "layers", "mixed", "pruning", "fine-tuning"},
+    "pruned": {"size-fidelity", "latency", "layers", "pruning", "fine-tuning"},
     "split": {"size-fidelity", "latency", "layers", "split"},
 }
+
+
+def _mixed_plan(report: dict) -> dict:
+    plans = [
+        a["technique"]["mixed_precision"] for a in report["artifacts"] if "mixed_precision" in (a["technique"] or {})
+    ]
+    return plans[0] if plans else {}
+
+
+def _charts(kind: str, report: dict) -> set[str]:
+    return CHARTS[kind] | ({"mixed"} if _mixed_plan(report).get("sensitivity_1_minus_cosine") else set())
 
 
 def _expected_items(chart: str, report: dict, manifest: dict | None, table_rows: int) -> int:
@@ -96,9 +110,7 @@ def _expected_items(chart: str, report: dict, manifest: dict | None, table_rows:
     artifacts = report["artifacts"]
     measured = [a for a in artifacts if a["error"] is None and a["size_bytes"]]
     variants = {a["variant"] for a in artifacts if a["variant"] and "mixed_precision" not in (a["technique"] or {})}
-    mixed = next(
-        (a["technique"]["mixed_precision"] for a in artifacts if "mixed_precision" in (a["technique"] or {})), {}
-    )
+    mixed = _mixed_plan(report)
     return {
         "size-fidelity": len(measured),
         "latency": len(measured),
@@ -132,7 +144,7 @@ def test_report_renders_in_chromium_offline_with_a_mark_per_item(kind, request, 
         page.screenshot(path=str(shot), full_page=True)
     assert log.console_errors == [], log.console_errors
     assert log.requests == [url], f"the page fetched more than itself: {log.requests}"
-    assert {c["name"] for c in charts} == CHARTS[kind]
+    assert {c["name"] for c in charts} == _charts(kind, report)
     for c in charts:
         expected = _expected_items(c["name"], report, manifest, layer_rows)
         assert c["items"] == expected and sorted(set(c["drawn"])) == list(range(expected)), c
@@ -221,3 +233,21 @@ def test_sdkgen_report_on_a_folder_without_a_report_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert f"{tmp_path / 'report.json'} does not exist" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_the_mixed_chart_marks_every_layer_with_a_measured_sensitivity():
+    from compressor.bundle import report_charts
+    from compressor.bundle.report_sections import Mixed, MixedLayer
+
+    layers = (
+        MixedLayer("fc1", "model/fc1", "int4", 4, {"int4": 0.002, "int8": 0.0001}),
+        MixedLayer("fc2", "model/fc2", "int8", 8, {"int4": 0.05, "int8": 0.0004}),
+        MixedLayer("head", "model/head", "fp16", 16, {"int8": 0.02}),
+    )
+    measured = Mixed("mixed.int8-dynamic.tflite", layers, {"int4": 1, "int8": 1, "fp16": 1}, 9, False)
+    svg = report_charts.mixed(measured)
+    assert measured.measured and svg.items == 3
+    drawn = {int(m.split("-")[0]) for m in re.findall(r'id="mixed-item-([\d-]+)', svg.markup)}
+    assert drawn == {0, 1, 2}
+    unmeasured = Mixed("mixed.int8-dynamic.tflite", tuple(replace(x, sensitivity={}) for x in layers), {}, 1, False)
+    assert not unmeasured.measured

@@ -81,6 +81,8 @@ def test_a_build_explains_its_pick(digits_files, tmp_path):
     assert selection["objective"] == "size" and selection["objective_from"] == "--select"
     choice = selection["by_format"]["tflite"]
     chosen = report["artifacts"][report["selected_by_format"]["tflite"]]
-    assert choice["chosen"] == chosen["name"] and choice["usable"] == 2
+    # the two asked precisions and the mixed-precision candidate that selecting for size adds
+    assert choice["chosen"] == chosen["name"] and choice["usable"] == 3
+    assert "mixed.int8-dynamic.tflite" in {a["name"] for a in report["artifacts"]}
     assert chosen["size_bytes"] <= min(a["size_bytes"] for a in report["artifacts"] if a["passed_gate"]) * 1.01
     assert choice["sentence"].startswith(f"{chosen['name']} chosen (the smallest file; objective size, --select)")

@@ -343,7 +343,8 @@ def _submit(address, digits_files, out, *extra) -> int:
 
 def test_sdkgen_submit_cli_writes_a_local_builds_layout(address, digits_files, local, tmp_path, capsys):
     out = tmp_path / "submitted"
-    assert _submit(address, digits_files, out, "--data", str(digits_files / "data.npz")) == 0
+    # the local build selects for size (which adds the mixed-precision candidate): ask the server for the same
+    assert _submit(address, digits_files, out, "--data", str(digits_files / "data.npz"), "--select", "size") == 0
     assert _tree(out) == _tree(local)
     assert f"wrote {out.resolve()}" in " ".join(capsys.readouterr().err.split())
 

@@ -81,7 +81,7 @@ def report_context(report: dict, build_dir: Path, manifest: dict | None = None) 
         charts["latency"] = report_charts.latency(rows)
     if layers and layers.charted:
         charts["layers"] = report_charts.layers(layers)
-    if mixed and mixed.layers:
+    if mixed and mixed.measured:
         charts["mixed"] = report_charts.mixed(mixed)
     if split:
         charts["split"] = report_charts.split(split)

@@ -43,6 +43,11 @@ class Mixed:
     trials: int
     activation_aware: bool
 
+    @property
+    def measured(self) -> bool:
+        """False when the smallest plan passed on its first trial, so no layer's sensitivity was needed."""
+        return any(layer.sensitivity for layer in self.layers)
+
 
 @dataclass(frozen=True)
 class PlanRow:
