@@ -14,6 +14,12 @@ litert-torch lowers a clamp to [0, 1] (a hard sigmoid: onnx2torch's ``HardSigmoi
 litert-torch lowers to a MUL with a fused RELU6 and a MUL (on the list).  A division by a square root (a LayerNorm written out
 by an ONNX exporter: ``(x - mean) / sqrt(var + eps)``) would lower to SQRT and DIV, neither on the list;
 :func:`divisions_by_roots_as_rsqrt` rewrites it as ``x * rsqrt(v)`` (RSQRT and MUL are).
+
+Attention multiplies two activations (``q @ k^T``, ``weights @ v``), which litert-torch lowers to BATCH_MATMUL:
+the Edge TPU has no such op (finding F12, the PP-OCRv4 recogniser).  :func:`activation_matmuls_as_mul_sum` writes
+each as a broadcast product summed over the shared axis (MUL and SUM, both on the list).  Unlike the rewrites above
+it costs time and memory (a ``[B, M, K, N]`` intermediate), so it is made only for targets whose operator list
+lacks BATCH_MATMUL (:data:`REWRITES_FOR_MISSING_OPS`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "activation_matmuls_as_mul_sum",
     "divisions_by_roots_as_rsqrt",
     "drop_noop_pads",
     "rewritten_for_tflite",
@@ -29,17 +36,20 @@ __all__ = [
 ]
 
 
-def rewritten_for_tflite(module, sample_args: tuple):
+def rewritten_for_tflite(module, sample_args: tuple, op_allowlist: Iterable[str] = ()):
     """``module``, or where it has padded max-pools over non-negative values, clamps to [0, 1] or divisions by
-    square roots, its export on ``sample_args`` with them rewritten (:data:`EDGE_TPU_REWRITES`); the module itself
-    when it cannot be exported here (the converter will say why)."""
+    square roots, its export on ``sample_args`` with them rewritten (:data:`EDGE_TPU_REWRITES`), and, when
+    ``op_allowlist`` (the target's TFLite operators; empty: any) lacks one that :data:`REWRITES_FOR_MISSING_OPS`
+    avoids, that rewrite too; the module itself when it cannot be exported here (the converter will say why)."""
     import torch
 
+    allowed = set(op_allowlist)
+    rewrites = [*EDGE_TPU_REWRITES, *(r for op, r in REWRITES_FOR_MISSING_OPS.items() if allowed and op not in allowed)]
     try:
         graph = torch.export.export(module, sample_args).module()
     except Exception:  # noqa: BLE001 - the conversion proper reports export failures
         return module
-    return graph if sum(rewrite(graph) for rewrite in EDGE_TPU_REWRITES) else module
+    return graph if sum(rewrite(graph) for rewrite in rewrites) else module
 
 
 def _each(graph_module, targets: tuple, rewrite) -> int:
@@ -124,12 +134,55 @@ def divisions_by_roots_as_rsqrt(graph_module) -> int:
     return _each(graph_module, (aten.div.Tensor,), rewrite)
 
 
+def activation_matmuls_as_mul_sum(graph_module) -> int:
+    """Rewrite, in place, every batched matrix product of two activations (neither operand a parameter) into
+    ``sum(a[:, :, :, None] * b[:, None, :, :], axis=2)`` over the flattened leading axes; return how many."""
+    import math
+
+    import torch
+
+    aten = torch.ops.aten
+
+    def rewrite(graph, node) -> bool:
+        a, b = node.args[:2]
+        shapes = [tuple(getattr(t, "meta", {}).get("val", torch.empty(0)).shape) for t in (a, b)]
+        if _constant(a) or _constant(b) or len(shapes[0]) < 3 or shapes[0][:-2] != shapes[1][:-2]:
+            return False
+        (*lead, m, k), (*_, k2, n) = shapes
+        if k != k2:
+            return False
+        batch = math.prod(lead)
+        with graph.inserting_before(node):
+            left = graph.call_function(aten.reshape.default, (a, [batch, m, k, 1]))
+            right = graph.call_function(aten.reshape.default, (b, [batch, 1, k, n]))
+            product = graph.call_function(aten.mul.Tensor, (left, right))
+            summed = graph.call_function(aten.sum.dim_IntList, (product, [2]))
+            out = graph.call_function(aten.reshape.default, (summed, [*lead, m, n]))
+        node.replace_all_uses_with(out)
+        graph.erase_node(node)
+        return True
+
+    return _each(graph_module, (aten.matmul.default, aten.bmm.default), rewrite)
+
+
+_VIEWS = ("permute", "t", "transpose", "view", "reshape", "expand", "unsqueeze", "squeeze", "_to_copy", "clone")
+
+
+def _constant(node) -> bool:
+    """Whether ``node`` is a parameter or buffer, or a view of one (a weight behind its transpose)."""
+    while getattr(node, "op", None) == "call_function" and getattr(node.target, "_opname", "") in _VIEWS:
+        node = node.args[0]
+    return getattr(node, "op", None) == "get_attr"
+
+
 def _is_number(value, expected: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == expected
 
 
 # exact rewrites (up to float rounding) that keep ops outside the Edge TPU's list out of litert-torch's output
 EDGE_TPU_REWRITES = (unpad_max_pools, unit_clamps_as_relu6, divisions_by_roots_as_rsqrt)
+# rewrites that cost time or memory, made only for targets whose operator list lacks the op they avoid
+REWRITES_FOR_MISSING_OPS = {"BATCH_MATMUL": activation_matmuls_as_mul_sum}
 
 
 def drop_noop_pads(graph_module) -> int:

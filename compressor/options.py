@@ -63,6 +63,12 @@ class CompressOptions(BaseModel):
         ge=0,
         le=1,
     )
+    strict_gate: bool = _option(
+        False,
+        "integer-only profiles (an Edge TPU runs nothing else): fail the build (exit 3) when no full-integer "
+        "candidate passes the gate, instead of shipping the closest one marked below the gate",
+        GATE,
+    )
     precisions: tuple[Precision, ...] | None = _option(
         None, "only try these precisions (repeatable)", MEASURE, flag="--precision"
     )

@@ -68,6 +68,7 @@ class Choice:
     size_ratio: float | None  # chosen / runner-up, file size
     usable: int
     sentence: str
+    below_gate: bool = False  # integer-only targets: the closest full-integer candidate, shipped though it missed
 
     def to_json(self) -> dict:
         return {
@@ -78,6 +79,7 @@ class Choice:
             "size_ratio": self.size_ratio,
             "usable": self.usable,
             "sentence": self.sentence,
+            "below_gate": self.below_gate,
         }
 
 

@@ -64,14 +64,16 @@ class Source(ABC):
 
         export_torch(self.to_torch(), sample_args, out, dynamic_batch)
 
-    def convert_tflite(self, out: Path, sample_args: tuple, workdir: Path) -> None:
-        """Write this model's plain fp32 TFLite conversion to ``out`` (batch of one, static shapes)."""
+    def convert_tflite(self, out: Path, sample_args: tuple, workdir: Path, op_allowlist: tuple[str, ...] = ()) -> None:
+        """Write this model's plain fp32 TFLite conversion to ``out`` (batch of one, static shapes); ``op_allowlist``
+        (the target's TFLite operators, empty: any) asks for the rewrites that keep missing operators out."""
         import litert_torch
 
         from compressor.graph_rewrites import rewritten_for_tflite
 
         litert_torch._config.config.show_progress = False  # noqa: SLF001 - keep the user's terminal for our bars
-        litert_torch.convert(rewritten_for_tflite(self.to_torch(), sample_args), sample_args).export(str(out))
+        module = rewritten_for_tflite(self.to_torch(), sample_args, op_allowlist)
+        litert_torch.convert(module, sample_args).export(str(out))
 
     def route_refusal(self, fmt: str) -> str | None:
         """Why this model cannot reach artifact format ``fmt`` here (None: it can)."""
@@ -253,7 +255,7 @@ class KerasSource(Source):
     def export_onnx(self, out: Path, sample_args: tuple, dynamic_batch: bool) -> None:
         raise TechniqueNotApplicableError(self.route_refusal("onnx"))
 
-    def convert_tflite(self, out: Path, sample_args: tuple, workdir: Path) -> None:
+    def convert_tflite(self, out: Path, sample_args: tuple, workdir: Path, op_allowlist: tuple[str, ...] = ()) -> None:
         """Keras -> SavedModel (Keras' own export, batch of one) -> TFLite with TensorFlow's converter."""
         import tensorflow as tf
 

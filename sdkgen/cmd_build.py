@@ -11,7 +11,7 @@ from sdkgen.build import build
 from sdkgen.cmd_compress import add_model_arguments
 from sdkgen.cmd_plan import add_split_arguments
 from sdkgen.commands import command
-from sdkgen.console import console, out, stage_bars
+from sdkgen.console import console, out, stage_bars, warn_below_gate
 from sdkgen.option_flags import options_from
 from sdkgen.platforms import platforms
 from sdkgen.spec import BUILD_MODES, SdkSpec, read_labels
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             split=split_request_from(args),
         )
     out.print(summary_table(result.report))
+    warn_below_gate(result.report)
     for platform, path in result.sdk_dirs.items():
         console.print(f"[green]wrote[/] {platform} SDK: {path}")
     split = result.manifest["split"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from compressor.api import compress
 from compressor.bundle.report import summary_table
 from sdkgen.commands import command
-from sdkgen.console import console, out, stage_bars
+from sdkgen.console import console, out, stage_bars, warn_below_gate
 from sdkgen.option_flags import add_option_arguments, options_from
 
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     with stage_bars() as sink:
         result = compress(args.model, args.profile, args.out, data=args.data, options=options_from(args), progress=sink)
     out.print(summary_table(result.report))
+    warn_below_gate(result.report)
     for _fmt, rel in result.report["outputs"].items():
         console.print(f"[green]wrote[/] {result.out_dir / rel}")
     console.print(f"[green]wrote[/] {result.out_dir / 'report.json'}")

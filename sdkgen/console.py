@@ -60,3 +60,13 @@ def stage_bars() -> Iterator[ProgressSink]:
             bars.update(tasks[event.stage], completed=event.done, total=event.total, note=event.message)
 
         yield sink
+
+
+def warn_below_gate(report: dict) -> None:
+    """Each format an integer-only profile shipped below the accuracy gate, in the warning colour."""
+    from rich.markup import escape
+
+    from compressor.bundle.report import below_gate_warnings
+
+    for warning in below_gate_warnings(report):
+        console.print(f"[bold yellow]{escape(warning)}[/]", highlight=False)

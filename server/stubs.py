@@ -9,6 +9,7 @@ them on first import) keeps the installed package read-only and lets ``pip insta
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,10 +39,15 @@ def generate_into(dest: Path) -> Path:
     return built
 
 
+# The grpcio-tools release that generated a *_grpc.py file: a patch release of the tools (1.85.1 -> 1.85.4) is not
+# drift from the protos, so staleness ignores it (the stubs only ask the runtime to be at least that release).
+_TOOLS_RELEASE = re.compile(rb"^GRPC_GENERATED_VERSION = .*$", re.MULTILINE)
+
+
 def generated_files(root: Path) -> dict[str, bytes]:
-    """Every generated file under ``root`` by relative path."""
+    """Every generated file under ``root`` by relative path, the grpcio-tools release line blanked."""
     return {
-        p.relative_to(root).as_posix(): p.read_bytes()
+        p.relative_to(root).as_posix(): _TOOLS_RELEASE.sub(b"GRPC_GENERATED_VERSION = ...", p.read_bytes())
         for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }

@@ -136,13 +136,16 @@ def test_integer_only_profiles_say_what_was_lost_where(digits_files, tmp_path):
     data = dict(np.load(digits_files / "data.npz"))
     np.savez(tmp_path / "unlabeled.npz", x=data["x"])
     options = CompressOptions(min_cosine=0.99999, latency_repeats=2, latency_warmup=1)
-    with pytest.raises(GateFailedError, match="layers that lose the most in int8") as failure:
-        compress(digits_files / "model.pt2", "coral-edgetpu", tmp_path / "out", data=tmp_path / "unlabeled.npz",
-                 options=options)  # fmt: skip
-    report = failure.value.report
+    report = compress(digits_files / "model.pt2", "coral-edgetpu", tmp_path / "out", data=tmp_path / "unlabeled.npz",
+                      options=options).report  # fmt: skip
     int8 = next(a for a in report["artifacts"] if a["precision"] == "int8-full")
     assert int8["technique"]["int8"]["loss_by_layer"]
     assert not any(a["variant"] for a in report["artifacts"])  # no float layers for an integer-only target
+    choice = report["selection"]["by_format"]["tflite"]  # shipped below the gate, saying where it lost
+    assert choice["below_gate"] and "layers that lose the most in int8" in choice["sentence"]
+    with pytest.raises(GateFailedError, match="layers that lose the most in int8"):
+        compress(digits_files / "model.pt2", "coral-edgetpu", tmp_path / "strict", data=tmp_path / "unlabeled.npz",
+                 options=options.model_copy(update={"strict_gate": True}))  # fmt: skip
 
 
 @pytest.mark.parametrize("bits", [8, 7])

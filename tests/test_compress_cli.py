@@ -126,23 +126,25 @@ def test_cli_compress_writes_artifact_report_and_table(digits_files, tmp_path, c
     assert json.loads((out / "report.json").read_text())["artifacts"][0]["precision"] == "fp16"
 
 
+def _coral_strict(digits_files, tmp_path, *flags) -> list[str]:
+    """digits on coral-edgetpu (int8-full only) with a gate its int8 cannot meet."""
+    np.savez(tmp_path / "unlabeled.npz", x=np.load(digits_files / "data.npz")["x"])
+    return [
+        "compress",
+        str(digits_files / "model.pt2"),
+        "--profile",
+        "coral-edgetpu",
+        "--min-cosine",
+        "0.99999",
+        "--data",
+        str(tmp_path / "unlabeled.npz"),
+        *flags,
+    ]
+
+
 def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, tmp_path, capsys):
     out = tmp_path / "gate"
-    np.savez(tmp_path / "unlabeled.npz", x=np.load(digits_files / "data.npz")["x"])
-    code = main(
-        [
-            "compress",
-            str(digits_files / "model.pt2"),
-            "--profile",
-            "coral-edgetpu",
-            "--min-cosine",
-            "0.99999",
-            "--data",
-            str(tmp_path / "unlabeled.npz"),
-            "--out",
-            str(out),
-        ]
-    )
+    code = main([*_coral_strict(digits_files, tmp_path, "--strict-gate"), "--out", str(out)])
     assert code == EXIT_GATE_FAILED
     err = " ".join(capsys.readouterr().err.split())
     assert (
@@ -152,6 +154,24 @@ def test_gate_failure_exits_nonzero_names_best_and_writes_nothing(digits_files, 
     assert "the best, int8-full.tflite, failed the gate with cosine mean 0.99" in err
     assert re.search(r"top-1 agreement [01]\.\d{4} \(\d+ changed\)", err)
     assert not out.exists() and not list(tmp_path.glob(".gate*"))
+
+
+def test_an_integer_only_profile_ships_its_closest_candidate_below_the_gate_and_says_so(digits_files, tmp_path, capsys):
+    """An Edge TPU runs full-integer models or nothing: without --strict-gate the closest int8-full candidate ships,
+    marked below the gate in report.json, summary.txt and a warning on the terminal."""
+    out = tmp_path / "below"
+    assert main([*_coral_strict(digits_files, tmp_path), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    choice = report["selection"]["by_format"]["tflite"]
+    shipped = report["artifacts"][report["selected_by_format"]["tflite"]]
+    assert choice["below_gate"] and choice["usable"] == 0 and not shipped["passed_gate"]
+    assert shipped["precision"] == "int8-full" and not shipped["fit_problems"] and (out / "model.tflite").exists()
+    assert "shipped BELOW the accuracy gate (mean cosine >= 0.99999" in choice["sentence"]
+    assert f"cosine mean {shipped['metrics']['cosine_mean']:.6f}" in choice["sentence"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning (tflite): int8-full.tflite shipped BELOW the accuracy gate" in err and "--strict-gate" in err
+    summary = " ".join((out / "summary.txt").read_text().split())
+    assert "shipped below the gate" in summary and "warning (tflite): int8-full.tflite shipped BELOW" in summary
 
 
 @pytest.mark.slow

@@ -198,16 +198,26 @@ def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, t
     "name",
     [
         "ppocr-cls",  # pretrained; its hard sigmoids fit the Edge TPU's list since the RELU6 rewrite (F12)
-        pytest.param("mobilenet_v2-dyn", marks=_xfail(INT8_MOBILENET)),
+        "mobilenet_v2-dyn",  # below the gate (INT8_MOBILENET): shipped, marked so
         pytest.param("ppocr-rec", marks=_xfail(INT8_RECOGNISER)),
-        pytest.param("resnet-dyn", marks=_xfail(INT8_RESNET)),
+        "resnet-dyn",  # below the gate (INT8_RESNET): shipped, marked so
     ],
 )
 def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
+    """Every tensor integer and every op on the Edge TPU's list; a model whose int8 misses the accuracy gate still
+    ships (an Edge TPU runs nothing else), marked below the gate with its figures."""
     result = _compress(build(name, zoo), "coral-edgetpu", tmp_path)
+    _assert_ships_fully_integer(result)
+
+
+def _assert_ships_fully_integer(result) -> None:
     chosen = _selected(result, "tflite")
     tensors = chosen["io"]["inputs"] + chosen["io"]["outputs"]
     assert all(np.issubdtype(np.dtype(t["dtype"]), np.integer) for t in tensors) and not chosen["fit_problems"]
+    choice = result.report["selection"]["by_format"]["tflite"]
+    assert choice["below_gate"] is not chosen["passed_gate"]
+    if choice["below_gate"]:
+        assert f"cosine mean {chosen['metrics']['cosine_mean']:.6f}" in choice["sentence"]
 
 
 @pytest.mark.slow
@@ -232,10 +242,9 @@ def test_silero_vad_onnx_builds_for_the_onnx_profile(zoo, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=KERAS_MOBILENET, strict=True)
 def test_keras_mobilenet_v2_builds_for_coral(zoo, tmp_path):
-    result = _compress(build("keras-mobilenet-v2", zoo), "coral-edgetpu", tmp_path)
-    assert _selected(result, "tflite")["metrics"]["cosine_mean"] >= 0.99
+    """Fully integer on the Edge TPU's ops; below the 0.99 gate today (KERAS_MOBILENET), so marked as such."""
+    _assert_ships_fully_integer(_compress(build("keras-mobilenet-v2", zoo), "coral-edgetpu", tmp_path))
 
 
 @pytest.mark.slow

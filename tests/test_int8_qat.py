@@ -113,6 +113,43 @@ def test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs(t
     assert divisions_by_roots_as_rsqrt(graph) == 1
 
 
+def test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_matmul(tmp_path):
+    """Self-attention's ``q @ k^T`` and ``weights @ v`` (two activations) lower to BATCH_MATMUL, which the Edge TPU
+    lacks; for a target whose operator list has no BATCH_MATMUL the flatbuffer has MUL and SUM instead, with the
+    same outputs; the projections (a parameter times an activation) stay FULLY_CONNECTED, and a target that runs
+    BATCH_MATMUL keeps it."""
+    import torch
+    from torch import nn
+
+    from compressor.profiles import get_profile
+    from compressor.sources import from_module
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.heads = nn.Linear(32, 96), 4
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).reshape(1, 10, 3, self.heads, 8).permute(2, 0, 3, 1, 4)
+            weights = torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1)
+            return (weights @ v).transpose(1, 2).reshape(1, 10, 32)
+
+    torch.manual_seed(0)
+    module, x = Attention().eval(), torch.randn(1, 10, 32)
+    coral = get_profile("coral-edgetpu").accepts.op_allowlist
+    rewritten, plain = tmp_path / "rewritten.tflite", tmp_path / "plain.tflite"
+    from_module(module, (x,)).convert_tflite(rewritten, (x,), tmp_path, coral)
+    from_module(module, (x,)).convert_tflite(plain, (x,), tmp_path)
+    ops = _op_names(rewritten)
+    assert "BATCH_MATMUL" not in ops and "SUM" in ops and "FULLY_CONNECTED" in ops, ops
+    assert _op_names(plain).count("BATCH_MATMUL") == 2
+    samples = torch.randn(4, 1, 10, 32)
+    runner = open_artifact(rewritten, "tflite")
+    with torch.no_grad():
+        for sample in samples:
+            np.testing.assert_allclose(runner.run({"x": sample.numpy()})[0], module(sample).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("activation", ["identity", "tanh"])
 def test_a_max_pool_over_values_that_may_be_negative_is_left_padded(activation):
     import torch

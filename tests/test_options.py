@@ -43,6 +43,7 @@ EVERYTHING = CompressOptions(
     select="latency",
     mixed_precision=True,
     qat_steps=40,
+    strict_gate=True,
 )
 LOCAL_FILES = {"train_data": "train.npz", "val_data": "val.npz"}
 

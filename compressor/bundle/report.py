@@ -148,7 +148,13 @@ def summary_table(report: dict):
         status = a["error"] or (
             "ok"
             if a["passed_gate"] and a["fits_profile"]
-            else ("gate" if not a["passed_gate"] else "; ".join(a["fit_problems"]))
+            else (
+                "shipped below the gate"
+                if i in chosen
+                else "gate"
+                if not a["passed_gate"]
+                else "; ".join(a["fit_problems"])
+            )
         )
         table.add_row(
             "*" if i in chosen else "",
@@ -171,7 +177,15 @@ def summary_text(report: dict, width: int = 150) -> str:
 
     console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
     console.print(summary_table(report))
+    for warning in below_gate_warnings(report):
+        console.print(warning, highlight=False)
     return console.export_text()
+
+
+def below_gate_warnings(report: dict) -> list[str]:
+    """One line per format that an integer-only profile shipped although it missed the accuracy gate, saying why."""
+    by_format = (report.get("selection") or {}).get("by_format") or {}
+    return [f"warning ({fmt}): {c['sentence']}" for fmt, c in by_format.items() if c.get("below_gate")]
 
 
 def _kb(value) -> str:

@@ -28,7 +28,8 @@ class ConvertInput:
     on float activations (:func:`compressor.calibration.float_activation_layers`) and ``onnx_fp16`` says whether
     fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``);
     ``onnx_weight_bits`` 7 gives int8 ONNX weights onnxruntime's reduced range (the profile's
-    ``accepts.onnx_int8_weight_bits``, resolved for the build host where it says ``host``).
+    ``accepts.onnx_int8_weight_bits``, resolved for the build host where it says ``host``); ``op_allowlist`` is the
+    profile's TFLite operator list (empty: any), for the rewrites that keep operators it lacks out of the flatbuffer.
     """
 
     source: Source
@@ -44,6 +45,7 @@ class ConvertInput:
     float_activations: bool = False
     onnx_fp16: str = "compute"  # the profile's accepts.onnx_fp16: what fp16 ONNX keeps in fp16
     onnx_weight_bits: int = 8  # 7: int8 ONNX weights in [-64, 64] (onnxruntime's reduce_range)
+    op_allowlist: tuple[str, ...] = ()
 
     @property
     def onnx_reduce_range(self) -> bool:

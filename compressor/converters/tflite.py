@@ -29,7 +29,7 @@ class TFLiteConverter:
     route = "ai-edge-quantizer"  # what derives the precisions; the fp32 flatbuffer is the source's own route
 
     def fp32(self, inp: ConvertInput, out: Path) -> None:
-        inp.source.convert_tflite(out, inp.sample_args, inp.workdir)
+        inp.source.convert_tflite(out, inp.sample_args, inp.workdir, inp.op_allowlist)
 
     def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         if precision is Precision.FP32:

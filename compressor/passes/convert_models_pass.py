@@ -44,6 +44,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 float_activations=inputs.options.int8_fallback,
                 onnx_fp16=inputs.profile.accepts.onnx_fp16,
                 onnx_weight_bits=weight_bits,
+                op_allowlist=inputs.profile.accepts.op_allowlist,
             )
             conversion = convert(fmt, job, _progress(stage, label or "model"))
             if conversion.base is not None:

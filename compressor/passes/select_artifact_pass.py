@@ -3,13 +3,18 @@ objective (``--select``, else the profile's; :mod:`compressor.selection`), and s
 
 A format with no usable candidate is recorded as unshipped with the reason (the build ships what it can); only
 when no format has one does the build fail with :class:`GateFailedError`, naming the closest candidate.
+
+Integer-only profiles (an Edge TPU) are the exception: such a target runs full-integer models or nothing, so there
+is no higher precision to fall back on.  When no candidate passes the gate, the closest one that fits the profile
+ships, marked below the gate (``selection.by_format.<fmt>.below_gate``) with its figures and the layers that lose
+the most, unless ``--strict-gate`` asks for the failure instead.
 """
 
 from __future__ import annotations
 
 from compressor.errors import GateFailedError
 from compressor.passes.contract import build_pass
-from compressor.selection import explain, ranked
+from compressor.selection import Choice, explain, ranked
 from compressor.state import BuildInputs, BuildResults, Candidate
 
 
@@ -20,7 +25,13 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         indexed = [(i, c) for i, c in enumerate(results.candidates) if c.format is fmt]
         usable = [(i, c) for i, c in indexed if c.usable]
         if not usable:
-            results.unshipped[fmt] = _failure_message(inputs, [c for _, c in indexed], fmt.value)
+            closest = _closest_integer(inputs, indexed)
+            if closest is None:
+                results.unshipped[fmt] = _failure_message(inputs, [c for _, c in indexed], fmt.value)
+                continue
+            index, candidate = closest
+            results.selected[fmt] = index
+            results.selection[fmt] = _below_gate_choice(inputs, candidate, len(indexed)).to_json()
             continue
         order = ranked([c for _, c in usable], inputs.objective)
         results.selected[fmt] = usable[order[0]][0]
@@ -28,12 +39,35 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
         results.selection[fmt] = explain([c for _, c in usable], order, inputs.objective, source).to_json()
     if not results.selected:
         raise GateFailedError(" ".join(results.unshipped.values()))
-    chosen = ", ".join(results.candidates[i].name for i in results.selected.values())
+    chosen = ", ".join(
+        results.candidates[i].name + (" below the gate" if results.selection[f]["below_gate"] else "")
+        for f, i in results.selected.items()
+    )
     missing = "; ".join(f"no {fmt.value}" for fmt in results.unshipped)
     stage.advance(f"{chosen}{' (' + missing + ')' if missing else ''}")
 
 
-def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str) -> str:
+def _closest_integer(inputs: BuildInputs, indexed: list[tuple[int, Candidate]]) -> tuple[int, Candidate] | None:
+    """On an integer-only profile without --strict-gate: the measured candidate closest to the gate among those that
+    fit the profile (full-integer, ops it runs), else None."""
+    if not inputs.profile.accepts.integer_only or inputs.options.strict_gate:
+        return None
+    fitting = [(i, c) for i, c in indexed if c.error is None and c.metrics is not None and not c.fit_problems]
+    return min(fitting, key=lambda ic: _closeness(ic[1])) if fitting else None
+
+
+def _below_gate_choice(inputs: BuildInputs, candidate: Candidate, total: int) -> Choice:
+    profile = inputs.profile.name
+    sentence = (
+        f"{candidate.name} shipped BELOW the accuracy gate ({_gate_text(inputs)}) with {_figures(candidate)}: "
+        f"profile {profile} runs full-integer models only and none of the {total} candidates passed, so the closest "
+        "one that fits ships; check it on your own task before release (--strict-gate fails the build instead; "
+        "--qat-steps with more training data, or more representative calibration data, may close the gap)."
+    )
+    return Choice(inputs.objective, candidate.name, None, None, None, 0, sentence, below_gate=True)
+
+
+def _gate_text(inputs: BuildInputs) -> str:
     options = inputs.options
     gate = (
         f"accuracy drop <= {options.max_accuracy_drop} pt"
@@ -43,6 +77,28 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
     floor = inputs.gate.min_top1_agreement
     if inputs.data.validation.labels is None and floor is not None:
         gate += f", top-1 kept on >= {floor:.0%} of classifier outputs"
+    return gate
+
+
+def _figures(candidate: Candidate) -> str:
+    """What was measured of ``candidate`` against the original, and where full-integer quantization lost the most."""
+    m = candidate.metrics or {}
+    figures = f"cosine mean {m['cosine_mean']:.6f}, max abs error {m['max_abs_error']:.4g}"
+    if m["accuracy_drop"] is not None:
+        figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
+    elif m.get("top1_agreement") is not None:
+        figures += f", top-1 agreement {m['top1_agreement']:.4f} ({m['top1_changed']} changed)"
+    lost = ((candidate.technique or {}).get("int8") or {}).get("loss_by_layer")
+    if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
+        layers = ", ".join(
+            f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3]
+        )
+        figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
+    return figures
+
+
+def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str) -> str:
+    gate = _gate_text(inputs)
     measured = [c for c in candidates if c.metrics is not None]
     if not measured:
         reasons = {c.error for c in candidates}
@@ -52,22 +108,10 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
             errors = "; ".join(f"{c.name}: {c.error}" for c in candidates) or "no candidate was produced"
         return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
-    m = best.metrics or {}
-    figures = f"cosine mean {m['cosine_mean']:.6f}, max abs error {m['max_abs_error']:.4g}"
-    if m["accuracy_drop"] is not None:
-        figures = f"accuracy {100 * m['accuracy']:.2f}% (drop {m['accuracy_drop']:.2f} pt), " + figures
-    elif m.get("top1_agreement") is not None:
-        figures += f", top-1 agreement {m['top1_agreement']:.4f} ({m['top1_changed']} changed)"
     why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
-    lost = ((best.technique or {}).get("int8") or {}).get("loss_by_layer")
-    if lost:  # integer-only targets: where full-integer quantization lost the most (calibration samples)
-        layers = ", ".join(
-            f"{e['op']} {e['scope'].rsplit('/', 1)[-1][:60]} ({e['cosine_loss_removed']:+.4f})" for e in lost[:3]
-        )
-        figures += f"; the layers that lose the most in int8 (cosine regained in float): {layers}"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
-        f"the best, {best.name}, {why} with {figures}. Loosen --max-accuracy-drop (labels) or --min-cosine / "
+        f"the best, {best.name}, {why} with {_figures(best)}. Loosen --max-accuracy-drop (labels) or --min-cosine / "
         "--min-top1-agreement, provide more representative calibration data, or choose a profile that accepts "
         "higher precisions."
     )
