@@ -120,6 +120,7 @@ def _figures(zoo_model, result, reference: list | None) -> dict:
         bare = by_name.get(f"fp32.{fmt}")
         entry = {
             "artifact": chosen["name"],
+            "below_gate": bool(report["selection"]["by_format"][fmt].get("below_gate")),
             "size_ratio": chosen["size_bytes"] / zoo_model.size_bytes,
             "cosine_mean": chosen["metrics"]["cosine_mean"],
             "top1_agreement": chosen["metrics"]["top1_agreement"],
@@ -272,7 +273,7 @@ def markdown(rows: list[dict]) -> str:
                 metric = f"{r['metric_name']} {_fmt(original, '.1f') if isinstance(original, float) else original} → {_fmt(got, '.1f')}"
             ratio = f" ({s['p50_vs_bare']:.2f}x)" if s.get("p50_vs_bare") else ""
             body.append(
-                f"| {r['model']} | {_short_export(r)} | {r['profile']} | built | {s['artifact']} | {s['size_ratio']:.2f} "
+                f"| {r['model']} | {_short_export(r)} | {r['profile']} | {_built(s)} | {s['artifact']} | {s['size_ratio']:.2f} "
                 f"| {_fmt(s['cosine_mean'], '.4f')} | {_fmt(s['top1_agreement'], '.2f')} | {metric} | {s['p50_ms']:.2f}{ratio} |"
             )
     return "\n".join([head, *body]) + "\n"
@@ -324,13 +325,21 @@ def pivot(rows: list[dict]) -> str:
                     original = r.get("original_metric")
                     text += f", {r['metric_name']} {_fmt(original, '.1f')}→{_fmt(sel['task_metric'], '.1f')}"
                 parts.append(text)
-            cells.setdefault(r["model"], {})[r["profile"]] = "✅ " + "; ".join(parts)
+            below = any(sel.get("below_gate") for sel in r.get("selected", {}).values())
+            cells.setdefault(r["model"], {})[r["profile"]] = (
+                "⚠️ below the gate, shipped: " if below else "✅ "
+            ) + "; ".join(parts)
         else:
             cells.setdefault(r["model"], {})[r["profile"]] = "❌ " + finding(r.get("reason", ""))
     head = "| model | export | " + " | ".join(profiles) + " |\n|---|---|" + "---|" * len(profiles)
     body = [f"| {m} | {exports[m]} | " + " | ".join(cells[m].get(p, "–") for p in profiles) + " |" for m in cells]
     built = sum(r["status"] == "built" for r in rows)
     return "\n".join([head, *body]) + f"\n\n{built} of {len(rows)} cases built.\n"
+
+
+def _built(selected: dict) -> str:
+    """'built', or, where an integer-only profile shipped its closest candidate, that it missed the gate."""
+    return "built below the gate" if selected.get("below_gate") else "built"
 
 
 def _short_export(row: dict) -> str:

@@ -36,6 +36,7 @@ TECHNIQUES = [
     "unit_clamps_as_relu6",
     "divisions_by_roots_as_rsqrt",
     "activation_matmuls_as_mul_sum",
+    "gelus_as_sigmoid",
     "float_activations",
     "below_gate",
 ]
@@ -81,6 +82,7 @@ CASES = {
         "divisions_by_roots_as_rsqrt": "test_int8_qat::test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs",
         "float_activations": "test_calibration::test_int8_dynamic_runs_the_layer_that_loses_most_on_float_activations",
         "activation_matmuls_as_mul_sum": "test_int8_qat::test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_matmul",
+        "gelus_as_sigmoid": "test_int8_qat::test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_matmul",
         "below_gate": "test_compress_cli::test_an_integer_only_profile_ships_its_closest_candidate_below_the_gate_and_says_so",
     },
 }
