@@ -168,7 +168,12 @@ def _attention(graph, node) -> bool:
     names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
     given = dict(zip(names, node.args)) | dict(node.kwargs)
     q, k, v = given["query"], given["key"], given["value"]
-    if given.get("attn_mask") is not None or given.get("is_causal") or given.get("dropout_p") or given.get("enable_gqa"):
+    if (
+        given.get("attn_mask") is not None
+        or given.get("is_causal")
+        or given.get("dropout_p")
+        or given.get("enable_gqa")
+    ):
         return False
     (*lead, m, d), kt_shape, v_shape = _shape(q), _shape(k)[:-2] + _shape(k)[-2:][::-1], _shape(v)
     if not (_batched(_shape(q), kt_shape) and _batched((*lead, m, kt_shape[-1]), v_shape)):
