@@ -63,6 +63,7 @@ def _each(graph_module, targets: tuple, rewrite) -> int:
         if node.op == "call_function" and node.target in targets and rewrite(graph, node):
             count += 1
     if count:
+        graph.eliminate_dead_code()
         graph.lint()
         graph_module.recompile()
     return count
@@ -138,8 +139,8 @@ def divisions_by_roots_as_rsqrt(graph_module) -> int:
 
 def activation_matmuls_as_mul_sum(graph_module) -> int:
     """Rewrite, in place, every batched matrix product of two activations (neither operand a parameter) into
-    ``sum(a[:, :, :, None] * b[:, None, :, :], axis=2)`` over the flattened leading axes, and every unmasked,
-    non-causal ``scaled_dot_product_attention`` into ``softmax(q k^T * scale) v`` with its two products so written;
+    ``sum(a[:, :, :, None] * b[:, None, :, :], axis=2)`` over the flattened leading axes, and every non-causal
+    ``scaled_dot_product_attention`` without a mask (or with one true everywhere, :func:`_always_true`) into ``softmax(q k^T * scale) v`` with its two products so written;
     return how many."""
     import torch
 
@@ -169,7 +170,7 @@ def _attention(graph, node) -> bool:
     given = dict(zip(names, node.args)) | dict(node.kwargs)
     q, k, v = given["query"], given["key"], given["value"]
     if (
-        given.get("attn_mask") is not None
+        (given.get("attn_mask") is not None and not _always_true(graph, given["attn_mask"]))
         or given.get("is_causal")
         or given.get("dropout_p")
         or given.get("enable_gqa")
@@ -187,6 +188,35 @@ def _attention(graph, node) -> bool:
     node.replace_all_uses_with(out)
     graph.erase_node(node)
     return True
+
+
+def _always_true(graph, mask) -> bool:
+    """Whether ``mask`` is a boolean tensor computed from constants alone (no model input) and true everywhere:
+    transformers' exports spell "attend to every position" so (``arange(n) >= 0`` broadcast), which masks nothing."""
+    import torch
+
+    value = getattr(mask, "meta", {}).get("val")
+    if value is None or value.dtype is not torch.bool:
+        return False
+    needed, stack = {}, [mask]
+    while stack:  # the nodes the mask is computed from
+        node = stack.pop()
+        if node.name in needed:
+            continue
+        if node.op == "placeholder":
+            return False
+        needed[node.name] = node
+        stack.extend(node.all_input_nodes)
+    sub = torch.fx.Graph()
+    copies: dict = {}
+    for node in graph.nodes:  # in graph order, so each copy's inputs exist
+        if node.name in needed:
+            copies[node] = sub.node_copy(node, lambda n: copies[n])
+    sub.output(copies[mask])
+    try:
+        return bool(torch.fx.GraphModule(graph.owning_module, sub)().all())
+    except Exception:  # noqa: BLE001 - a mask this cannot evaluate is kept as it is
+        return False
 
 
 def _shape(node) -> tuple:

@@ -227,6 +227,20 @@ def test_keras_mobilenet_v2_builds_for_coral(zoo, tmp_path):
 
 
 @pytest.mark.slow
+def test_coral_refuses_an_int8_candidate_that_rounds_every_output_to_zero(zoo, tmp_path):
+    """The onnx wheel's squeezenet (generated weights) has near-zero outputs, which its int8-full candidate rounds to
+    zero: no closer to the original than all zeros, so even an integer-only profile does not ship it below the gate
+    (docs/coverage-findings.md F18), and the failure says why."""
+    from compressor.errors import GateFailedError
+
+    with pytest.raises(GateFailedError, match="no closer to the original's than all zeros") as info:
+        _compress(build("onnx-squeezenet", zoo), "coral-edgetpu", tmp_path)
+    int8 = next(a for a in info.value.report["artifacts"] if a["precision"] == "int8-full")
+    assert int8["metrics"]["cosine_mean"] == 0.0 and not int8["fit_problems"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
 def test_minilm_as_users_export_it_builds_for_pixel_8(zoo, tmp_path):
     zoo_model = build("minilm", zoo)
     result = _compress(zoo_model, "pixel-8", tmp_path)

@@ -113,10 +113,11 @@ def test_a_written_out_layer_norm_converts_to_rsqrt_and_gives_the_same_outputs(t
     assert divisions_by_roots_as_rsqrt(graph) == 1
 
 
-@pytest.mark.parametrize("spelling", ["matmul", "sdpa"])
+@pytest.mark.parametrize("spelling", ["matmul", "sdpa", "sdpa-attend-everywhere"])
 def test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_matmul(tmp_path, spelling):
     """Self-attention's ``q @ k^T`` and ``weights @ v`` (two activations, written out or as
-    ``scaled_dot_product_attention``, as transformers' models call it) lower to BATCH_MATMUL, which the Edge TPU
+    ``scaled_dot_product_attention``, as transformers' models call it, ViT and DeiT with a boolean mask built from
+    constants that is true everywhere) lower to BATCH_MATMUL, which the Edge TPU
     lacks, and a feed-forward GELU to GELU, also missing; for coral's operator list the flatbuffer has MUL, SUM and
     LOGISTIC instead, with the same outputs (the GELU within its tanh form's 5e-4); the projections (a parameter
     times an activation) stay FULLY_CONNECTED, and a target that runs every op keeps BATCH_MATMUL and GELU."""
@@ -133,8 +134,10 @@ def test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_mat
 
         def forward(self, x):
             q, k, v = self.qkv(x).reshape(1, 10, 3, self.heads, 8).permute(2, 0, 3, 1, 4)
-            if spelling == "sdpa":
-                mixed = nn.functional.scaled_dot_product_attention(q, k, v)
+            if spelling.startswith("sdpa"):
+                everywhere = (torch.arange(10)[None, None, None, :] >= 0).expand(1, -1, 10, 10)
+                mask = everywhere if spelling == "sdpa-attend-everywhere" else None
+                mixed = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             else:
                 mixed = torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1) @ v
             return nn.functional.gelu(self.out(mixed.transpose(1, 2).reshape(1, 10, 32)))
@@ -152,6 +155,22 @@ def test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_mat
     with torch.no_grad():
         for sample in 3 * torch.randn(4, 1, 10, 32):
             np.testing.assert_allclose(runner.run({"x": sample.numpy()})[0], module(sample).numpy(), atol=1e-3)
+
+
+def test_attention_with_a_mask_from_the_input_keeps_its_batch_matmul():
+    """A mask computed from a model input masks something on some input: the rewrite leaves that attention alone."""
+    import torch
+    from torch import nn
+
+    from compressor.graph_rewrites import activation_matmuls_as_mul_sum
+
+    class Masked(nn.Module):
+        def forward(self, q, k, v):
+            return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=q.sum(-1, keepdim=True) > 0)
+
+    q = torch.randn(1, 2, 6, 8)
+    graph = torch.export.export(Masked(), (q, q, q)).module()
+    assert activation_matmuls_as_mul_sum(graph) == 0
 
 
 @pytest.mark.parametrize("activation", ["identity", "tanh"])

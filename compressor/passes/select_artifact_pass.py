@@ -53,7 +53,14 @@ def _closest_integer(inputs: BuildInputs, indexed: list[tuple[int, Candidate]]) 
     if not inputs.profile.accepts.integer_only or inputs.options.strict_gate:
         return None
     fitting = [(i, c) for i, c in indexed if c.error is None and c.metrics is not None and not c.fit_problems]
-    return min(fitting, key=lambda ic: _closeness(ic[1])) if fitting else None
+    informative = [(i, c) for i, c in fitting if _carries_signal(c)]
+    return min(informative, key=lambda ic: _closeness(ic[1])) if informative else None
+
+
+def _carries_signal(candidate: Candidate) -> bool:
+    """False for a candidate no closer to the original's outputs than all zeros are (mean cosine 0, which is also
+    what :func:`compressor.metrics.compare` gives outputs rounded to zero): such a candidate ships nothing to check."""
+    return candidate.metrics["cosine_mean"] > 0.0
 
 
 def _below_gate_choice(inputs: BuildInputs, candidate: Candidate, total: int) -> Choice:
@@ -108,7 +115,10 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
             errors = "; ".join(f"{c.name}: {c.error}" for c in candidates) or "no candidate was produced"
         return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
-    why = "failed the gate" if not best.passed_gate else f"does not fit: {'; '.join(best.fit_problems)}"
+    fit = f"does not fit ({'; '.join(best.fit_problems)})" if best.fit_problems else ""
+    why = ("failed the gate" + (f", and {fit}," if fit else "")) if not best.passed_gate else fit
+    if not best.passed_gate and not _carries_signal(best):
+        why += " (its outputs are no closer to the original's than all zeros)"
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
         f"the best, {best.name}, {why} with {_figures(best)}. Loosen --max-accuracy-drop (labels) or --min-cosine / "
