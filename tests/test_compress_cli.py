@@ -174,6 +174,22 @@ def test_an_integer_only_profile_ships_its_closest_candidate_below_the_gate_and_
     assert "shipped below the gate" in summary and "warning (tflite): int8-full.tflite shipped BELOW" in summary
 
 
+def test_an_sdk_built_below_the_gate_says_so_in_its_manifest(digits_files, tmp_path, capsys):
+    """``sdkgen build`` for coral with a gate int8 cannot meet: the bundled manifest marks the model below the gate,
+    and the Python SDK's own schema check accepts it."""
+    out = tmp_path / "sdk"
+    argv = ["build", *_coral_strict(digits_files, tmp_path)[1:], "--platform", "python", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    manifest = json.loads((out / "model-manifest.json").read_text())
+    assert manifest["model"]["below_gate"] is True and manifest["model"]["precision"] == "int8-full"
+    bundled = next((out / "python").rglob("assets/model-manifest.json"))
+    assert json.loads(bundled.read_text())["model"]["below_gate"] is True
+    import jsonschema
+
+    schema = json.loads(bundled.with_name("model-manifest.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(manifest)
+
+
 @pytest.mark.slow
 def test_gate_failure_api_carries_every_candidate(digits_files, tmp_path):
     with pytest.raises(GateFailedError, match=r"accuracy drop <= 0.0 pt|mean cosine") as info:

@@ -37,6 +37,7 @@ def manifest_for(
             "format": edge_format,
             "precision": artifact["precision"],
             "size_bytes": artifact["size_bytes"],
+            "below_gate": bool(report["selection"]["by_format"][edge_format].get("below_gate")),
         },
         "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
         "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],
