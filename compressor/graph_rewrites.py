@@ -15,6 +15,9 @@ litert-torch lowers to a MUL with a fused RELU6 and a MUL (on the list).  A divi
 by an ONNX exporter: ``(x - mean) / sqrt(var + eps)``) would lower to SQRT and DIV, neither on the list;
 :func:`divisions_by_roots_as_rsqrt` rewrites it as ``x * rsqrt(v)`` (RSQRT and MUL are).
 
+A softmax over an axis of size 1 is 1.0 everywhere (MobileViT's attention once its feature map is a single patch),
+yet litert-torch lowers it as REDUCE_MAX, SUB, EXP and DIV; :func:`unit_softmaxes_as_ones` makes it the constant.
+
 Attention multiplies two activations (``q @ k^T``, ``weights @ v``), which litert-torch lowers to BATCH_MATMUL:
 the Edge TPU has no such op (finding F12, the PP-OCRv4 recogniser).  :func:`activation_matmuls_as_mul_sum` writes
 each as a broadcast product summed over the shared axis (MUL and SUM, both on the list).  Unlike the rewrites above
@@ -34,6 +37,7 @@ __all__ = [
     "gelus_as_sigmoid",
     "rewritten_for_tflite",
     "unit_clamps_as_relu6",
+    "unit_softmaxes_as_ones",
     "unpad_max_pools",
 ]
 
@@ -284,8 +288,40 @@ def _is_number(value, expected: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == expected
 
 
+def unit_softmaxes_as_ones(graph_module) -> int:
+    """Replace, in place, every softmax over an axis of size 1 (exactly 1.0 everywhere: MobileViT's attention over a
+    single patch) by a constant of ones, which litert-torch would otherwise lower as REDUCE_MAX, SUB, EXP and DIV
+    (the last two outside the Edge TPU's list), and the product of such weights ``[..., 1, 1]`` with ``v`` by ``v``
+    itself (the converter rejects a batched product, or a broadcast MUL, with a constant of ones there; weights of
+    several rows over one position are left as they are); return how many."""
+    import torch
+
+    aten = torch.ops.aten
+
+    def rewrite(graph, node) -> bool:
+        value = node.meta.get("val")
+        shape = _shape(node.args[0])
+        if value is None or not shape or not all(isinstance(d, int) for d in shape) or shape[node.args[1]] != 1:
+            return False
+        products = [u for u in node.users if u.target in (aten.matmul.default, aten.bmm.default) and u.args[0] is node]
+        if products and (len(shape) < 2 or shape[-2] != 1):  # weights [..., m > 1, 1] @ v: kept (see the docstring)
+            return False
+        for product in products:  # [..., 1, 1] ones @ v [..., 1, n] is v
+            product.replace_all_uses_with(product.args[1])
+            graph.erase_node(product)
+        if node.users:
+            with graph.inserting_before(node):
+                ones = graph.call_function(aten.full.default, (list(shape), 1.0), {"dtype": value.dtype})
+            ones.meta["val"] = value
+            node.replace_all_uses_with(ones)
+        graph.erase_node(node)
+        return True
+
+    return _each(graph_module, (aten.softmax.int,), rewrite)
+
+
 # exact rewrites (up to float rounding) that keep ops outside the Edge TPU's list out of litert-torch's output
-EDGE_TPU_REWRITES = (unpad_max_pools, unit_clamps_as_relu6, divisions_by_roots_as_rsqrt)
+EDGE_TPU_REWRITES = (unpad_max_pools, unit_clamps_as_relu6, divisions_by_roots_as_rsqrt, unit_softmaxes_as_ones)
 # rewrites that cost time or memory, made only for targets whose operator list lacks the op they avoid
 REWRITES_FOR_MISSING_OPS = {"BATCH_MATMUL": activation_matmuls_as_mul_sum, "GELU": gelus_as_sigmoid}
 

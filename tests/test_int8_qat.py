@@ -157,6 +157,35 @@ def test_attention_matmuls_convert_to_mul_and_sum_for_a_target_without_batch_mat
             np.testing.assert_allclose(runner.run({"x": sample.numpy()})[0], module(sample).numpy(), atol=1e-3)
 
 
+def test_a_softmax_over_one_position_converts_to_a_constant(tmp_path):
+    """Attention over a single position (MobileViT's last stage on a small image): its softmax is 1.0 everywhere,
+    and the flatbuffer has no EXP or DIV for it (outside the Edge TPU's list), with the same outputs."""
+    import torch
+    from torch import nn
+
+    from compressor.sources import from_module
+
+    class OnePatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):  # x: [B * patch area, 1 patch, 8], as MobileViT's transformer sees a one-patch map
+            weights = torch.softmax(self.q(x) @ self.k(x).transpose(-2, -1), dim=-1)
+            return weights @ self.v(x) + torch.softmax(x, dim=-1)  # the second softmax is over 8 positions: kept
+
+    torch.manual_seed(0)
+    module, x = OnePatch().eval(), torch.randn(4, 1, 8)
+    out = tmp_path / "one.tflite"
+    from_module(module, (x,)).convert_tflite(out, (x,), tmp_path)
+    ops = _op_names(out)
+    assert "EXP" not in ops and "DIV" not in ops and ops.count("SOFTMAX") == 1, ops
+    runner = open_artifact(out, "tflite")
+    with torch.no_grad():
+        for sample in torch.randn(3, 4, 1, 8):
+            np.testing.assert_allclose(runner.run({"x": sample.numpy()})[0], module(sample).numpy(), atol=1e-5)
+
+
 def test_attention_with_a_mask_from_the_input_keeps_its_batch_matmul():
     """A mask computed from a model input masks something on some input: the rewrite leaves that attention alone."""
     import torch

@@ -60,7 +60,7 @@ def _closest_integer(inputs: BuildInputs, indexed: list[tuple[int, Candidate]]) 
 def _carries_signal(candidate: Candidate) -> bool:
     """False for a candidate no closer to the original's outputs than all zeros are (mean cosine 0, which is also
     what :func:`compressor.metrics.compare` gives outputs rounded to zero): such a candidate ships nothing to check."""
-    return candidate.metrics["cosine_mean"] > 0.0
+    return (candidate.metrics or {}).get("cosine_mean", 0.0) > 0.0
 
 
 def _below_gate_choice(inputs: BuildInputs, candidate: Candidate, total: int) -> Choice:
