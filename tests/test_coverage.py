@@ -180,6 +180,8 @@ def test_ppocr_recogniser_builds_for_pixel_8_within_a_point_of_cer(zoo, fonts, t
         "mobilenet_v2-dyn",  # below the gate (INT8_MOBILENET): shipped, marked so
         "ppocr-rec",  # its attention's matmuls as MUL + SUM; below the gate (INT8_RECOGNISER): shipped, marked so
         "resnet-dyn",  # below the gate (INT8_RESNET): shipped, marked so
+        "mobilevit",  # its softmaxes over one patch are constants (F12): passes the gate
+        "vit-dyn",  # transformers' all-true attention mask leaves it the MUL + SUM rewrite (F12); below the gate (F14)
     ],
 )
 def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
@@ -187,6 +189,8 @@ def test_coral_builds_fully_integer(zoo, fonts, tmp_path, name):
     ships (an Edge TPU runs nothing else), marked below the gate with its figures."""
     result = _compress(build(name, zoo), "coral-edgetpu", tmp_path)
     _assert_ships_fully_integer(result)
+    if name in ("ppocr-cls", "mobilevit"):
+        assert _selected(result, "tflite")["passed_gate"]
 
 
 def _assert_ships_fully_integer(result) -> None:
