@@ -144,8 +144,8 @@ def divisions_by_roots_as_rsqrt(graph_module) -> int:
 def activation_matmuls_as_mul_sum(graph_module) -> int:
     """Rewrite, in place, every batched matrix product of two activations (neither operand a parameter) into
     ``sum(a[:, :, :, None] * b[:, None, :, :], axis=2)`` over the flattened leading axes, and every non-causal
-    ``scaled_dot_product_attention`` without a mask (or with one true everywhere, :func:`_always_true`) into ``softmax(q k^T * scale) v`` with its two products so written;
-    return how many."""
+    ``scaled_dot_product_attention`` without a mask (or with one true everywhere, :func:`_always_true`) into
+    ``softmax(q k^T * scale) v`` with its two products so written; return how many."""
     import torch
 
     aten = torch.ops.aten
