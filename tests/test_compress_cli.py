@@ -188,6 +188,8 @@ def test_an_sdk_built_below_the_gate_says_so_in_its_manifest(digits_files, tmp_p
 
     schema = json.loads(bundled.with_name("model-manifest.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(manifest)
+    page = " ".join((out / "report.html").read_text().split())
+    assert '<p class="below-gate"><strong>Shipped below the accuracy gate</strong>' in page
 
 
 @pytest.mark.slow

@@ -60,6 +60,7 @@ class Selection:
     runner_up: CandidateRow | None  # the next usable candidate by the selection's order
     sentence: str | None = None  # why, against the runner-up, for the build's objective (report.json's selection)
     objective: str | None = None
+    below_gate: bool = False  # an integer-only profile shipped its closest candidate although it missed the gate
 
 
 def candidate_rows(report: dict) -> list[CandidateRow]:
@@ -137,6 +138,7 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
                 after[0] if after else None,
                 choice.get("sentence"),
                 choice.get("objective"),
+                bool(choice.get("below_gate")),
             )
         )
     return out
