@@ -110,6 +110,7 @@ def _figures(zoo_model, result, reference: list | None) -> dict:
     from model_zoo import feeds_for
 
     from compressor.runtimes import open_artifact
+    from compressor.selection import choice_in
 
     report = result.report
     candidates = report["artifacts"]
@@ -120,7 +121,7 @@ def _figures(zoo_model, result, reference: list | None) -> dict:
         bare = by_name.get(f"fp32.{fmt}")
         entry = {
             "artifact": chosen["name"],
-            "below_gate": bool(report["selection"]["by_format"][fmt].get("below_gate")),
+            "below_gate": bool(choice_in(report, fmt).get("below_gate")),
             "size_ratio": chosen["size_bytes"] / zoo_model.size_bytes,
             "cosine_mean": chosen["metrics"]["cosine_mean"],
             "top1_agreement": chosen["metrics"]["top1_agreement"],

@@ -83,6 +83,11 @@ class Choice:
         }
 
 
+def choice_in(report: dict, fmt: str) -> dict:
+    """The selection ``report`` (report.json) records for ``fmt`` (:meth:`Choice.to_json`), empty where none is."""
+    return ((report.get("selection") or {}).get("by_format") or {}).get(fmt) or {}
+
+
 WHAT = {
     "size": "the smallest file",
     "latency": "the lowest device latency",

@@ -9,6 +9,7 @@ from compressor.bundle.manifest import CLOUD_MODEL, MANIFEST_SCHEMA_VERSION, oip
 from compressor.bundle.spec import BundleSpec
 from compressor.measure import describe_file
 from compressor.runtimes import OnnxRunner
+from compressor.selection import choice_in
 from compressor.sources import sha256_file
 from compressor.splitting.outcome import SplitOutcome
 from compressor.state import BuildInputs, BuildResults
@@ -37,7 +38,7 @@ def manifest_for(
             "format": edge_format,
             "precision": artifact["precision"],
             "size_bytes": artifact["size_bytes"],
-            "below_gate": bool(report["selection"]["by_format"][edge_format].get("below_gate")),
+            "below_gate": bool(choice_in(report, edge_format).get("below_gate")),
         },
         "inputs": [{**t, "layout": layout} for t in artifact["io"]["inputs"]],
         "outputs": [{**t, "layout": None} for t in artifact["io"]["outputs"]],

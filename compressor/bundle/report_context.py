@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compressor.options import CompressOptions
+from compressor.selection import choice_in
 
 # Top-level folders of a build that are the bundle itself; any other folder is a generated SDK.
 BUNDLE_DIRS = ("candidates", "cloud", "split")
@@ -122,7 +123,7 @@ def selections(report: dict, rows: list[CandidateRow]) -> list[Selection]:
             if r.status in ("gate", "fit") and r.size_bytes is not None and r.size_bytes < chosen.size_bytes
         ]
         after = [r for r in usable if r.index != index]
-        choice = ((report.get("selection") or {}).get("by_format") or {}).get(fmt) or {}
+        choice = choice_in(report, fmt)
         if choice.get("runner_up"):
             after = [r for r in after if r.name == choice["runner_up"]] + [
                 r for r in after if r.name != choice["runner_up"]

@@ -115,10 +115,13 @@ def _failure_message(inputs: BuildInputs, candidates: list[Candidate], fmt: str)
             errors = "; ".join(f"{c.name}: {c.error}" for c in candidates) or "no candidate was produced"
         return f"no {fmt} candidate for profile {inputs.profile.name!r} could be built: {errors.rstrip('.')}."
     best = min(measured, key=_closeness)
-    fit = f"does not fit ({'; '.join(best.fit_problems)})" if best.fit_problems else ""
-    why = ("failed the gate" + (f", and {fit}," if fit else "")) if not best.passed_gate else fit
-    if not best.passed_gate and not _carries_signal(best):
-        why += " (its outputs are no closer to the original's than all zeros)"
+    parts = []
+    if not best.passed_gate:
+        zeros = "" if _carries_signal(best) else " (its outputs are no closer to the original's than all zeros)"
+        parts.append("failed the gate" + zeros)
+    if best.fit_problems:
+        parts.append(f"does not fit ({'; '.join(best.fit_problems)})")
+    why = ", and ".join(parts) + ("," if len(parts) > 1 else "")
     return (
         f"no {fmt} candidate for profile {inputs.profile.name!r} passes the gate ({gate}) and fits the profile; "
         f"the best, {best.name}, {why} with {_figures(best)}. Loosen --max-accuracy-drop (labels) or --min-cosine / "
