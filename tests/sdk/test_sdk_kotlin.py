@@ -188,7 +188,22 @@ def test_fallback_vectors_on_the_jvm(kotlin_sdk, sdk_build, tmp_path):
 def test_kotlin_manifest_validation(kotlin_sdk, sdk_build, tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(sdk_build.manifest))
-    assert _harness(kotlin_sdk, "manifest", str(good)) == [{"ok": True}]
+    assert _harness(kotlin_sdk, "manifest", str(good)) == [{"ok": True, "below_gate": False}]
+    for below_gate, expected in ((True, [{"ok": True, "below_gate": True}]), (None, [{"ok": True, "below_gate": False}])):
+        marked = json.loads(good.read_text())
+        marked["model"].pop("below_gate")  # optional: an SDK from before the field reads as not below the gate
+        if below_gate is not None:
+            marked["model"]["below_gate"] = below_gate
+        good.write_text(json.dumps(marked))
+        assert _harness(kotlin_sdk, "manifest", str(good)) == expected
+    good.write_text(json.dumps(sdk_build.manifest))
+    broken = json.loads(good.read_text())
+    broken["model"]["below_gate"] = "yes"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    assert _harness(kotlin_sdk, "manifest", str(bad)) == [
+        {"error": "model/below_gate is not a boolean", "field": "model/below_gate"}
+    ]
     broken = json.loads(good.read_text())
     del broken["cloud"]["model_name"]
     bad = tmp_path / "bad.json"

@@ -175,6 +175,19 @@ def test_manifest_is_validated_on_load(python_sdk, sdk_build):
     broken["labels"] = broken["labels"][:9]
     with pytest.raises(python_sdk.ManifestError, match="9 labels for 10 classes"):
         sdk_manifest.validate(broken)
+    broken = copy.deepcopy(sdk_build.manifest)
+    broken["model"]["below_gate"] = "yes"
+    with pytest.raises(python_sdk.ManifestError, match="invalid at model/below_gate: 'yes' is not of type 'boolean'"):
+        sdk_manifest.validate(broken)
+
+
+def test_the_model_says_when_it_was_shipped_below_the_gate(python_sdk):
+    model = python_sdk.DigitsClassifier()
+    assert model.below_gate is False  # the digits build passes its gate
+    model.manifest["model"]["below_gate"] = True
+    assert model.below_gate is True
+    del model.manifest["model"]["below_gate"]  # optional in the schema: older manifests read as not below
+    assert model.below_gate is False
 
 
 def _predictor(sdk, manifest: dict, client, model_bytes: bytes):

@@ -43,8 +43,7 @@ fun main(args: Array<String>) {
         "cancel" -> cancel(File(args[1]).readText())
         "manifest" -> println(
             try {
-                Manifest.parse(File(args[1]).readText())
-                "{\"ok\": true}"
+                "{\"ok\": true, \"below_gate\": ${Manifest.parse(File(args[1]).readText()).model.belowGate}}"
             } catch (e: ManifestException) {
                 "{\"error\": ${JSONObject.quote(e.message ?: "")}, \"field\": ${JSONObject.quote(e.field)}}"
             }

@@ -39,6 +39,17 @@ public struct Manifest: Codable {
         public let sha256: String
         public let format: String
         public let precision: String
+        /// The build shipped this model although it missed the accuracy gate (an integer-only target's closest
+        /// candidate; the build report says what was lost). Absent in older manifests: read as `false`.
+        public let belowGate: Bool?
+
+        /// Whether the model is below the build's accuracy gate.
+        public var shippedBelowGate: Bool { belowGate ?? false }
+
+        enum CodingKeys: String, CodingKey {
+            case file, sha256, format, precision
+            case belowGate = "below_gate"
+        }
     }
 
     public struct Policy: Codable {

@@ -44,6 +44,12 @@ class DigitsClassifier:
         return self.manifest["labels"]
 
     @property
+    def below_gate(self) -> bool:
+        """Whether the build shipped this model although it missed the accuracy gate (an integer-only target's
+        closest candidate; the build report says what was lost)."""
+        return bool(self.manifest["model"].get("below_gate", False))
+
+    @property
     def edge_problem(self) -> Optional[str]:
         """Why the on-device model cannot run (``model_integrity_failed``, ``model_load_failed``), or ``None``."""
         return self._predictor.edge_problem

@@ -14,7 +14,9 @@ class TensorSpec(val name: String, val shape: List<Int?>, val dtype: String, val
 
 class OipTensor(val name: String, val datatype: String, val shape: List<Int?>)
 
-class ModelFile(val file: String, val sha256: String, val format: String, val precision: String)
+/** The bundled model file; [belowGate]: the build shipped it although it missed the accuracy gate (an integer-only
+ * target's closest candidate; the build report says what was lost). */
+class ModelFile(val file: String, val sha256: String, val format: String, val precision: String, val belowGate: Boolean)
 
 enum class Mode { EDGE, SPLIT, CLOUD }
 
@@ -122,7 +124,8 @@ class Manifest(
 
         private fun modelFile(m: Fields) = ModelFile(
             m.matches("file", "file"), m.matches("sha256", "sha256"),
-            m.oneOf("format", "model/format"), m.oneOf("precision", "model/precision")
+            m.oneOf("format", "model/format"), m.oneOf("precision", "model/precision"),
+            m.booleanOr("below_gate", false)
         )
 
         private fun splitSpec(f: Fields): SplitSpec {
@@ -190,6 +193,10 @@ internal class Fields(private val json: JSONObject, val path: String) {
         val n = (required(key) as? Number)?.toDouble() ?: wrong(key, "a number")
         return if (rule == null) n else ManifestRules.inRange(where(key), rule, n)
     }
+
+    /** An optional boolean: [default] when the key is absent. */
+    fun booleanOr(key: String, default: Boolean): Boolean =
+        if (!json.has(key)) default else required(key) as? Boolean ?: wrong(key, "a boolean")
 
     fun doubleOrNull(key: String, rule: String? = null): Double? = if (present(key) == null) null else double(key, rule)
     fun obj(key: String): Fields = Fields(required(key) as? JSONObject ?: wrong(key, "an object"), where(key))
