@@ -12,7 +12,11 @@ by position (ids and mask together) so that the teacher labels inputs the 50 sen
 (fake-quantized), held-out sentences never trained on.
 
     .venv/bin/python bench/probes/int4_minilm.py algorithms
-    .venv/bin/python bench/probes/int4_minilm.py qat [--steps 600] [--mix 0.3] [--lr 6e-5]
+    .venv/bin/python bench/probes/int4_minilm.py qat [--steps 600] [--mix 0.3] [--lr 6e-5] [--upgrade-kb 420]
+
+After training, ``qat`` keeps the layers whose int4 loses the most cosine on the fitting sentences per byte above
+int4 (one at a time, measured with the rest fake-quantized) within ``--upgrade-kb`` (420 KB: what 0.15x leaves over
+uniform b32), as if at int8 (taken as lossless), and prints the held-out cosine of that mix.
 """
 
 from __future__ import annotations
@@ -99,13 +103,17 @@ def algorithms() -> None:
         )
 
 
-def qat(steps: int, mix: float, lr: float) -> None:
+def qat(steps: int, mix: float, lr: float, upgrade_kb: float) -> None:
     import torch
     import torch.nn.utils.parametrize as parametrize
     from mixed_precision import minilm
 
     class Int4Blocks(torch.nn.Module):
+        enabled = True  # off: the layer kept above int4 (int8 is taken as lossless)
+
         def forward(self, w: torch.Tensor) -> torch.Tensor:
+            if not self.enabled:
+                return w
             blocks = w.reshape(w.shape[0], -1, BLOCK)
             scale = (blocks.abs().amax(-1, keepdim=True).clamp(min=1e-9) / 7).to(torch.bfloat16).float().detach()
             rounded = torch.clamp(torch.round(blocks / scale), -8, 7) * scale
@@ -114,10 +122,12 @@ def qat(steps: int, mix: float, lr: float) -> None:
     torch.manual_seed(0)
     teacher, data, held = minilm(32)
     student = copy.deepcopy(teacher)
+    quantized = {}  # the fake quantizer of each weight, and its bytes added when raised from int4 b32 to int8
     for m in student.modules():
         word_table = isinstance(m, torch.nn.Embedding) and m.weight.shape[0] > 1024  # not position/type
         if (isinstance(m, torch.nn.Linear) or word_table) and m.weight.shape[-1] % BLOCK == 0:
             parametrize.register_parametrization(m, "weight", Int4Blocks())
+            quantized[m.parametrizations.weight[0]] = m.weight.numel() * (1 - 0.5 - 2 / BLOCK)
 
     def tensors(arrays: dict, part: slice) -> list:
         return [torch.from_numpy(arrays[k][part]).long() for k in ("input_ids", "attention_mask")]
@@ -151,6 +161,32 @@ def qat(steps: int, mix: float, lr: float) -> None:
         loss.backward()
         optimizer.step()
         schedule.step()
+    if upgrade_kb > 0:
+        _raise_layers(student, quantized, fit, val, held_out, teacher, upgrade_kb, cosine)
+
+
+def _raise_layers(student, quantized: dict, fit, val, held_out, teacher, budget_kb: float, cosine) -> None:
+    """Keep the layers whose int4 costs the most cosine on the fitting sentences per byte above int4, within
+    ``budget_kb``, and print the result on the held-out sentences."""
+    import torch
+
+    with torch.no_grad():
+        want_fit, want_val, want_held = teacher(*fit), teacher(*val), teacher(*held_out)
+        base = cosine(student(*fit), want_fit)
+        gains = {}
+        for fq in quantized:
+            fq.enabled = False
+            gains[fq] = (cosine(student(*fit), want_fit) - base) / quantized[fq]
+            fq.enabled = True
+        spent = 0.0
+        for fq in sorted(gains, key=gains.get, reverse=True):
+            if spent + quantized[fq] <= budget_kb * 1024:
+                fq.enabled, spent = False, spent + quantized[fq]
+        kept = sum(1 for fq in quantized if not fq.enabled)
+        print(
+            f"{kept} layers above int4 ({spent / 1024:.0f} KB): validation cosine "
+            f"{cosine(student(*val), want_val):.4f}, held-out {cosine(student(*held_out), want_held):.4f}"
+        )
 
 
 def main() -> None:
@@ -159,8 +195,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--mix", type=float, default=0.3, help="fraction of positions taken from a second sentence")
     parser.add_argument("--lr", type=float, default=6e-5)
+    parser.add_argument("--upgrade-kb", type=float, default=420, help="bytes above int4 b32 to spend after training")
     args = parser.parse_args()
-    algorithms() if args.probe == "algorithms" else qat(args.steps, args.mix, args.lr)
+    algorithms() if args.probe == "algorithms" else qat(args.steps, args.mix, args.lr, args.upgrade_kb)
 
 
 if __name__ == "__main__":

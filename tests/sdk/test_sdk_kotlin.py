@@ -189,7 +189,10 @@ def test_kotlin_manifest_validation(kotlin_sdk, sdk_build, tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(sdk_build.manifest))
     assert _harness(kotlin_sdk, "manifest", str(good)) == [{"ok": True, "below_gate": False}]
-    for below_gate, expected in ((True, [{"ok": True, "below_gate": True}]), (None, [{"ok": True, "below_gate": False}])):
+    for below_gate, expected in (
+        (True, [{"ok": True, "below_gate": True}]),
+        (None, [{"ok": True, "below_gate": False}]),
+    ):
         marked = json.loads(good.read_text())
         marked["model"].pop("below_gate")  # optional: an SDK from before the field reads as not below the gate
         if below_gate is not None:
