@@ -16,7 +16,10 @@ by position (ids and mask together) so that the teacher labels inputs the 50 sen
 
 After training, ``qat`` keeps the layers whose int4 loses the most cosine on the fitting sentences per byte above
 int4 (one at a time, measured with the rest fake-quantized) within ``--upgrade-kb`` (420 KB: what 0.15x leaves over
-uniform b32), as if at int8 (taken as lossless), and prints the held-out cosine of that mix.
+uniform b32), as if at int8 (taken as lossless), and prints the held-out cosine of that mix; ``--raise-first``
+chooses those layers on the untrained model and trains with them above int4.  ``--tflite`` then converts the
+trained model (the pipeline's fp32 TFLite route), quantizes it with min-max scales (int4 b32 where it was trained
+on that grid, int8 per channel for the layers kept above it) and measures the file in LiteRT.
 """
 
 from __future__ import annotations
@@ -103,30 +106,42 @@ def algorithms() -> None:
         )
 
 
-def qat(steps: int, mix: float, lr: float, upgrade_kb: float) -> None:
+def qat(steps: int, mix: float, lr: float, upgrade_kb: float, raise_first: bool, tflite: bool) -> None:
     import torch
     import torch.nn.utils.parametrize as parametrize
     from mixed_precision import minilm
 
     class Int4Blocks(torch.nn.Module):
         enabled = True  # off: the layer kept above int4 (int8 is taken as lossless)
+        gamma: list  # [the LayerNorm scale before this layer], which the converter folds into its weights
 
         def forward(self, w: torch.Tensor) -> torch.Tensor:
             if not self.enabled:
                 return w
-            blocks = w.reshape(w.shape[0], -1, BLOCK)
+            g = self.gamma[0] if self.gamma else torch.ones(w.shape[-1])
+            folded = w * g  # what the flatbuffer holds: the grid must be this tensor's
+            blocks = folded.reshape(w.shape[0], -1, BLOCK)
             scale = (blocks.abs().amax(-1, keepdim=True).clamp(min=1e-9) / 7).to(torch.bfloat16).float().detach()
             rounded = torch.clamp(torch.round(blocks / scale), -8, 7) * scale
-            return (blocks + (rounded - blocks).detach()).reshape(w.shape)
+            return (blocks + (rounded - blocks).detach()).reshape(w.shape) / g
 
     torch.manual_seed(0)
     teacher, data, held = minilm(32)
     student = copy.deepcopy(teacher)
     quantized = {}  # the fake quantizer of each weight, and its bytes added when raised from int4 b32 to int8
+    bert = student.encoder
+    before = {}  # BERT's LayerNorm ahead of each projection (litert-torch folds its scale into the weights)
+    for i, layer in enumerate(bert.encoder.layer):
+        norm = bert.embeddings.LayerNorm if i == 0 else bert.encoder.layer[i - 1].output.LayerNorm
+        attention = layer.attention.self
+        before.update({attention.query: norm, attention.key: norm, attention.value: norm})
+        before[layer.intermediate.dense] = layer.attention.output.LayerNorm
     for m in student.modules():
         word_table = isinstance(m, torch.nn.Embedding) and m.weight.shape[0] > 1024  # not position/type
         if (isinstance(m, torch.nn.Linear) or word_table) and m.weight.shape[-1] % BLOCK == 0:
-            parametrize.register_parametrization(m, "weight", Int4Blocks())
+            fake = Int4Blocks()
+            fake.gamma = [before[m].weight] if m in before else []
+            parametrize.register_parametrization(m, "weight", fake)
             quantized[m.parametrizations.weight[0]] = m.weight.numel() * (1 - 0.5 - 2 / BLOCK)
 
     def tensors(arrays: dict, part: slice) -> list:
@@ -139,6 +154,8 @@ def qat(steps: int, mix: float, lr: float, upgrade_kb: float) -> None:
     def cosine(a, b) -> float:
         return torch.nn.functional.cosine_similarity(a, b).mean().item()
 
+    if upgrade_kb > 0 and raise_first:  # chosen on the untrained model, then trained with those layers above int4
+        _raise_layers(student, quantized, fit, val, held_out, teacher, upgrade_kb, cosine)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for step in range(steps + 1):
@@ -161,8 +178,73 @@ def qat(steps: int, mix: float, lr: float, upgrade_kb: float) -> None:
         loss.backward()
         optimizer.step()
         schedule.step()
-    if upgrade_kb > 0:
+    if upgrade_kb > 0 and not raise_first:
         _raise_layers(student, quantized, fit, val, held_out, teacher, upgrade_kb, cosine)
+    if tflite:
+        _through_tflite(student, teacher, data, held)
+
+
+def _through_tflite(student, teacher, data: dict, held: dict) -> None:
+    """The trained model through the pipeline's fp32 TFLite conversion and ai-edge-quantizer's min-max scales:
+    int4 in blocks of 32 for the weights trained on that grid, int8 per channel for those kept above it; measured
+    in LiteRT against the original model on the held-out sentences, size against the fp32 flatbuffer."""
+    import numpy as np
+    import torch
+    import torch.nn.utils.parametrize as parametrize
+    from ai_edge_quantizer import qtyping, quantizer, recipe_manager
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    from compressor import CompressOptions, Precision, load_source, run_build
+    from compressor.metrics import compare
+    from compressor.mixed_precision import weighted_layers
+    from compressor.native_output import captured
+    from compressor.profiles import Format
+    from compressor.runtimes import open_artifact
+
+    raised = []  # (weights as trained, kept above int4)
+    for m in student.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            fake = m.parametrizations.weight[0]
+            above = not fake.enabled
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+            folded = m.weight * fake.gamma[0] if fake.gamma else m.weight
+            raised.append((folded.detach().numpy(), above))
+    example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
+    source, samples = load_source(student.eval(), example, data)
+    work = Path(tempfile.mkdtemp(prefix="int4-qat-"))
+    state = run_build(source, samples, "pixel-8", CompressOptions(precisions=(Precision.FP32,)), workdir=work)
+    base = state.results.bases[("", Format.TFLITE)]
+    model = fb.read_model(str(base))
+    weights = {}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            if len(op.inputs) > 1 and op.inputs[1] >= 0:
+                found = fb.get_tensor_data(subgraph.tensors[op.inputs[1]], model.buffers)
+                if found is not None:
+                    weights[fb.get_op_scope(op, subgraph.tensors)] = found
+    manager, counts = recipe_manager.RecipeManager(), {"int8": 0, "int4-b32": 0, "unmatched": 0}
+    for layer in weighted_layers(base):
+        got = weights[layer.scope].reshape(layer.shape)
+        match = [above for w, above in raised if w.shape == got.shape and np.allclose(w, got, rtol=1e-4, atol=1e-5)]
+        above = bool(match and match[0])
+        counts["int8" if above else "int4-b32" if match else "unmatched"] += 1
+        manager.add_dynamic_config(
+            regex=f"^{re.escape(layer.scope)}$",
+            operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+            num_bits=8 if above else 4,
+            granularity=qtyping.QuantGranularity("CHANNELWISE" if above else "BLOCKWISE_32"),
+        )
+    out = work / "qat-mixed.tflite"
+    with captured(work / "quantizer.log"):
+        engine = quantizer.Quantizer(base.read_bytes(), manager.get_quantization_recipe())
+        engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
+    with torch.no_grad():
+        reference = [teacher(*(torch.from_numpy(held[k]).long() for k in ("input_ids", "attention_mask"))).numpy()]
+    got = compare(reference, open_artifact(out, Format.TFLITE.value).run(held), None)
+    print(
+        f"LiteRT, {counts}: {out.stat().st_size / base.stat().st_size:.4f}x of the fp32 flatbuffer, "
+        f"held-out cosine {got['cosine_mean']:.4f} (min {got['cosine_min']:.4f})"
+    )
 
 
 def _raise_layers(student, quantized: dict, fit, val, held_out, teacher, budget_kb: float, cosine) -> None:
@@ -196,8 +278,13 @@ def main() -> None:
     parser.add_argument("--mix", type=float, default=0.3, help="fraction of positions taken from a second sentence")
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--upgrade-kb", type=float, default=420, help="bytes above int4 b32 to spend after training")
+    parser.add_argument("--raise-first", action="store_true", help="choose the layers above int4 before training")
+    parser.add_argument("--tflite", action="store_true", help="convert the trained model and measure it in LiteRT")
     args = parser.parse_args()
-    algorithms() if args.probe == "algorithms" else qat(args.steps, args.mix, args.lr, args.upgrade_kb)
+    if args.probe == "algorithms":
+        algorithms()
+    else:
+        qat(args.steps, args.mix, args.lr, args.upgrade_kb, args.raise_first, args.tflite)
 
 
 if __name__ == "__main__":
