@@ -55,13 +55,25 @@ PLANS = {
 }
 
 
-def algorithms() -> None:
+def _fp32_flatbuffer(module, data: dict):
+    """``module``'s source and the fp32 TFLite flatbuffer EdgeForge's pipeline converts it to for ``pixel-8``."""
     import torch
+
+    from compressor import CompressOptions, Precision, load_source, run_build
+    from compressor.profiles import Format
+
+    example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
+    source, samples = load_source(module, example, data)
+    work = Path(tempfile.mkdtemp(prefix="int4-minilm-"))
+    state = run_build(source, samples, "pixel-8", CompressOptions(precisions=(Precision.FP32,)), workdir=work)
+    return source, state.results.bases[("", Format.TFLITE)]
+
+
+def algorithms() -> None:
     from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from mixed_precision import minilm
 
-    from compressor import CompressOptions, Precision, load_source, run_build
     from compressor.converters.tflite import signature_samples
     from compressor.metrics import compare
     from compressor.mixed_precision import weighted_layers
@@ -70,11 +82,8 @@ def algorithms() -> None:
     from compressor.runtimes import HOST_THREADS, open_artifact
 
     module, data, held = minilm(32)
-    example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
-    source, samples = load_source(module, example, data)
-    work = Path(tempfile.mkdtemp(prefix="int4-minilm-"))
-    state = run_build(source, samples, "pixel-8", CompressOptions(precisions=(Precision.FP32,)), workdir=work)
-    base = state.results.bases[("", Format.TFLITE)]
+    source, base = _fp32_flatbuffer(module, data)
+    work = base.parent
     layers = weighted_layers(base)
     rest = {k: v[FIT:] for k, v in data.items()}
     sets = {"validation": rest, "held-out": held}
@@ -194,7 +203,6 @@ def _through_tflite(student, teacher, data: dict, held: dict) -> None:
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
-    from compressor import CompressOptions, Precision, load_source, run_build
     from compressor.metrics import compare
     from compressor.mixed_precision import weighted_layers
     from compressor.native_output import captured
@@ -209,11 +217,8 @@ def _through_tflite(student, teacher, data: dict, held: dict) -> None:
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
             folded = m.weight * fake.gamma[0] if fake.gamma else m.weight
             raised.append((folded.detach().numpy(), above))
-    example = tuple(torch.from_numpy(data[name][:1]) for name in ("input_ids", "attention_mask"))
-    source, samples = load_source(student.eval(), example, data)
-    work = Path(tempfile.mkdtemp(prefix="int4-qat-"))
-    state = run_build(source, samples, "pixel-8", CompressOptions(precisions=(Precision.FP32,)), workdir=work)
-    base = state.results.bases[("", Format.TFLITE)]
+    _, base = _fp32_flatbuffer(student.eval(), data)
+    work = base.parent
     model = fb.read_model(str(base))
     weights = {}
     for subgraph in model.subgraphs:
