@@ -6,7 +6,8 @@ activations); uniform int4 (ai-edge-quantizer's stock dynamic int4 recipe, per
 channel: what the bare tool offers, the size baseline); uniform int4 in blocks
 of 32 (the tool's stock blockwise recipe, for comparison); the sensitivity-aware
 mix (``mixed_precision=True``: per-layer int4 in blocks of 64 or 32 / int8 /
-fp16 weights, chosen on SENTENCES against the cosine gate).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
+fp16 weights, chosen on SENTENCES against the cosine gate); and, when the smallest plan misses the gate, the model
+trained on the int4 grid by distillation (``mixed-qat``, ``compressor.int4_qat``).  For each: size in KB and ratio vs fp32, mean and min cosine similarity
 of the sentence embeddings vs the original PyTorch model on SENTENCES (the data
 given: the search fits its plan on their calibration part, validation judges it
 on the rest) and on HELD_OUT (sentences the build never saw), and host
@@ -223,6 +224,10 @@ def main() -> None:
         "int4 blockwise-32 (uniform)": int4_b32,
         "mixed by sensitivity": by_name["mixed.int8-dynamic.tflite"].path,
     }
+    trained = by_name.get("mixed-qat.int8-dynamic.tflite")
+    if trained is not None:  # the smallest plan missed the gate: the model trained on the int4 grid
+        paths["mixed, trained on int4"] = trained.path
+    selected = state.candidates[state.results.selected[Format.TFLITE]].name
     references = {
         name: source.reference_runner().run(inputs) for name, inputs in (("search", samples.inputs), ("held", held_out))
     }
@@ -256,12 +261,16 @@ def main() -> None:
             f"{label:27} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
             f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}"
         )
-    mixed_kb, mixed, mixed_held = results["mixed by sensitivity"]
-    print(
-        f"mixed: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
-        f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform int4, "
-        f"{mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8; plan: {plan_path}"
-    )
+    for label in ("mixed by sensitivity", "mixed, trained on int4")[: len(paths) - 4]:
+        mixed_kb, mixed, mixed_held = results[label]
+        print(
+            f"{label}: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "
+            f"(target >= {args.min_cosine}); size {mixed_kb / results['int4 dynamic (uniform)'][0]:.2f}x uniform "
+            f"int4, {mixed_kb / results['int8 dynamic (uniform)'][0]:.2f}x uniform int8"
+        )
+    if trained is not None:
+        print(f"trained on int4: {json.dumps(trained.technique['int4_qat'])}")
+    print(f"selected: {selected}; plan: {plan_path}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -57,9 +57,14 @@ def tensors(data: SampleData) -> tuple[list[torch.Tensor], torch.Tensor | None]:
 
 
 def first_output(result) -> torch.Tensor:
-    while isinstance(result, (tuple, list)):
-        result = result[0]
-    return result
+    """The first tensor of a model's result (nested tuples, lists and mappings: the first entry of each)."""
+    while True:
+        if isinstance(result, (tuple, list)):
+            result = result[0]
+        elif isinstance(result, Mapping):
+            result = next(iter(result.values()))
+        else:
+            return result
 
 
 def is_classifier_output(output: torch.Tensor, labels: torch.Tensor | None) -> bool:

@@ -127,20 +127,27 @@ def technique(search: Search, plan: Mapping[Layer, Rung]) -> dict:
 
 def weighted_layers(path: Path) -> list[Layer]:
     """The ops of a TFLite model whose constant weights ai-edge-quantizer can quantize."""
+    return list(layer_weights(path))
+
+
+def layer_weights(path: Path) -> dict[Layer, np.ndarray]:
+    """:func:`weighted_layers` with each op's weight tensor (float32, in the layer's shape), in graph order."""
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
     model = fb.read_model(str(path))
-    layers = []
+    layers = {}
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
             name = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)
             if name not in fb.TFL_OP_TO_WEIGHT_QUANTIZED_DIM or len(op.inputs) < 2 or op.inputs[1] < 0:
                 continue
             weight = subgraph.tensors[op.inputs[1]]
-            if fb.get_tensor_data(weight, model.buffers) is None:
+            data = fb.get_tensor_data(weight, model.buffers)
+            if data is None:
                 continue
             shape = tuple(int(d) for d in weight.shape)
-            layers.append(Layer(fb.get_op_scope(op, subgraph.tensors), str(name.value), shape))
+            layer = Layer(fb.get_op_scope(op, subgraph.tensors), str(name.value), shape)
+            layers[layer] = np.asarray(data, dtype=np.float32).reshape(shape)
     return layers
 
 

@@ -154,6 +154,14 @@ class CompressOptions(BaseModel):
         "selecting for size)",
         MEASURE,
     )
+    int4_qat_steps: int = _option(
+        600,
+        "mixed precision of a PyTorch-trainable model, when its smallest plan misses the gate: train it on the int4 "
+        "grid (blocks of 32) by distillation for this many steps, within --finetune-seconds, as a mixed-qat "
+        "candidate (0: off)",
+        MEASURE,
+        ge=0,
+    )
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> CompressOptions:

@@ -15,7 +15,6 @@ its inputs and outputs are int8, as integer-only accelerators need.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -64,12 +63,16 @@ def quantization_aware(
     Raises :class:`ConversionError` when the flatbuffer does not come out with integer inputs and outputs."""
     import torch
 
+    from compressor.finetune import first_output
+
     started = time.monotonic()
     torch.manual_seed(config.seed)
     inputs = [torch.from_numpy(np.ascontiguousarray(v)) for v in training.inputs.values()]
     labels = None if training.labels is None else torch.from_numpy(training.labels)
     with torch.no_grad():
-        targets = torch.cat([_first(teacher(*(x[i : i + 64] for x in inputs))) for i in range(0, len(inputs[0]), 64)])
+        targets = torch.cat(
+            [first_output(teacher(*(x[i : i + 64] for x in inputs))) for i in range(0, len(inputs[0]), 64)]
+        )
     prepared, batch, quantizer, rewrites = _prepare(module, sample_args, inputs, config.batch)
     losses = _train(prepared, inputs, targets, labels, config, batch, stage)
     _convert(prepared, quantizer, sample_args, out)
@@ -133,6 +136,8 @@ def _prepare(module, sample_args: tuple, inputs: list, batch: int):
 def _train(prepared, inputs: list, targets, labels, config: QatConfig, batch: int, stage: Stage | None) -> list:
     import torch
 
+    from compressor.finetune import first_output
+
     params = [p for p in prepared.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
@@ -140,7 +145,7 @@ def _train(prepared, inputs: list, targets, labels, config: QatConfig, batch: in
     losses: list[float] = []
     for step in range(config.steps):
         rows = torch.randint(0, len(inputs[0]), (batch,), generator=generator)
-        output = _first(prepared(*(x[rows] for x in inputs)))
+        output = first_output(prepared(*(x[rows] for x in inputs)))
         loss = torch.nn.functional.mse_loss(output, targets[rows])
         if labels is not None and output.dim() == 2:
             loss = config.alpha * loss + (1 - config.alpha) * torch.nn.functional.cross_entropy(output, labels[rows])
@@ -178,13 +183,3 @@ def _float_io(path: Path) -> list[str]:
     interpreter = Interpreter(model_path=str(path))
     details = interpreter.get_input_details() + interpreter.get_output_details()
     return [d["name"] for d in details if not np.issubdtype(d["dtype"], np.integer)]
-
-
-def _first(result):
-    while True:
-        if isinstance(result, (tuple, list)):
-            result = result[0]
-        elif isinstance(result, Mapping):
-            result = next(iter(result.values()))
-        else:
-            return result

@@ -44,6 +44,7 @@ EVERYTHING = CompressOptions(
     mixed_precision=True,
     qat_steps=40,
     strict_gate=True,
+    int4_qat_steps=120,
 )
 LOCAL_FILES = {"train_data": "train.npz", "val_data": "val.npz"}
 
