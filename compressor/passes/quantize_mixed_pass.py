@@ -60,7 +60,7 @@ def _trained_on_grid(inputs: BuildInputs, base: Path) -> Candidate:
     made = Candidate(Format.TFLITE, mixed_precision.PRECISION, out, variant=QAT_VARIANT, route=QAT_ROUTE)
     options = inputs.options
     config = int4_qat.Int4QatConfig(
-        steps=options.int4_qat_steps, seconds=options.finetune_seconds, seed=options.finetune_seed
+        steps=options.int4_qat_steps, seconds=options.int4_qat_seconds, seed=options.finetune_seed
     )
     stage = inputs.progress.stage("int4 QAT", config.steps // int4_qat.REPORT_EVERY + 2)
     try:
