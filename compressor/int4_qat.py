@@ -52,7 +52,19 @@ from compressor.mixed_precision import FP16, Layer, Rung, ladder, layer_weights,
 from compressor.native_output import captured
 from compressor.progress import Stage
 
-__all__ = ["RAISE_SHARE", "Int4QatConfig", "match_weights", "train_int4"]
+__all__ = [
+    "RAISE_SHARE",
+    "Int4QatConfig",
+    "Match",
+    "OnGrid",
+    "blend",
+    "eligible",
+    "fold_sources",
+    "match_weights",
+    "on_grid",
+    "quantize_trained",
+    "train_int4",
+]
 
 RUNG = Rung("int4-b32", 4, 32)
 RAISE_SHARE = 0.035  # int8 bytes above int4 for the most sensitive layers, of the int4 weights' bytes (MiniLM: 6)
