@@ -182,11 +182,12 @@ def split(manifest: dict | None) -> Split | None:
 
 
 def variants(report: dict, rows: list[CandidateRow]) -> list[Variant]:
-    """Every pruned or distilled variant with its candidates, in build order (mixed precision is not one)."""
+    """Every pruned or distilled variant with its candidates, in build order (mixed precision, searched or trained on
+    the int4 grid, is not one)."""
     reference = next((r.reference_accuracy for r in rows if r.reference_accuracy is not None), None)
     groups: dict[str, list[tuple[dict, CandidateRow]]] = {}
     for artifact, row in zip(report["artifacts"], rows):
-        if artifact["variant"] and "mixed_precision" not in (artifact["technique"] or {}):
+        if artifact["variant"] and not {"mixed_precision", "int4_qat"} & set(artifact["technique"] or {}):
             groups.setdefault(artifact["variant"], []).append((artifact, row))
     return [_variant(label, members, report["source"], reference) for label, members in groups.items()]
 
