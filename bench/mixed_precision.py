@@ -261,7 +261,7 @@ def main() -> None:
             f"{label:27} {kb:>8.0f} {kb / fp32_kb:>6.3f} {search['cosine_mean']:>9.4f} {search['cosine_min']:>8.4f} "
             f"{held['cosine_mean']:>9.4f} {held['cosine_min']:>8.4f} {p50[label]:>7.2f}"
         )
-    for label in ("mixed by sensitivity", "mixed, trained on int4")[: len(paths) - 4]:
+    for label in [label for label in ("mixed by sensitivity", "mixed, trained on int4") if label in results]:
         mixed_kb, mixed, mixed_held = results[label]
         print(
             f"{label}: cosine mean {mixed['cosine_mean']:.4f} search / {mixed_held['cosine_mean']:.4f} held-out "

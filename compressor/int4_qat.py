@@ -48,7 +48,7 @@ from compressor.batching import batchable
 from compressor.data import SampleData
 from compressor.errors import TechniqueNotApplicableError
 from compressor.finetune import first_output
-from compressor.mixed_precision import FP16, Layer, Rung, ladder, layer_weights, quantize
+from compressor.mixed_precision import FP16, SENSITIVITY_SAMPLES, Layer, Rung, ladder, layer_weights, quantize
 from compressor.native_output import captured
 from compressor.progress import Stage
 
@@ -69,7 +69,6 @@ __all__ = [
 RUNG = Rung("int4-b32", 4, 32)
 RAISE_SHARE = 0.035  # int8 bytes above int4 for the most sensitive layers, of the int4 weights' bytes (MiniLM: 6)
 REPORT_EVERY = 25  # steps per progress event
-SENSITIVITY_SAMPLES = 64
 _INT4_BYTES, _RAISE_BYTES = 0.5 + 2 / RUNG.block, 0.5 - 2 / RUNG.block  # per weight: at int4 b32; int8 over it
 
 

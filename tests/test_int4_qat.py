@@ -203,8 +203,11 @@ def test_a_config_that_cannot_train_is_refused():
 
 
 def _build(tmp_path, **options):
-    module, data = _bert(), _tokens(96, 2)
-    source, samples = load_source(module, _args(data), data)
+    """A build of the encoder as users export it: ``torch.export.export(model, args)``, the batch fixed at 1."""
+    data = _tokens(96, 2)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    torch.export.save(torch.export.export(_bert(), _args(data)), tmp_path / "bert.pt2")
+    source, samples = load_source(tmp_path / "bert.pt2", None, data)
     recipe = CompressOptions(
         precisions=(Precision.INT8_DYNAMIC,), mixed_precision=True, min_cosine=0.9999, latency_repeats=1, **options
     )
