@@ -25,6 +25,7 @@ from server.jobs.service import JobService
 from server.status_page import start_status_page
 
 VERSION = "0.1.0"
+SIGNAL_POLL_S = 0.5  # how soon the main thread runs a signal handler whose signal another thread received
 
 
 def _options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -106,7 +107,8 @@ def serve(address: str, config: ServerConfig, ready: threading.Event | None = No
         print(f"status page on http port {server.status_page.port}", flush=True)
     if ready:
         ready.set()
-    stop.wait()
+    while not stop.wait(SIGNAL_POLL_S):  # a signal that lands on a gRPC thread wakes no untimed wait: poll
+        pass
     shutdown(server, config.grace_s)
 
 

@@ -3,6 +3,7 @@ consistent states and nothing partial to download."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from server.gen.edgeforge.v1 import compression_pb2 as pb
 pytestmark = pytest.mark.slow  # builds or serves real models: not part of make test-fast
 
 ROOT = Path(__file__).resolve().parents[1]
+SYS_TGKILL = 234  # x86-64: signal one thread of a process
 
 
 def _serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -54,6 +56,16 @@ def test_sigterm_stops_the_server_gracefully(tmp_path):
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status
     assert status == health_pb2.HealthCheckResponse.SERVING
     process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+
+
+def test_sigterm_received_by_a_grpc_thread_still_stops_the_server(tmp_path):
+    """The kernel may hand a process-directed signal to any thread; one taken by a gRPC thread must stop it too."""
+    process, _ = _serve(tmp_path)
+    threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task") if int(tid) != process.pid]
+    assert threads, "the server runs no thread besides its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(SYS_TGKILL, process.pid, max(threads), signal.SIGTERM) == 0, os.strerror(ctypes.get_errno())
     assert process.wait(timeout=30) == 0
 
 
