@@ -94,6 +94,12 @@ class CompressOptions(BaseModel):
     bias_correction: bool = _option(
         True, "correct each layer's output mean for its int8 weight error (full-integer candidates)", MEASURE
     )
+    gptq: bool = _option(
+        True,
+        "offer int8-dynamic TFLite weights rounded by GPTQ for their layer's measured inputs (same bytes and kernels); "
+        "the int8-dynamic file closest to fp32 on the calibration samples ships",
+        MEASURE,
+    )
     int8_fallback: bool = _option(
         True,
         "when a full-integer candidate misses the gate, keep its most sensitive layers in float (mixed-int8); "

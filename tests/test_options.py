@@ -46,6 +46,7 @@ EVERYTHING = CompressOptions(
     strict_gate=True,
     int4_qat_steps=120,
     int4_qat_seconds=75.5,
+    gptq=False,
 )
 LOCAL_FILES = {"train_data": "train.npz", "val_data": "val.npz"}
 

@@ -24,6 +24,7 @@ class ConvertInput:
     ``calibration_method`` picks the activation ranges of full-integer quantization (``compressor.calibration``;
     ``moving-average`` for TFLite and ``minmax`` for ONNX are what the bare tools do, ``auto`` measures them on the
     calibration samples), ``bias_correction`` corrects int8 layers' biases for their weight error,
+    ``gptq`` offers int8-dynamic TFLite weights rounded by GPTQ (:mod:`compressor.gptq`),
     ``float_activations`` lets int8-dynamic keep the layers that lose the most to run-time activation quantization
     on float activations (:func:`compressor.calibration.float_activation_layers`) and ``onnx_fp16`` says whether
     fp16 ONNX computes in fp16 or only stores its weights so (the profile's ``accepts.onnx_fp16``);
@@ -42,6 +43,7 @@ class ConvertInput:
     log: Path | None = None
     calibration_method: str = "default"  # the converter's own default
     bias_correction: bool = False
+    gptq: bool = False
     float_activations: bool = False
     onnx_fp16: str = "compute"  # the profile's accepts.onnx_fp16: what fp16 ONNX keeps in fp16
     onnx_weight_bits: int = 8  # 7: int8 ONNX weights in [-64, 64] (onnxruntime's reduce_range)

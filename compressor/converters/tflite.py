@@ -81,12 +81,15 @@ class TFLiteConverter:
         return notes
 
     def _int8_dynamic(self, base: Path, corrected: Path | None, out: Path, inp: ConvertInput, notes: dict) -> dict:
-        """int8-dynamic of ``base``.  With a bias-corrected copy ``corrected``, it is made from both and the one
-        closer to ``base`` on the calibration samples is kept (:class:`~compressor.calibration.Scorer`; a tie keeps
-        the corrected one): dynamic quantization measures activations at run time, so the weight error's mean shift
-        that correction removes is sometimes smaller than what the correction itself moves (all-MiniLM-L6-v2 in
-        bench/versus.py: held-out cosine 0.99816 with it, 0.99822 without).  With ``inp.float_activations``, the
-        layers that lose the most to run-time activation quantization then compute on float activations
+        """int8-dynamic of ``base``, made from each fp32 flatbuffer on offer and the one closest to ``base`` on the
+        calibration samples kept (:class:`~compressor.calibration.Scorer`; ties go to the first of: bias-corrected,
+        GPTQ-rounded, plain).  The bias-corrected copy ``corrected``: dynamic quantization measures activations at
+        run time, so the weight error's mean shift that correction removes is sometimes smaller than what the
+        correction itself moves (all-MiniLM-L6-v2 in bench/versus.py: held-out cosine 0.99816 with it, 0.99822
+        without).  The GPTQ-rounded copy (``inp.gptq``, one scale per channel only: shared per-tensor values of
+        clustered variants stay shared) has the same bytes and kernels, with integers chosen for the layer's inputs
+        (:mod:`compressor.gptq`).  With ``inp.float_activations``, the layers that lose the most to run-time
+        activation quantization then compute on float activations
         (:func:`~compressor.calibration.float_activation_layers`)."""
         per_tensor = inp.weight_granularity == "tensor"
 
@@ -97,28 +100,39 @@ class TFLiteConverter:
             engine = quantizer.Quantizer(calibration.model_bytes(source), plan)
             engine.quantize(None, enable_progress_report=False).export_model(str(path), overwrite=True)
 
+        sources = {"bias-corrected": corrected} if corrected is not None else {}
+        if inp.gptq and not per_tensor:
+            rounded, count = gptq_copy(base, inp)
+            notes["gptq"] = {"layers": count}
+            if count:
+                sources["gptq"] = rounded
+        sources["plain"] = base
         source = base
-        if corrected is None:
+        if len(sources) == 1:
             write(base, out)
         else:
-            plain = out.with_name(f"{out.stem}-uncorrected{out.suffix}")
-            write(corrected, out)
-            write(base, plain)
             score = calibration.Scorer(base, inp.calibration.inputs)
-            (with_figures, with_key), (without_figures, without_key) = score(out), score(plain)
-            uncorrected_wins = without_key > with_key
-            if uncorrected_wins:
-                plain.replace(out)
-            else:
-                plain.unlink()
-            source = base if uncorrected_wins else corrected
-            notes["bias_correction"] = {
-                **notes["bias_correction"],
-                "kept": not uncorrected_wins,
-                "scored_on": score.count,
-                "with": with_figures,
-                "without": without_figures,
-            }
+            trials, figures = {}, {}
+            for name, path in sources.items():
+                trials[name] = out.with_name(f"{out.stem}-{name}{out.suffix}")
+                write(path, trials[name])
+                figures[name] = score(trials[name])
+            kept = max(sources, key=lambda name: figures[name][1])  # max keeps the first of equal keys
+            trials.pop(kept).replace(out)
+            for path in trials.values():
+                path.unlink()
+            source = sources[kept]
+            if "bias_correction" in notes:
+                notes["bias_correction"] = {
+                    **notes["bias_correction"],
+                    "kept": kept == "bias-corrected",
+                    "scored_on": score.count,
+                    "with": figures["bias-corrected"][0],
+                    "without": figures["plain"][0],
+                }
+            if "gptq" in sources:
+                notes["gptq"].update(kept=kept == "gptq", scored_on=score.count, figures=figures["gptq"][0])
+            notes["weights_from"] = kept
         if inp.float_activations:
             scratch = out.with_name(f"{out.stem}-trial{out.suffix}")
             float_scopes, notes["float_activations"] = calibration.float_activation_layers(
@@ -127,6 +141,19 @@ class TFLiteConverter:
             if float_scopes:  # the trial file holds them; otherwise ``out`` already holds ``source``'s int8-dynamic
                 scratch.replace(out)
         return notes
+
+
+def gptq_copy(base: Path, inp: ConvertInput) -> tuple[Path, int]:
+    """``base`` with its weights GPTQ-rounded on the calibration samples (made once per conversion folder) and how
+    many layers were rounded."""
+    from compressor import gptq
+
+    rounded = inp.workdir / "fp32-gptq.tflite"
+    count_file = inp.workdir / f"{rounded.name}.layers"
+    if not rounded.exists():
+        count = gptq.write_rounded(base, rounded, inp.calibration.inputs)
+        count_file.write_text(str(count))
+    return rounded, int(count_file.read_text())
 
 
 def recipe(precision: Precision, per_tensor_weights: bool = False, float_activations: Sequence[str] = ()):

@@ -41,6 +41,7 @@ def run(inputs: BuildInputs, results: BuildResults) -> None:
                 log=inputs.log,
                 calibration_method=inputs.options.calibration,
                 bias_correction=inputs.options.bias_correction,
+                gptq=inputs.options.gptq,
                 float_activations=inputs.options.int8_fallback,
                 onnx_fp16=inputs.profile.accepts.onnx_fp16,
                 onnx_weight_bits=weight_bits,

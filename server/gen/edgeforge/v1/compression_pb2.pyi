@@ -112,7 +112,7 @@ class JobSpec(_message.Message):
     def __init__(self, profile: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., package: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., cloud_endpoint: _Optional[str] = ..., task: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., retries: _Optional[int] = ..., model_version: _Optional[str] = ..., pixel_scale: _Optional[float] = ..., pixel_offset: _Optional[float] = ..., uplink_mbps: _Optional[float] = ..., rtt_ms: _Optional[float] = ..., split_objective: _Optional[str] = ..., recipe: _Optional[_Union[CompressOptions, _Mapping]] = ...) -> None: ...
 
 class CompressOptions(_message.Message):
-    __slots__ = ("max_accuracy_drop", "min_cosine", "precisions", "calibration_samples", "latency_warmup", "latency_repeats", "prune", "sparsity", "criterion", "prune_scope", "distill", "temperature", "distill_alpha", "cluster", "finetune_epochs", "finetune_seconds", "finetune_seed", "target_size_kb", "target_latency_ms", "mixed_precision", "validation_fraction", "split_seed", "calibration", "bias_correction", "int8_fallback", "select", "min_top1_agreement", "qat_steps", "strict_gate", "int4_qat_steps", "int4_qat_seconds")
+    __slots__ = ("max_accuracy_drop", "min_cosine", "precisions", "calibration_samples", "latency_warmup", "latency_repeats", "prune", "sparsity", "criterion", "prune_scope", "distill", "temperature", "distill_alpha", "cluster", "finetune_epochs", "finetune_seconds", "finetune_seed", "target_size_kb", "target_latency_ms", "mixed_precision", "validation_fraction", "split_seed", "calibration", "bias_correction", "int8_fallback", "select", "min_top1_agreement", "qat_steps", "strict_gate", "int4_qat_steps", "int4_qat_seconds", "gptq")
     MAX_ACCURACY_DROP_FIELD_NUMBER: _ClassVar[int]
     MIN_COSINE_FIELD_NUMBER: _ClassVar[int]
     PRECISIONS_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class CompressOptions(_message.Message):
     STRICT_GATE_FIELD_NUMBER: _ClassVar[int]
     INT4_QAT_STEPS_FIELD_NUMBER: _ClassVar[int]
     INT4_QAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GPTQ_FIELD_NUMBER: _ClassVar[int]
     max_accuracy_drop: float
     min_cosine: float
     precisions: _containers.RepeatedScalarFieldContainer[str]
@@ -175,7 +176,8 @@ class CompressOptions(_message.Message):
     strict_gate: bool
     int4_qat_steps: int
     int4_qat_seconds: float
-    def __init__(self, max_accuracy_drop: _Optional[float] = ..., min_cosine: _Optional[float] = ..., precisions: _Optional[_Iterable[str]] = ..., calibration_samples: _Optional[int] = ..., latency_warmup: _Optional[int] = ..., latency_repeats: _Optional[int] = ..., prune: _Optional[str] = ..., sparsity: _Optional[float] = ..., criterion: _Optional[str] = ..., prune_scope: _Optional[str] = ..., distill: _Optional[bool] = ..., temperature: _Optional[float] = ..., distill_alpha: _Optional[float] = ..., cluster: _Optional[int] = ..., finetune_epochs: _Optional[int] = ..., finetune_seconds: _Optional[float] = ..., finetune_seed: _Optional[int] = ..., target_size_kb: _Optional[float] = ..., target_latency_ms: _Optional[float] = ..., mixed_precision: _Optional[bool] = ..., validation_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., calibration: _Optional[str] = ..., bias_correction: _Optional[bool] = ..., int8_fallback: _Optional[bool] = ..., select: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., qat_steps: _Optional[int] = ..., strict_gate: _Optional[bool] = ..., int4_qat_steps: _Optional[int] = ..., int4_qat_seconds: _Optional[float] = ...) -> None: ...
+    gptq: bool
+    def __init__(self, max_accuracy_drop: _Optional[float] = ..., min_cosine: _Optional[float] = ..., precisions: _Optional[_Iterable[str]] = ..., calibration_samples: _Optional[int] = ..., latency_warmup: _Optional[int] = ..., latency_repeats: _Optional[int] = ..., prune: _Optional[str] = ..., sparsity: _Optional[float] = ..., criterion: _Optional[str] = ..., prune_scope: _Optional[str] = ..., distill: _Optional[bool] = ..., temperature: _Optional[float] = ..., distill_alpha: _Optional[float] = ..., cluster: _Optional[int] = ..., finetune_epochs: _Optional[int] = ..., finetune_seconds: _Optional[float] = ..., finetune_seed: _Optional[int] = ..., target_size_kb: _Optional[float] = ..., target_latency_ms: _Optional[float] = ..., mixed_precision: _Optional[bool] = ..., validation_fraction: _Optional[float] = ..., split_seed: _Optional[int] = ..., calibration: _Optional[str] = ..., bias_correction: _Optional[bool] = ..., int8_fallback: _Optional[bool] = ..., select: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., qat_steps: _Optional[int] = ..., strict_gate: _Optional[bool] = ..., int4_qat_steps: _Optional[int] = ..., int4_qat_seconds: _Optional[float] = ..., gptq: _Optional[bool] = ...) -> None: ...
 
 class FileHeader(_message.Message):
     __slots__ = ("role", "filename", "size", "sha256")
