@@ -28,6 +28,7 @@ class OnnxConverter:
 
     def fp32(self, inp: ConvertInput, out: Path) -> None:
         inp.source.export_onnx(out, inp.sample_args, inp.dynamic_batch)
+        strip_provenance(out)
 
     def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         import onnx
@@ -70,6 +71,27 @@ class OnnxConverter:
             return {**notes, "calibration": {"method": method, "samples": len(inp.calibration)}}
         chosen = _choose(prepared, out, inp, notes)
         return {**notes, "calibration": {**chosen, "samples": len(inp.calibration)}}
+
+
+def strip_provenance(path: Path) -> int:
+    """Remove what an exporter records on each node for debugging (``metadata_props``: torch.onnx's source stack
+    traces, module namespaces and FX node names; ``doc_string``) from the graph at ``path``, in place.  No runtime
+    reads them; on a small model they are several percent of the file (the digits CNN: 8.5 of 111 KB), and every
+    precision derived from the graph ships without them.  Weights stored outside the file stay where they are.
+    Returns the bytes saved."""
+    import onnx
+
+    before = path.stat().st_size
+    model = onnx.load(str(path), load_external_data=False)
+    graphs = [model.graph]
+    for graph in graphs:
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attribute in node.attribute:  # the bodies of If, Loop and Scan nodes
+                graphs.extend([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs)
+    onnx.save(model, str(path))
+    return before - path.stat().st_size
 
 
 # calibration method -> onnxruntime's CalibrationMethod name and extra options
