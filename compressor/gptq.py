@@ -132,6 +132,7 @@ def round_matrix(weights: np.ndarray, moments: np.ndarray) -> np.ndarray:
 def write_rounded(base: Path, out: Path, inputs: Mapping[str, np.ndarray]) -> int:
     """Write ``base`` to ``out`` with each eligible layer's float weights replaced by their GPTQ rounding on the
     int8 grid, measured on ``inputs`` (the calibration samples).  Returns how many layers were rounded."""
+    import torch
     from ai_edge_litert.tools import flatbuffer_utils
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
@@ -146,7 +147,10 @@ def write_rounded(base: Path, out: Path, inputs: Mapping[str, np.ndarray]) -> in
         matrix = weights.reshape(weights.shape[0], -1)
         if h is None or h.shape[0] != matrix.shape[1] or not np.isfinite(h).all():
             continue
-        new = round_matrix(matrix, h).astype(np.float32).reshape(weights.shape)
+        try:
+            new = round_matrix(matrix, h).astype(np.float32).reshape(weights.shape)
+        except torch.linalg.LinAlgError:  # H not positive definite even dampened: nearest rounding for this one
+            continue
         model.buffers[tensor.buffer].data = np.frombuffer(new.tobytes(), dtype=np.uint8)
         rounded += 1
     flatbuffer_utils.write_model(model, str(out))

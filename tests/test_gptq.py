@@ -135,3 +135,20 @@ def _int8_dynamic(base, out) -> None:
 
     engine = quantizer.Quantizer(calibration.model_bytes(base), recipe(Precision.INT8_DYNAMIC))
     engine.quantize(None, enable_progress_report=False).export_model(str(out), overwrite=True)
+
+
+def test_a_failing_gptq_rounding_leaves_int8_dynamic_to_the_other_contenders(tmp_path, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no second moments")
+
+    monkeypatch.setattr(gptq, "write_rounded", broken)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+    x = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    example = (torch.from_numpy(x[:1]),)
+    job = ConvertInput(from_module(model, example), example, SampleData({"x": x}), tmp_path, (Precision.INT8_DYNAMIC,),
+                       bias_correction=True, gptq=True)  # fmt: skip
+    (artifact,) = convert(Format.TFLITE, job).artifacts
+    assert artifact.error is None and artifact.path.is_file()
+    assert artifact.notes["gptq"] == {"layers": 0, "error": "GPTQ rounding failed: RuntimeError: no second moments"}
+    assert artifact.notes["weights_from"] in ("bias-corrected", "plain")

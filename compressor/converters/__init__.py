@@ -13,8 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from compressor.converters import onnx, tflite
-from compressor.converters.base import Artifact, Conversion, Converter, ConvertInput, WeightGranularity
-from compressor.errors import EdgeForgeError
+from compressor.converters.base import (
+    Artifact,
+    Conversion,
+    Converter,
+    ConvertInput,
+    WeightGranularity,
+    failure_reason,
+)
 from compressor.native_output import captured
 from compressor.profiles import Format
 from compressor.registry import Registry
@@ -50,14 +56,6 @@ def convert(fmt: Format, inp: ConvertInput, progress: Callable[[str], None] | No
             artifacts.append(Artifact(fmt, precision, None, failure_reason("quantization", exc)))
         (progress or _ignore)(precision.value)
     return Conversion(base, tuple(artifacts))
-
-
-def failure_reason(stage: str, exc: BaseException) -> str:
-    """One line for a failed step: EdgeForge errors keep their message, others get their type named."""
-    if isinstance(exc, EdgeForgeError):
-        return str(exc)
-    text = " ".join(str(exc).split())[:300]
-    return f"{stage} failed: {type(exc).__name__}: {text}" if text else f"{stage} failed: {type(exc).__name__}"
 
 
 def _ignore(_message: str) -> None:

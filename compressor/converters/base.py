@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from compressor.data import SampleData
+from compressor.errors import EdgeForgeError
 from compressor.profiles import Format, Precision
 from compressor.sources import Source
 
@@ -88,3 +89,11 @@ class Converter(Protocol):
 
     def quantize(self, base: Path, out: Path, precision: Precision, inp: ConvertInput) -> dict | None:
         """Derive the ``precision`` artifact at ``out`` from the fp32 ``base``; return how (for the report)."""
+
+
+def failure_reason(stage: str, exc: BaseException) -> str:
+    """One line for a failed step: EdgeForge errors keep their message, others get their type named."""
+    if isinstance(exc, EdgeForgeError):
+        return str(exc)
+    text = " ".join(str(exc).split())[:300]
+    return f"{stage} failed: {type(exc).__name__}: {text}" if text else f"{stage} failed: {type(exc).__name__}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from compressor import calibration, probe
-from compressor.converters.base import ConvertInput
+from compressor.converters.base import ConvertInput, failure_reason
 from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
 
@@ -102,10 +102,14 @@ class TFLiteConverter:
 
         sources = {"bias-corrected": corrected} if corrected is not None else {}
         if inp.gptq and not per_tensor:
-            rounded, count = gptq_copy(base, inp)
-            notes["gptq"] = {"layers": count}
-            if count:
-                sources["gptq"] = rounded
+            try:
+                rounded, count = gptq_copy(base, inp)
+            except Exception as exc:  # noqa: BLE001 - without GPTQ the other contenders still make the file
+                notes["gptq"] = {"layers": 0, "error": failure_reason("GPTQ rounding", exc)}
+            else:
+                notes["gptq"] = {"layers": count}
+                if count:
+                    sources["gptq"] = rounded
         sources["plain"] = base
         source = base
         if len(sources) == 1:
