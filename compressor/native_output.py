@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ def captured(log_path: Path) -> Iterator[None]:
             yield
         finally:
             text.flush()
+            _rebind_handlers(text)
             sys.stdout, sys.stderr = saved_streams
             os.dup2(saved_fds[0], 1)
             os.dup2(saved_fds[1], 2)
@@ -56,3 +58,27 @@ def captured(log_path: Path) -> Iterator[None]:
             if outer_terminal is None and _terminal is not saved_streams[1]:
                 _terminal.close()
             _terminal = outer_terminal
+
+
+class _CurrentStderr:
+    """A stream that writes wherever ``sys.stderr`` points when it writes."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _rebind_handlers(stream: TextIO) -> None:
+    """Logging handlers a library made while output was captured hold the log file's stream, which is about to
+    close; each then gets :class:`_CurrentStderr` instead (the log file during a capture, the terminal outside one),
+    rather than failing with a "Logging error" traceback at its next message."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                handler.setStream(_CurrentStderr())
