@@ -342,7 +342,7 @@ def choose_ranges(
 FLOAT_ACTIVATION_MACS = 0.05  # share of the model's multiply-accumulates int8-dynamic may compute on float inputs
 FLOAT_ACTIVATION_GAIN = 1e-5  # mean cosine a layer must regain on float activations to be kept so
 FLOAT_ACTIVATION_TRIALS = 8  # layers tried at most: those whose inputs have the largest peak-to-RMS ratio
-FLOAT_ACTIVATION_RECOVERY = 0.5  # share of int8-dynamic's cosine loss the float layers must remove to be kept
+FLOAT_ACTIVATION_RECOVERY = 0.5  # share of int8-dynamic's loss (top-1 or cosine) float layers must remove to stay
 RANK_SAMPLES = 16
 _MAC_OPS = {"FULLY_CONNECTED", "CONV_2D"}
 
@@ -390,10 +390,10 @@ def float_activation_layers(
     (:data:`FLOAT_ACTIVATION_MACS` of the model's) are tried alone, at most :data:`FLOAT_ACTIVATION_TRIALS` of them
     (those whose inputs have the largest peak-to-RMS ratio, :func:`peak_to_rms`); they are then kept by the cosine
     each regains, best first, while the budget lasts, and the set is kept only when it removes at least
-    :data:`FLOAT_ACTIVATION_RECOVERY` of int8-dynamic's loss (of top-1 agreement or of mean cosine): a layer on float activations costs run
-    time (all-MiniLM-L6-v2 in bench/versus.py: 3 float layers, 4 % of the MACs, made XNNPACK's p50 10 % slower for
-    a fifth of the loss), so a small gain is not worth it.  When layers are returned, ``scratch`` holds that model;
-    otherwise it is removed."""
+    :data:`FLOAT_ACTIVATION_RECOVERY` of int8-dynamic's loss (of top-1 agreement or of mean cosine): a layer on
+    float activations costs run time (all-MiniLM-L6-v2 in bench/versus.py: 3 float layers, 4 % of the MACs, made
+    XNNPACK's p50 10 % slower for a fifth of the loss), so a small gain is not worth it.  When layers are returned,
+    ``scratch`` holds that model; otherwise it is removed."""
     layers = mac_layers(base)
     total = sum(macs for macs, _ in layers.values())
     budget = FLOAT_ACTIVATION_MACS * total

@@ -10,10 +10,10 @@ stays at ±127, and the file is the same size and runs the same kernels.
 
 Layers: fully connected ones and 1×1 convolutions with stride one (both a matrix over the input's last axis), whose
 weights are float constants of their own (a buffer shared between layers is left alone: one rounding cannot fit two
-inputs) and whose input has at most :data:`MAX_COLUMNS` channels.  The GPTQ libraries of the field (auto-gptq,
-gptqmodel, torchao) round PyTorch ``Linear`` modules to their own packed int4 formats for their own kernels; none
-writes a TFLite flatbuffer's int8 per-channel grid, hence this short implementation of the published algorithm
-(act-order, 1 % dampening, lazy block updates of :data:`BLOCK` columns).
+inputs), whose input has at most :data:`MAX_COLUMNS` channels and whose second moments fit :data:`MOMENT_BYTES`.
+The GPTQ libraries of the field (auto-gptq, gptqmodel, torchao) round PyTorch ``Linear`` modules to their own packed
+int4 formats for their own kernels; none writes a TFLite flatbuffer's int8 per-channel grid, hence this short
+implementation of the published algorithm (act-order, 1 % dampening, lazy block updates of :data:`BLOCK` columns).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ SAMPLES = 64  # calibration samples the inputs' second moments are measured on
 DAMP = 0.01  # dampening: this share of the mean diagonal of H is added to it (the paper's default)
 BLOCK = 128  # columns rounded between lazy updates of the rest
 MAX_COLUMNS = 4096  # wider inputs are left to nearest rounding (H would take MAX_COLUMNS² doubles)
+MOMENT_BYTES = 1 << 31  # the second moments held at once, at most; layers past it keep nearest rounding
 LEVELS = 127  # ai-edge-quantizer's symmetric int8 weights: narrow range, [-127, 127]
 
 
@@ -39,6 +40,7 @@ LEVELS = 127  # ai-edge-quantizer's symmetric int8 weights: narrow range, [-127,
 class _Layer:
     input_name: str
     weight: int  # tensor index in subgraph 0
+    columns: int  # the input's channels
 
 
 def _layers(model) -> list[_Layer]:
@@ -67,8 +69,15 @@ def _layers(model) -> list[_Layer]:
             continue
         if 0 < weights.shape[-1] <= MAX_COLUMNS:
             source = subgraph.tensors[op.inputs[0]]
-            layers.append(_Layer(fb.get_tensor_name(source), int(op.inputs[1])))
-    return layers
+            layers.append(_Layer(fb.get_tensor_name(source), int(op.inputs[1]), int(weights.shape[-1])))
+    held: dict[str, int] = {}
+    kept = []
+    for layer in layers:  # one second moment per input tensor, within MOMENT_BYTES
+        cost = 0 if layer.input_name in held else 8 * layer.columns**2
+        if sum(held.values()) + cost <= MOMENT_BYTES:
+            held.setdefault(layer.input_name, cost)
+            kept.append(layer)
+    return kept
 
 
 def _second_moments(base: Path, inputs: Mapping[str, np.ndarray], names: set[str]) -> dict[str, np.ndarray]:

@@ -152,3 +152,15 @@ def test_a_failing_gptq_rounding_leaves_int8_dynamic_to_the_other_contenders(tmp
     assert artifact.error is None and artifact.path.is_file()
     assert artifact.notes["gptq"] == {"layers": 0, "error": "GPTQ rounding failed: RuntimeError: no second moments"}
     assert artifact.notes["weights_from"] in ("bias-corrected", "plain")
+
+
+def test_second_moments_past_the_memory_bound_leave_their_layers_to_nearest_rounding(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).eval()
+    x = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+    example = (torch.from_numpy(x[:1]),)
+    job = ConvertInput(from_module(model, example), example, SampleData({"x": x}), tmp_path, (Precision.FP32,))
+    base = convert(Format.TFLITE, job).base
+    assert gptq.write_rounded(base, tmp_path / "all.tflite", {"x": x}) == 2
+    monkeypatch.setattr(gptq, "MOMENT_BYTES", 8 * 16 * 16)  # room for the first layer's 16×16 moments only
+    assert gptq.write_rounded(base, tmp_path / "first.tflite", {"x": x}) == 1
