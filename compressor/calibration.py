@@ -217,6 +217,15 @@ def _targets(model) -> list[_Target]:
     return targets
 
 
+def buffer_users(model) -> dict[int, int]:
+    """How many tensors of a read flatbuffer ``model`` (all subgraphs) use each buffer."""
+    users: dict[int, int] = {}
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    return users
+
+
 def quantize_weights(weights: np.ndarray, axis: int | None, levels: int = 127) -> np.ndarray:
     """Symmetric int8 fake quantization (``levels`` each side of zero: 127, or 64 for onnxruntime's reduced range),
     one scale per slice along ``axis`` (None: per tensor)."""
@@ -275,10 +284,7 @@ def correct_biases(
         means = input_means(base, inputs or {})
     model = fb.read_model(model_bytes(base))
     subgraph, corrected = model.subgraphs[0], 0
-    users: dict[int, int] = {}
-    for graph in model.subgraphs:
-        for tensor in graph.tensors:
-            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    users = buffer_users(model)
     for target in _targets(model):
         mean = means.get(target.input_name)
         if mean is None or target.scope in skip:
@@ -422,7 +428,7 @@ def float_activation_layers(
         figures, key = score(scratch)
         recovered = max((k - p) / max(1.0 - p, 1e-12) for k, p in zip(key, plain))  # of top-1 or of cosine
         notes["recovered"] = round(recovered, 4)
-        if key[0] >= plain[0] and key > plain and recovered >= FLOAT_ACTIVATION_RECOVERY:
+        if key[0] >= plain[0] and recovered >= FLOAT_ACTIVATION_RECOVERY:
             notes.update(layers=chosen, macs_share=round(spent / max(total, 1), 4))
             notes["with"] = figures
             return chosen, notes

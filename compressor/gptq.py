@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compressor.calibration import model_bytes, run_preserving
+from compressor.calibration import buffer_users, model_bytes, run_preserving
 
 __all__ = ["SAMPLES", "round_matrix", "write_rounded"]
 
@@ -47,10 +47,7 @@ def _layers(model) -> list[_Layer]:
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
     subgraph = model.subgraphs[0]
-    users: dict[int, int] = {}
-    for graph in model.subgraphs:
-        for tensor in graph.tensors:
-            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    users = buffer_users(model)
     layers = []
     for op in subgraph.operators:
         name = fb.TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from compressor import calibration, probe
+from compressor import calibration, gptq, probe
 from compressor.converters.base import ConvertInput, failure_reason
 from compressor.errors import ConversionError
 from compressor.profiles import Format, Precision
@@ -41,12 +41,12 @@ class TFLiteConverter:
         corrected = None
         if inp.bias_correction and precision in (Precision.INT8_DYNAMIC, Precision.INT8_FULL):
             corrected = inp.workdir / f"fp32-bias-corrected-{inp.weight_granularity}.tflite"
-            if not corrected.exists():
-                count = calibration.correct_biases(
-                    base, corrected, inp.calibration.inputs, per_tensor=inp.weight_granularity == "tensor"
-                )
-                (inp.workdir / f"{corrected.name}.layers").write_text(str(count))
-            notes["bias_correction"] = {"layers": int((inp.workdir / f"{corrected.name}.layers").read_text())}
+            per_tensor = inp.weight_granularity == "tensor"
+            count = _made_once(
+                corrected,
+                lambda: calibration.correct_biases(base, corrected, inp.calibration.inputs, per_tensor=per_tensor),
+            )
+            notes["bias_correction"] = {"layers": count}
         if precision is Precision.INT8_DYNAMIC:
             return self._int8_dynamic(base, corrected, out, inp, notes)
         base = corrected or base
@@ -102,8 +102,9 @@ class TFLiteConverter:
 
         sources = {"bias-corrected": corrected} if corrected is not None else {}
         if inp.gptq and not per_tensor:
+            rounded = inp.workdir / "fp32-gptq.tflite"
             try:
-                rounded, count = gptq_copy(base, inp)
+                count = _made_once(rounded, lambda: gptq.write_rounded(base, rounded, inp.calibration.inputs))
             except Exception as exc:  # noqa: BLE001 - without GPTQ the other contenders still make the file
                 notes["gptq"] = {"layers": 0, "error": failure_reason("GPTQ rounding", exc)}
             else:
@@ -147,17 +148,13 @@ class TFLiteConverter:
         return notes
 
 
-def gptq_copy(base: Path, inp: ConvertInput) -> tuple[Path, int]:
-    """``base`` with its weights GPTQ-rounded on the calibration samples (made once per conversion folder) and how
-    many layers were rounded."""
-    from compressor import gptq
-
-    rounded = inp.workdir / "fp32-gptq.tflite"
-    count_file = inp.workdir / f"{rounded.name}.layers"
-    if not rounded.exists():
-        count = gptq.write_rounded(base, rounded, inp.calibration.inputs)
-        count_file.write_text(str(count))
-    return rounded, int(count_file.read_text())
+def _made_once(path: Path, make: Callable[[], int]) -> int:
+    """Write ``path`` with ``make`` unless this conversion folder has it already; return the count of layers
+    ``make`` changed (kept beside the file for the next precision that uses it)."""
+    count_file = path.with_name(f"{path.name}.layers")
+    if not path.exists():
+        count_file.write_text(str(make()))
+    return int(count_file.read_text())
 
 
 def recipe(precision: Precision, per_tensor_weights: bool = False, float_activations: Sequence[str] = ()):
